@@ -1,0 +1,18 @@
+# bocpy_add_plugin(NAME <module> SOURCES <files...> [DESTINATION <dir>])
+#
+# Builds a bocpy plugin: a CPython extension module compiled against the
+# stable ABI (Py_LIMITED_API = 3.12) and bocpy's public headers only, so the
+# resulting <module>.abi3.so loads on every supported CPython.
+function(bocpy_add_plugin)
+  cmake_parse_arguments(ARG "" "NAME;DESTINATION" "SOURCES" ${ARGN})
+  if(NOT ARG_NAME OR NOT ARG_SOURCES)
+    message(FATAL_ERROR "bocpy_add_plugin needs NAME and SOURCES")
+  endif()
+  Python_add_library(${ARG_NAME} MODULE USE_SABI 3.12 WITH_SOABI ${ARG_SOURCES})
+  target_compile_definitions(${ARG_NAME} PRIVATE Py_LIMITED_API=0x030C0000)
+  target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/abi/include)
+  bocpy_set_warnings(${ARG_NAME})
+  if(ARG_DESTINATION)
+    install(TARGETS ${ARG_NAME} LIBRARY DESTINATION ${ARG_DESTINATION})
+  endif()
+endfunction()

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# scripts/test.sh - build everything and run every test, on CPython 3.12 and 3.13.
+#
+#   bash scripts/test.sh
+#
+# Runs the cmocka unit tests under ctest, then for each Python version builds
+# and installs the package into .venv/py<ver> and runs pytest.  Exits non-zero
+# if anything fails.
+source "$(dirname "$0")/env.sh"
+cd "$BOCPY_ROOT"
+bocpy_install_system_packages
+
+status=0
+summary=()
+
+run_step() { # run_step <label> <command...>
+  local label="$1"; shift
+  echo
+  echo "================ $label ================"
+  if "$@"; then summary+=("PASS  $label"); else summary+=("FAIL  $label"); status=1; fi
+}
+
+first_ver="${BOCPY_PYTHONS%% *}"
+venv="$(bocpy_venv "$first_ver")"
+export PATH="$venv/bin:$PATH"   # cmake and ninja from PyPI
+
+c_tests() { # c_tests <build-dir> <cmake args...>
+  local dir="$1"; shift
+  cmake -S . -B "$dir" -G Ninja -DBOCPY_BUILD_TESTS=ON -DBOCPY_BUILD_MODULE=OFF "$@" >/dev/null &&
+    cmake --build "$dir" &&
+    ctest --test-dir "$dir" --output-on-failure
+}
+run_step "C unit tests (cmocka, gcc)" c_tests build/ctest-gcc -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=gcc
+run_step "C unit tests (cmocka, clang, ASan+UBSan)" c_tests build/ctest-asan -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_C_COMPILER=clang "-DBOCPY_SANITIZE=address;undefined"
+run_step "C unit tests (cmocka, clang, TSan)" c_tests build/ctest-tsan -DCMAKE_BUILD_TYPE=Debug \
+  -DCMAKE_C_COMPILER=clang -DBOCPY_SANITIZE=thread
+
+for ver in $BOCPY_PYTHONS; do
+  py_tests() {
+    local venv
+    venv="$(bocpy_venv "$ver")" &&
+      bocpy_install_package "$venv" &&
+      (cd "$BOCPY_ROOT" && "$venv/bin/pytest" -p no:cacheprovider -q)
+  }
+  run_step "Python tests (pytest, CPython $ver)" py_tests
+done
+
+echo
+echo "================ summary ================"
+printf '%s\n' "${summary[@]}"
+exit $status

@@ -1,0 +1,33 @@
+"""Shared pytest configuration for the bocpy suite."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The suite tests the *installed* package (scripts/test.sh installs it into the
+# virtual environment), never the source tree, which holds no compiled modules.
+if str(ROOT) in sys.path:
+    sys.path.remove(str(ROOT))
+
+
+def run_python(code: str, *, env: dict[str, str] | None = None,
+               timeout: float = 120, check: bool = True):
+    """Run ``code`` in a fresh interpreter outside the source tree (so it sees
+    the installed package) and return the CompletedProcess."""
+    import os
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=check,
+        )
