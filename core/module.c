@@ -4,15 +4,299 @@
  * the module can be imported in every worker sub-interpreter, each of which
  * has its own GIL.  No Python object is kept in a C global.
  */
-#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include "platform.h"
-#include "pycompat.h"
-
+#include <math.h>
 #include <stdlib.h>
 
-/* ---- functions ----------------------------------------------------------- */
+#include "behavior.h"
+#include "cown_type.h"
+#include "module.h"
+#include "platform.h"
+#include "pycompat.h"
+#include "runtime.h"
+#include "transport.h"
+
+/* ---- module state lookup ---------------------------------------------------
+ * The state lives in the module; a capsule in the interpreter's dict points
+ * at it so C code without a module object can find it.  The per-thread
+ * cache is keyed by interpreter id (ids are never reused). */
+#define STATE_KEY "bocpy._core.state"
+
+static _Thread_local int64_t tls_state_interp = -1;
+static _Thread_local boc_state_t *tls_state;
+
+boc_state_t *boc_state(void) {
+  int64_t id = boc_current_interp_id();
+  if (tls_state != NULL && tls_state_interp == id) {
+    return tls_state;
+  }
+  PyObject *dict = PyInterpreterState_GetDict(PyInterpreterState_Get());
+  PyObject *cap = dict != NULL ? PyDict_GetItemString(dict, STATE_KEY) : NULL;
+  if (cap == NULL) {
+    PyErr_SetString(PyExc_ImportError,
+                    "bocpy._core is not imported in this interpreter");
+    return NULL;
+  }
+  boc_state_t *st = PyCapsule_GetPointer(cap, STATE_KEY);
+  if (st == NULL) {
+    return NULL;
+  }
+  tls_state = st;
+  tls_state_interp = id;
+  return st;
+}
+
+static inline boc_state_t *get_state(PyObject *module) {
+  return (boc_state_t *)PyModule_GetState(module);
+}
+
+/* ---- pickle hooks for the transport ---------------------------------------- */
+
+int boc_pickle_dumps(PyObject *obj, PyObject **bytes_out) {
+  boc_state_t *st = boc_state();
+  if (st == NULL) {
+    return -1;
+  }
+  *bytes_out = PyObject_CallFunctionObjArgs(st->pickle_dumps, obj,
+                                            st->protocol, NULL);
+  return *bytes_out != NULL ? 0 : -1;
+}
+
+PyObject *boc_pickle_loads(const char *data, Py_ssize_t size) {
+  boc_state_t *st = boc_state();
+  if (st == NULL) {
+    return NULL;
+  }
+  PyObject *mv = PyMemoryView_FromMemory((char *)data, size, PyBUF_READ);
+  if (mv == NULL) {
+    return NULL;
+  }
+  PyObject *obj = PyObject_CallOneArg(st->pickle_loads, mv);
+  Py_DECREF(mv);
+  return obj;
+}
+
+/* _cown_ref(index): the unpickling side of a cown handle's __reduce__. */
+static PyObject *cown_ref(PyObject *module, PyObject *arg) {
+  (void)module;
+  Py_ssize_t index = PyLong_AsSsize_t(arg);
+  if (index == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  boc_cown_t *c = boc_transport_cown_at(index);
+  return c != NULL ? boc_handle_new(c) : NULL;
+}
+
+/* ---- behavior code blobs ---------------------------------------------------- */
+
+typedef struct {
+  PyObject_HEAD
+  boc_code_t *code;
+} code_obj_t;
+
+static void code_dealloc(PyObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  boc_code_decref(((code_obj_t *)self)->code);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+static PyType_Slot code_slots[] = {
+    {Py_tp_dealloc, code_dealloc},
+    {Py_tp_doc, "Marshalled behavior code shared by every interpreter."},
+    {0, NULL},
+};
+
+static PyType_Spec code_spec = {
+    .name = "bocpy._core.BehaviorCode",
+    .basicsize = sizeof(code_obj_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = code_slots,
+};
+
+PyDoc_STRVAR(code_blob_doc,
+             "code_blob(marshalled: bytes, module: str, file: str | None)\n\n"
+             "Wraps marshal.dumps(code) of a behavior body for scheduling.");
+static PyObject *code_blob(PyObject *module, PyObject *args) {
+  const char *bytes, *modname, *file = NULL;
+  Py_ssize_t size;
+  if (!PyArg_ParseTuple(args, "y#sz:code_blob", &bytes, &size, &modname,
+                        &file)) {
+    return NULL;
+  }
+  boc_state_t *st = get_state(module);
+  code_obj_t *obj = PyObject_New(code_obj_t, st->code_type);
+  if (obj == NULL) {
+    return NULL;
+  }
+  obj->code = boc_code_new(bytes, (size_t)size, modname, file);
+  if (obj->code == NULL) {
+    obj->code = NULL;
+    Py_TYPE(obj)->tp_free(obj);
+    Py_DECREF(st->code_type);
+    return NULL;
+  }
+  return (PyObject *)obj;
+}
+
+/* ---- scheduling ------------------------------------------------------------- */
+
+PyDoc_STRVAR(schedule_doc,
+             "schedule(code, cowns, captures)\n\n"
+             "Schedules a behavior over cowns (handles, or lists/tuples of\n"
+             "handles) and returns its result Cown.  captures is None or a\n"
+             "tuple (cells, extras, globals).");
+static PyObject *schedule(PyObject *module, PyObject *const *args,
+                          Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "schedule() takes 3 arguments");
+    return NULL;
+  }
+  boc_state_t *st = get_state(module);
+  if (Py_TYPE(args[0]) != st->code_type) {
+    PyErr_SetString(PyExc_TypeError, "schedule(): bad behavior code");
+    return NULL;
+  }
+  if (PyList_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
+    return NULL;
+  }
+  boc_payload_t *captures = NULL;
+  if (args[2] != Py_None) {
+    captures = boc_payload_encode(args[2]);
+    if (captures == NULL) {
+      return NULL;
+    }
+  }
+  boc_behavior_t *b =
+      boc_behavior_new(((code_obj_t *)args[0])->code, args[1], captures);
+  if (b == NULL) {
+    return NULL;
+  }
+  boc_cown_t *result = boc_behavior_schedule(b);
+  if (result == NULL) {
+    return NULL;
+  }
+  PyObject *h = boc_handle_new(result);
+  boc_cown_decref(result);
+  return h;
+}
+
+/* ---- runtime control ------------------------------------------------------- */
+
+static int require_main(const char *what) {
+  if (!boc_is_main_interp()) {
+    PyErr_Format(PyExc_RuntimeError,
+                 "%s can only be called from the main interpreter", what);
+    return -1;
+  }
+  return 0;
+}
+
+PyDoc_STRVAR(start_doc, "start(worker_count: int, bootstrap: object)\n\n"
+                        "Starts the worker pool (main interpreter only).");
+static PyObject *start(PyObject *module, PyObject *args) {
+  int n;
+  PyObject *bootstrap;
+  if (!PyArg_ParseTuple(args, "iO:start", &n, &bootstrap)) {
+    return NULL;
+  }
+  if (require_main("start()") < 0) {
+    return NULL;
+  }
+  if (boc_release_borrowed(get_state(module)) < 0 ||
+      boc_runtime_start(n, bootstrap) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+/* Parses a timeout: None -> forever (-1); numbers >= 0; NaN rejected. */
+static int parse_timeout(PyObject *obj, double *out) {
+  if (obj == Py_None) {
+    *out = -1;
+    return 0;
+  }
+  if (PyBool_Check(obj) || !(PyLong_Check(obj) || PyFloat_Check(obj))) {
+    PyErr_Format(PyExc_TypeError, "timeout must be a number or None, not %s",
+                 Py_TYPE(obj)->tp_name);
+    return -1;
+  }
+  double t = PyFloat_AsDouble(obj);
+  if (t == -1 && PyErr_Occurred()) {
+    return -1;
+  }
+  if (isnan(t)) {
+    PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+    return -1;
+  }
+  *out = t < 0 ? 0 : t;
+  return 0;
+}
+
+PyDoc_STRVAR(wait_doc,
+             "wait(timeout, teardown, stats) -> list | None\n\n"
+             "Waits until no behavior is in flight, running pinned behaviors\n"
+             "meanwhile; then stops the runtime when teardown is true.");
+static PyObject *wait_(PyObject *module, PyObject *args) {
+  (void)module;
+  PyObject *timeout_obj;
+  int teardown, want_stats;
+  if (!PyArg_ParseTuple(args, "Opp:wait", &timeout_obj, &teardown,
+                        &want_stats)) {
+    return NULL;
+  }
+  double timeout;
+  if (parse_timeout(timeout_obj, &timeout) < 0 ||
+      require_main(teardown ? "wait()" : "quiesce()") < 0) {
+    return NULL;
+  }
+  PyObject *stats = NULL;
+  if (boc_runtime_wait(timeout, teardown, want_stats ? &stats : NULL) < 0) {
+    return NULL;
+  }
+  if (stats != NULL) {
+    return stats;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *running(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyBool_FromLong(boc_runtime_running());
+}
+
+static PyObject *idle(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyBool_FromLong(boc_runtime_idle());
+}
+
+static PyObject *worker_count(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLong(boc_runtime_worker_count());
+}
+
+static PyObject *worker_index(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLong(boc_worker_index());
+}
+
+static PyObject *in_flight(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  boc_terminator_t *t = boc_runtime_terminator();
+  return PyLong_FromLongLong(
+      boc_term_count(t) - atomic_load_explicit(&t->seeded, BOC_SEQ_CST));
+}
+
+static PyObject *record_sizes(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return Py_BuildValue("{s:n,s:n,s:n}", "cown", (Py_ssize_t)sizeof(boc_cown_t),
+                       "behavior_1", (Py_ssize_t)boc_behavior_record_size(1, 1),
+                       "behavior_2", (Py_ssize_t)boc_behavior_record_size(2, 2));
+}
+
+/* ---- platform queries ------------------------------------------------------- */
 
 PyDoc_STRVAR(interpreter_id_doc,
              "interpreter_id() -> int\n\n"
@@ -65,14 +349,102 @@ static PyMethodDef core_methods[] = {
      METH_VARARGS | METH_KEYWORDS, cpu_count_doc},
     {"default_worker_count", default_worker_count, METH_NOARGS,
      default_worker_count_doc},
+    {"_cown_ref", cown_ref, METH_O, "Unpickling hook for cown handles."},
+    {"code_blob", code_blob, METH_VARARGS, code_blob_doc},
+    {"schedule", (PyCFunction)(void (*)(void))schedule, METH_FASTCALL,
+     schedule_doc},
+    {"start", start, METH_VARARGS, start_doc},
+    {"wait", wait_, METH_VARARGS, wait_doc},
+    {"running", running, METH_NOARGS, "True while the runtime is up."},
+    {"idle", idle, METH_NOARGS, "True when no behavior is in flight."},
+    {"in_flight", in_flight, METH_NOARGS,
+     "Behaviors scheduled and not yet retired."},
+    {"worker_count", worker_count, METH_NOARGS,
+     "Workers of the running runtime (0 when stopped)."},
+    {"worker_index", worker_index, METH_NOARGS,
+     "Index of the calling worker thread, -1 elsewhere."},
+    {"record_sizes", record_sizes, METH_NOARGS,
+     "Bytes of the C records (cown, behavior over 1 and 2 cowns)."},
     {NULL, NULL, 0, NULL},
 };
 
 /* ---- module definition ---------------------------------------------------- */
 
 static int core_exec(PyObject *module) {
-  (void)module;
+  boc_state_t *st = get_state(module);
+  st->interp_id = boc_current_interp_id();
+  if (boc_cown_types_init(module, st) < 0) {
+    return -1;
+  }
+  st->code_type =
+      (PyTypeObject *)PyType_FromModuleAndSpec(module, &code_spec, NULL);
+  if (st->code_type == NULL) {
+    return -1;
+  }
+  PyObject *pickle = PyImport_ImportModule("pickle");
+  if (pickle == NULL) {
+    return -1;
+  }
+  st->pickle_dumps = PyObject_GetAttrString(pickle, "dumps");
+  st->pickle_loads = PyObject_GetAttrString(pickle, "loads");
+  Py_DECREF(pickle);
+  if (st->pickle_dumps == NULL || st->pickle_loads == NULL) {
+    return -1;
+  }
+  st->protocol = PyLong_FromLong(5);
+  st->cown_ref = PyObject_GetAttrString(module, "_cown_ref");
+  st->fn_cache = PyDict_New();
+  st->borrowed = PyList_New(0);
+  if (st->protocol == NULL || st->cown_ref == NULL || st->fn_cache == NULL ||
+      st->borrowed == NULL) {
+    return -1;
+  }
+  PyObject *cap = PyCapsule_New(st, STATE_KEY, NULL);
+  PyObject *dict = PyInterpreterState_GetDict(PyInterpreterState_Get());
+  if (cap == NULL || dict == NULL ||
+      PyDict_SetItemString(dict, STATE_KEY, cap) < 0) {
+    Py_XDECREF(cap);
+    return -1;
+  }
+  Py_DECREF(cap);
+  tls_state = NULL; /* re-resolve: an older state may be cached */
   return 0;
+}
+
+static int core_traverse(PyObject *module, visitproc visit, void *arg) {
+  boc_state_t *st = get_state(module);
+  Py_VISIT(st->cown_type);
+  Py_VISIT(st->pinned_type);
+  Py_VISIT(st->code_type);
+  Py_VISIT(st->pickle_dumps);
+  Py_VISIT(st->pickle_loads);
+  Py_VISIT(st->cown_ref);
+  Py_VISIT(st->fn_cache);
+  Py_VISIT(st->load_function);
+  Py_VISIT(st->borrowed);
+  return 0;
+}
+
+static int core_clear(PyObject *module) {
+  boc_state_t *st = get_state(module);
+  Py_CLEAR(st->cown_type);
+  Py_CLEAR(st->pinned_type);
+  Py_CLEAR(st->code_type);
+  Py_CLEAR(st->pickle_dumps);
+  Py_CLEAR(st->pickle_loads);
+  Py_CLEAR(st->protocol);
+  Py_CLEAR(st->cown_ref);
+  Py_CLEAR(st->fn_cache);
+  Py_CLEAR(st->load_function);
+  Py_CLEAR(st->borrowed);
+  return 0;
+}
+
+static void core_free(void *module) {
+  core_clear((PyObject *)module);
+  if (tls_state == get_state((PyObject *)module)) {
+    tls_state = NULL;
+  }
 }
 
 static PyModuleDef_Slot core_slots[] = {
@@ -88,9 +460,12 @@ static struct PyModuleDef core_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "bocpy._core",
     .m_doc = "The bocpy runtime, written in C.",
-    .m_size = 0,
+    .m_size = sizeof(boc_state_t),
     .m_methods = core_methods,
     .m_slots = core_slots,
+    .m_traverse = core_traverse,
+    .m_clear = core_clear,
+    .m_free = core_free,
 };
 
 PyMODINIT_FUNC PyInit__core(void); /* the one exported symbol */

@@ -76,6 +76,13 @@ typedef void (*boc_thread_fn)(void *arg);
 int boc_thread_start(boc_thread_t *t, boc_thread_fn fn, void *arg);
 int boc_thread_join(boc_thread_t *t);
 
+/* ---- one-time initialisation ---------------------------------------------- */
+typedef pthread_once_t boc_once_t;
+#define BOC_ONCE_INIT PTHREAD_ONCE_INIT
+static inline void boc_once(boc_once_t *once, void (*fn)(void)) {
+  pthread_once(once, fn);
+}
+
 /* ---- CPUs ------------------------------------------------------------------ */
 /* Logical CPUs this process may run on (its affinity mask); at least 1. */
 int boc_cpu_count_logical(void);

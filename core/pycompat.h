@@ -35,4 +35,13 @@ static inline int boc_is_main_interp(void) {
   return PyInterpreterState_Get() == PyInterpreterState_Main();
 }
 
+/* The calling thread's state, or NULL when it has none (no GIL needed). */
+static inline PyThreadState *boc_thread_state_unchecked(void) {
+#if PY_VERSION_HEX >= 0x030D0000
+  return PyThreadState_GetUnchecked();
+#else
+  return _PyThreadState_UncheckedGet();
+#endif
+}
+
 #endif /* BOCPY_CORE_PYCOMPAT_H */

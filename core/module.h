@@ -1,0 +1,41 @@
+/* module.h - per-interpreter state of the bocpy._core module.
+ *
+ * Each interpreter that imports bocpy._core (main and every worker) gets its
+ * own state: heap types and cached Python callables.  C code that has no
+ * module object at hand finds the current interpreter's state with
+ * boc_state(), which caches the lookup per thread and re-validates it
+ * against the current interpreter on every call.
+ */
+#ifndef BOCPY_CORE_MODULE_H
+#define BOCPY_CORE_MODULE_H
+
+#include <Python.h>
+
+#include "cown.h"
+
+typedef struct boc_state {
+  PyTypeObject *cown_type;   /* bocpy.Cown */
+  PyTypeObject *pinned_type; /* bocpy.PinnedCown (subclass of Cown) */
+  PyTypeObject *code_type;   /* behavior code blobs */
+  PyObject *pickle_dumps;    /* pickle.dumps */
+  PyObject *pickle_loads;    /* pickle.loads */
+  PyObject *protocol;        /* int 5 */
+  PyObject *cown_ref;        /* _core._cown_ref, the unpickling hook */
+  PyObject *fn_cache;        /* dict: code blob id -> function template */
+  PyObject *load_function;   /* bocpy._worker.load_function (lazy) */
+  PyObject *borrowed;        /* main: handles whose cowns .value borrowed */
+  int64_t interp_id;         /* the interpreter this state belongs to */
+  int pumping;               /* main: inside pump() (not reentrant) */
+} boc_state_t;
+
+/* The current interpreter's module state, or NULL with ImportError when
+ * bocpy._core has not been imported in this interpreter. */
+boc_state_t *boc_state(void);
+
+/* Handle objects (Cown / PinnedCown instances). */
+typedef struct {
+  PyObject_HEAD
+  boc_cown_t *rec; /* strong reference */
+} boc_handle_t;
+
+#endif /* BOCPY_CORE_MODULE_H */
