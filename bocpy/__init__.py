@@ -198,6 +198,9 @@ def _at_exit() -> None:
     # scheduled, then exits cleanly.
     if _core.running():
         wait()
+    # Worker interpreters are pooled across start/wait cycles; end them
+    # before the main interpreter finalises.
+    _core.shutdown_pool()
 
 
 if _IS_MAIN:

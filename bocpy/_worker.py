@@ -63,7 +63,9 @@ def load_function(code_bytes: bytes, module: str, file: str | None) -> types.Fun
     if not isinstance(code, types.CodeType):
         raise TypeError("behavior code is not a code object")
     namespace = module_namespace(module, file)
-    return types.FunctionType(code, namespace, code.co_name)
+    # Empty cells stand in for the closure; each call gets its captured ones.
+    closure = tuple(types.CellType() for _ in code.co_freevars) or None
+    return types.FunctionType(code, namespace, code.co_name, None, closure)
 
 
 def module_namespace(module: str, file: str | None) -> dict[str, Any]:

@@ -11,6 +11,13 @@
  * that is needed. */
 static _Atomic uint64_t next_cown_id = 1;
 
+/* Records alive in the process (leak checks; relaxed: a statistic). */
+static _Atomic int64_t live_cowns;
+
+int64_t boc_cown_live_count(void) {
+  return atomic_load_explicit(&live_cowns, BOC_RELAXED);
+}
+
 static boc_cown_t *cown_alloc(void) {
   boc_cown_t *c = calloc(1, sizeof(*c));
   if (c == NULL) {
@@ -22,6 +29,7 @@ static boc_cown_t *cown_alloc(void) {
   atomic_init(&c->refs, 1); /* counted before anyone can see it */
   atomic_init(&c->flags, 0);
   c->id = atomic_fetch_add_explicit(&next_cown_id, 1, BOC_RELAXED);
+  atomic_fetch_add_explicit(&live_cowns, 1, BOC_RELAXED);
   return c;
 }
 
@@ -149,6 +157,7 @@ void boc_cown_decref(boc_cown_t *c) {
   free_live_value(c);
   boc_payload_free(c->payload);
   free(c);
+  atomic_fetch_sub_explicit(&live_cowns, 1, BOC_RELAXED);
 }
 
 /* ---- ownership ------------------------------------------------------------ */

@@ -81,6 +81,9 @@ PyObject *boc_cown_value(boc_cown_t *c);
 /* Replaces the live value (steals nothing; increfs v). */
 int boc_cown_set_value(boc_cown_t *c, PyObject *v);
 
+/* Cown records currently alive in the process. */
+int64_t boc_cown_live_count(void);
+
 /* Called once per interpreter before it is destroyed, and by the main
  * interpreter at safe points: frees live values orphaned in this
  * interpreter by records that died elsewhere. */

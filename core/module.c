@@ -262,6 +262,14 @@ static PyObject *wait_(PyObject *module, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+static PyObject *shutdown_pool(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (require_main("shutdown_pool()") < 0 || boc_runtime_shutdown_pool() < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
 static PyObject *running(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
   return PyBool_FromLong(boc_runtime_running());
@@ -287,6 +295,11 @@ static PyObject *in_flight(PyObject *module, PyObject *Py_UNUSED(a)) {
   boc_terminator_t *t = boc_runtime_terminator();
   return PyLong_FromLongLong(
       boc_term_count(t) - atomic_load_explicit(&t->seeded, BOC_SEQ_CST));
+}
+
+static PyObject *live_cowns(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLongLong(boc_cown_live_count());
 }
 
 static PyObject *record_sizes(PyObject *module, PyObject *Py_UNUSED(a)) {
@@ -356,6 +369,8 @@ static PyMethodDef core_methods[] = {
     {"start", start, METH_VARARGS, start_doc},
     {"wait", wait_, METH_VARARGS, wait_doc},
     {"running", running, METH_NOARGS, "True while the runtime is up."},
+    {"shutdown_pool", shutdown_pool, METH_NOARGS,
+     "Destroy the parked worker interpreters (after wait())."},
     {"idle", idle, METH_NOARGS, "True when no behavior is in flight."},
     {"in_flight", in_flight, METH_NOARGS,
      "Behaviors scheduled and not yet retired."},
@@ -363,6 +378,8 @@ static PyMethodDef core_methods[] = {
      "Workers of the running runtime (0 when stopped)."},
     {"worker_index", worker_index, METH_NOARGS,
      "Index of the calling worker thread, -1 elsewhere."},
+    {"live_cowns", live_cowns, METH_NOARGS,
+     "Cown records alive in the process (for leak checks)."},
     {"record_sizes", record_sizes, METH_NOARGS,
      "Bytes of the C records (cown, behavior over 1 and 2 cowns)."},
     {NULL, NULL, 0, NULL},

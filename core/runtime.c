@@ -15,7 +15,6 @@ typedef struct runtime {
   _Atomic int state;
   boc_terminator_t term;
   boc_sched_t *sched;       /* valid from start until the end of stop */
-  boc_worker_t *workers;
   int nworkers;
   boc_payload_t *bootstrap; /* kept alive while workers may decode it */
   /* the main-thread queue of pinned behaviors */
@@ -145,11 +144,11 @@ int boc_runtime_start(int n, PyObject *bootstrap) {
     goto fail_boot;
   }
   char *error = NULL;
-  boc_worker_t *ws;
+  int rc;
   Py_BEGIN_ALLOW_THREADS
-  ws = boc_workers_start(n, r->sched, r->bootstrap, &error);
+  rc = boc_workers_activate(n, r->sched, r->bootstrap, &error);
   Py_END_ALLOW_THREADS
-  if (ws == NULL) {
+  if (rc < 0) {
     PyErr_Format(PyExc_RuntimeError, "Error starting worker pool: %s",
                  error != NULL ? error : "unknown error");
     free(error);
@@ -157,7 +156,6 @@ int boc_runtime_start(int n, PyObject *bootstrap) {
     r->sched = NULL;
     goto fail_boot;
   }
-  r->workers = ws;
   r->nworkers = n;
   atomic_store_explicit(&r->state, RT_RUNNING, BOC_RELEASE);
   return 0;
@@ -235,6 +233,18 @@ static void drop_leftovers(runtime_t *r) {
   }
 }
 
+int boc_runtime_shutdown_pool(void) {
+  if (atomic_load_explicit(&runtime()->state, BOC_ACQUIRE) != RT_STOPPED) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the worker pool can only be shut down after wait()");
+    return -1;
+  }
+  Py_BEGIN_ALLOW_THREADS
+  boc_workers_shutdown();
+  Py_END_ALLOW_THREADS
+  return 0;
+}
+
 static int64_t poll_ns = 50 * 1000000LL; /* main thread only */
 
 void boc_runtime_set_poll_ms(int64_t ms) { poll_ns = ms * 1000000LL; }
@@ -309,9 +319,8 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   boc_term_close(&r->term);
   boc_sched_stop(r->sched);
   Py_BEGIN_ALLOW_THREADS
-  boc_workers_join(r->workers, r->nworkers);
+  boc_workers_deactivate(r->nworkers);
   Py_END_ALLOW_THREADS
-  r->workers = NULL;
   drop_leftovers(r);
   boc_sched_free(r->sched);
   r->sched = NULL;

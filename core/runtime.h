@@ -41,6 +41,10 @@ int boc_runtime_start(int n, PyObject *bootstrap);
  * left running) or another exception. */
 int boc_runtime_wait(double timeout, int teardown, PyObject **stats);
 
+/* Destroys the parked worker interpreters (main interpreter, stopped
+ * runtime; e.g. at exit).  -1 with RuntimeError while running. */
+int boc_runtime_shutdown_pool(void);
+
 /* Longest sleep of wait()'s pump loop, in milliseconds (main thread). */
 void boc_runtime_set_poll_ms(int64_t ms);
 

@@ -1,4 +1,4 @@
-/* worker.c - worker sub-interpreters and the worker loop (see worker.h). */
+/* worker.c - the worker pool and the worker loop (see worker.h). */
 #include "worker.h"
 
 #include <Python.h>
@@ -12,20 +12,32 @@
 #include "pycompat.h"
 #include "runtime.h"
 
-enum { W_STARTING = 0, W_READY = 1, W_FAILED = 2 };
+enum {
+  W_CREATING,  /* thread started, interpreter being created */
+  W_PARKED,    /* waiting for work (no runtime uses it) */
+  W_STARTING,  /* activated: bootstrapping */
+  W_RUNNING,   /* in the worker loop */
+  W_FAILED,    /* activation or creation failed (see error) */
+  W_GONE,      /* interpreter destroyed, thread ending */
+};
 
-struct boc_worker {
+typedef struct worker {
   boc_thread_t thread;
   int index;
-  int started;                 /* thread was created */
-  boc_sched_t *sched;
-  const boc_payload_t *bootstrap;
-  /* start-up handshake */
   boc_mutex_t mu;
-  boc_cond_t cv;
-  int state;                   /* guarded by mu */
-  char error[512];             /* set before state = W_FAILED */
-};
+  boc_cond_t cv;              /* signals state changes both ways */
+  int state;                  /* guarded by mu */
+  int go;                     /* guarded by mu: 1 activate, -1 exit */
+  boc_sched_t *sched;         /* set before go = 1 */
+  const boc_payload_t *boot;  /* set before go = 1 */
+  char error[512];            /* set before state = W_FAILED */
+} worker_t;
+
+/* The pool is process-global: one set of worker interpreters serves every
+ * runtime of the process.  Only the main interpreter's lifecycle calls
+ * (start/wait/exit, serialised by the Python layer) touch the array. */
+static worker_t **pool;
+static int pool_size;
 
 /* The worker index of this thread (-1 elsewhere).  A thread-local by
  * nature: dispatch from a worker goes to that worker's own queue. */
@@ -33,15 +45,27 @@ static _Thread_local int tls_worker_index = -1;
 
 int boc_worker_index(void) { return tls_worker_index; }
 
-static void report(boc_worker_t *w, int state) {
+int boc_workers_pooled(void) { return pool_size; }
+
+static void set_state(worker_t *w, int state) {
   boc_mutex_lock(&w->mu);
   w->state = state;
   boc_cond_broadcast(&w->cv);
   boc_mutex_unlock(&w->mu);
 }
 
+static int await_state_change(worker_t *w, int from) {
+  boc_mutex_lock(&w->mu);
+  while (w->state == from) {
+    boc_cond_wait(&w->cv, &w->mu);
+  }
+  int state = w->state;
+  boc_mutex_unlock(&w->mu);
+  return state;
+}
+
 /* Formats the current Python exception into w->error and clears it. */
-static void capture_error(boc_worker_t *w, const char *what) {
+static void capture_error(worker_t *w, const char *what) {
   PyObject *exc = PyErr_GetRaisedException();
   PyObject *s = exc != NULL ? PyObject_Repr(exc) : NULL;
   const char *text = s != NULL ? PyUnicode_AsUTF8(s) : NULL;
@@ -52,22 +76,13 @@ static void capture_error(boc_worker_t *w, const char *what) {
   Py_XDECREF(exc);
 }
 
-static int bootstrap(boc_worker_t *w) {
-  if (boc_state() == NULL) { /* imports bocpy._core in this interpreter */
-    PyErr_Clear();
-    PyObject *core = PyImport_ImportModule("bocpy._core");
-    if (core == NULL) {
-      capture_error(w, "cannot import bocpy._core");
-      return -1;
-    }
-    Py_DECREF(core);
-  }
+static int bootstrap(worker_t *w) {
   PyObject *mod = PyImport_ImportModule("bocpy._worker");
   if (mod == NULL) {
     capture_error(w, "cannot import bocpy._worker");
     return -1;
   }
-  PyObject *arg = boc_payload_decode(w->bootstrap);
+  PyObject *arg = boc_payload_decode(w->boot);
   PyObject *r = arg != NULL ? PyObject_CallMethod(mod, "bootstrap", "Oi", arg,
                                                   w->index)
                             : NULL;
@@ -92,8 +107,7 @@ static void shutdown_interp(void) {
   boc_cown_collect_orphans();
 }
 
-static void worker_loop(boc_worker_t *w) {
-  boc_sched_t *s = w->sched;
+static void worker_loop(worker_t *w, boc_sched_t *s) {
   for (;;) {
     boc_sched_node_t *node = boc_sched_try_pop(s, w->index);
     if (node == NULL) {
@@ -102,7 +116,7 @@ static void worker_loop(boc_worker_t *w) {
       Py_END_ALLOW_THREADS
     }
     if (node == NULL) {
-      return; /* stopped */
+      return; /* the runtime is stopping */
     }
     int64_t t0 = boc_now_ns();
     boc_behavior_run(boc_behavior_of_node(node), NULL);
@@ -110,8 +124,26 @@ static void worker_loop(boc_worker_t *w) {
   }
 }
 
+/* Parked until activated (returns 1) or told to exit (returns 0).  Called
+ * with this interpreter's GIL held; releases it while waiting. */
+static int wait_for_activation(worker_t *w) {
+  int go;
+  Py_BEGIN_ALLOW_THREADS
+  boc_mutex_lock(&w->mu);
+  while (w->go == 0) {
+    boc_cond_wait(&w->cv, &w->mu);
+  }
+  go = w->go;
+  if (go == 1) {
+    w->go = 0;
+  }
+  boc_mutex_unlock(&w->mu);
+  Py_END_ALLOW_THREADS
+  return go == 1;
+}
+
 static void worker_main(void *arg) {
-  boc_worker_t *w = arg;
+  worker_t *w = arg;
   tls_worker_index = w->index;
 
   /* Attach to the main interpreter, then create our own. */
@@ -134,76 +166,125 @@ static void worker_main(void *arg) {
              status.err_msg != NULL ? status.err_msg : "unknown error");
     PyThreadState_Clear(ts_main);
     PyThreadState_DeleteCurrent();
-    report(w, W_FAILED);
+    set_state(w, W_FAILED);
     return;
   }
-  /* Now ts_sub is current and holds the new interpreter's GIL. */
-  int ok = bootstrap(w) == 0;
-  report(w, ok ? W_READY : W_FAILED);
-  if (ok) {
-    worker_loop(w);
+  /* ts_sub is current and holds the new interpreter's GIL. */
+  PyObject *core = PyImport_ImportModule("bocpy._core");
+  if (core == NULL) {
+    capture_error(w, "cannot import bocpy._core");
+    set_state(w, W_FAILED);
+  } else {
+    Py_DECREF(core);
+    set_state(w, W_PARKED);
+    while (wait_for_activation(w)) {
+      if (bootstrap(w) < 0) {
+        set_state(w, W_FAILED);
+        continue;
+      }
+      set_state(w, W_RUNNING);
+      worker_loop(w, w->sched);
+      boc_cown_collect_orphans();
+      set_state(w, W_PARKED);
+    }
   }
   shutdown_interp();
   Py_EndInterpreter(ts_sub);
   PyEval_RestoreThread(ts_main);
   PyThreadState_Clear(ts_main);
   PyThreadState_DeleteCurrent();
+  set_state(w, W_GONE);
 }
 
-boc_worker_t *boc_workers_start(int n, boc_sched_t *s,
-                                const boc_payload_t *boot, char **error) {
-  *error = NULL;
-  boc_worker_t *ws = calloc((size_t)n, sizeof(*ws));
-  if (ws == NULL) {
+/* Creates worker i's thread and interpreter; -1 with *error on failure. */
+static int spawn(int i, char **error) {
+  worker_t *w = calloc(1, sizeof(*w));
+  if (w == NULL) {
     *error = strdup("out of memory");
-    return NULL;
+    return -1;
   }
-  for (int i = 0; i < n; i++) {
-    boc_worker_t *w = &ws[i];
-    w->index = i;
-    w->sched = s;
-    w->bootstrap = boot;
-    boc_mutex_init(&w->mu);
-    boc_cond_init(&w->cv);
+  w->index = i;
+  w->state = W_CREATING;
+  boc_mutex_init(&w->mu);
+  boc_cond_init(&w->cv);
+  if (boc_thread_start(&w->thread, worker_main, w) != 0) {
+    *error = strdup("cannot start a worker thread");
+    goto fail;
   }
-  /* Start them one at a time: interpreter creation is serialised by the
-   * main GIL anyway, and a failure stops the rest early. */
-  int failed = -1;
-  for (int i = 0; i < n && failed < 0; i++) {
-    boc_worker_t *w = &ws[i];
-    if (boc_thread_start(&w->thread, worker_main, w) != 0) {
-      snprintf(w->error, sizeof(w->error), "worker %d: cannot start a thread",
-               i);
-      failed = i;
-      break;
-    }
-    w->started = 1;
+  if (await_state_change(w, W_CREATING) != W_PARKED) {
+    *error = strdup(w->error);
+    boc_thread_join(&w->thread);
+    goto fail;
+  }
+  worker_t **grown = realloc(pool, (size_t)(i + 1) * sizeof(*pool));
+  if (grown == NULL) {
+    *error = strdup("out of memory");
     boc_mutex_lock(&w->mu);
-    while (w->state == W_STARTING) {
-      boc_cond_wait(&w->cv, &w->mu);
-    }
-    int state = w->state;
+    w->go = -1;
+    boc_cond_broadcast(&w->cv);
     boc_mutex_unlock(&w->mu);
-    if (state == W_FAILED) {
-      failed = i;
-    }
+    boc_thread_join(&w->thread);
+    goto fail;
   }
-  if (failed < 0) {
-    return ws;
-  }
-  *error = strdup(ws[failed].error);
-  boc_sched_stop(s);
-  boc_workers_join(ws, n);
-  return NULL;
+  pool = grown;
+  pool[i] = w;
+  pool_size = i + 1;
+  return 0;
+fail:
+  boc_cond_destroy(&w->cv);
+  boc_mutex_destroy(&w->mu);
+  free(w);
+  return -1;
 }
 
-void boc_workers_join(boc_worker_t *ws, int n) {
-  for (int i = 0; i < n; i++) {
-    if (ws[i].started) {
-      boc_thread_join(&ws[i].thread);
+int boc_workers_activate(int n, boc_sched_t *s, const boc_payload_t *boot,
+                         char **error) {
+  *error = NULL;
+  for (int i = pool_size; i < n; i++) {
+    if (spawn(i, error) < 0) {
+      return -1;
     }
-    boc_cond_destroy(&ws[i].cv);
-    boc_mutex_destroy(&ws[i].mu);
   }
-  free(ws);
+  for (int i = 0; i < n; i++) {
+    worker_t *w = pool[i];
+    boc_mutex_lock(&w->mu);
+    w->sched = s;
+    w->boot = boot;
+    w->state = W_STARTING;
+    w->go = 1;
+    boc_cond_broadcast(&w->cv);
+    boc_mutex_unlock(&w->mu);
+    if (await_state_change(w, W_STARTING) != W_RUNNING) {
+      *error = strdup(w->error);
+      /* park the ones already running again */
+      boc_sched_stop(s);
+      boc_workers_deactivate(i);
+      set_state(w, W_PARKED);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+void boc_workers_deactivate(int n) {
+  for (int i = 0; i < n && i < pool_size; i++) {
+    await_state_change(pool[i], W_RUNNING);
+  }
+}
+
+void boc_workers_shutdown(void) {
+  for (int i = 0; i < pool_size; i++) {
+    worker_t *w = pool[i];
+    boc_mutex_lock(&w->mu);
+    w->go = -1;
+    boc_cond_broadcast(&w->cv);
+    boc_mutex_unlock(&w->mu);
+    boc_thread_join(&w->thread);
+    boc_cond_destroy(&w->cv);
+    boc_mutex_destroy(&w->mu);
+    free(w);
+  }
+  free(pool);
+  pool = NULL;
+  pool_size = 0;
 }
