@@ -14,16 +14,22 @@ from typing import Any, NamedTuple
 
 from . import _core
 from ._core import Cown, PinnedCown
+from ._pump import PumpResult, pump, set_pump_watchdog, set_wait_pump_poll
+from ._pump import _check_watchdog
 from ._when import when, whencall
 
 __all__ = [
     "Behaviors",
     "Cown",
     "PinnedCown",
+    "PumpResult",
     "WORKER_COUNT",
     "WaitResult",
     "__version__",
+    "pump",
     "quiesce",
+    "set_pump_watchdog",
+    "set_wait_pump_poll",
     "start",
     "wait",
     "when",
@@ -145,6 +151,7 @@ def wait(timeout: float | None = None, *, stats: bool = False,
     _require_main("wait()")
     if not _core.running():
         return _empty(stats, noticeboard)
+    _check_watchdog()
     assert _lifecycle is not None
     with _lifecycle:
         s = _core.wait(timeout, True, stats)
@@ -162,6 +169,7 @@ def quiesce(timeout: float | None = None, *, stats: bool = False,
     _require_main("quiesce()")
     if not _core.running():
         return _empty(stats, noticeboard)
+    _check_watchdog()
     s = _core.wait(timeout, False, stats)
     return _shape(s, None, stats, noticeboard)
 

@@ -29,6 +29,10 @@ _namespaces: dict[tuple[str, str | None], dict[str, Any]] = {}
 #: Errors met while loading a namespace, re-raised on each later request.
 _failures: dict[tuple[str, str | None], BaseException] = {}
 
+from . import _core
+
+_IS_MAIN = _core.is_main_interpreter()
+
 #: Index of this worker (set by bootstrap).
 index: int = -1
 #: True while a behavior module is being loaded (``@when`` then schedules
@@ -95,6 +99,11 @@ def module_namespace(module: str, file: str | None) -> dict[str, Any]:
 
 
 def _load(module: str, file: str | None) -> dict[str, Any]:
+    if _IS_MAIN:
+        # Pinned behaviors run on the main interpreter: the real module.
+        existing = sys.modules.get(module)
+        if existing is not None:
+            return existing.__dict__
     if module != "__main__":
         try:
             return importlib.import_module(module).__dict__

@@ -269,7 +269,11 @@ static PyObject *behavior_function(boc_state_t *st, boc_behavior_t *b,
   }
   Py_INCREF(*extras);
   PyObject *globals = PyFunction_GetGlobals(tmpl); /* borrowed */
-  for (Py_ssize_t i = 0; i + 1 < PyTuple_GET_SIZE(glob); i += 2) {
+  /* Captured module globals refresh a worker's copy of the module.  On the
+   * main interpreter (pinned behaviors) the namespace IS the module, whose
+   * live values must not be rolled back to a snapshot. */
+  Py_ssize_t nglob = boc_is_main_interp() ? 0 : PyTuple_GET_SIZE(glob);
+  for (Py_ssize_t i = 0; i + 1 < nglob; i += 2) {
     if (PyDict_SetItem(globals, PyTuple_GET_ITEM(glob, i),
                        PyTuple_GET_ITEM(glob, i + 1)) < 0) {
       goto done;

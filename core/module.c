@@ -12,6 +12,7 @@
 #include "behavior.h"
 #include "cown_type.h"
 #include "module.h"
+#include "pinned.h"
 #include "platform.h"
 #include "pycompat.h"
 #include "runtime.h"
@@ -262,6 +263,45 @@ static PyObject *wait_(PyObject *module, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(pump_doc,
+             "pump(deadline_ms, max_behaviors, raise_on_error) -> tuple\n\n"
+             "Runs ready pinned behaviors; returns (executed, deadline_reached,\n"
+             "raised).  Bounds are already validated (0 = unbounded).");
+static PyObject *pump(PyObject *module, PyObject *args) {
+  long long deadline_ms, max_behaviors;
+  int raise_on_error;
+  if (!PyArg_ParseTuple(args, "LLp:pump", &deadline_ms, &max_behaviors,
+                        &raise_on_error)) {
+    return NULL;
+  }
+  boc_pump_result_t r;
+  if (boc_pump(get_state(module), deadline_ms, max_behaviors, raise_on_error,
+               &r) < 0) {
+    return NULL;
+  }
+  return Py_BuildValue("(LOL)", (long long)r.executed,
+                       r.deadline_reached ? Py_True : Py_False,
+                       (long long)r.raised);
+}
+
+static PyObject *pinned_state(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  int64_t since = boc_pinned_nonempty_since();
+  int64_t age_ms = since > 0 ? (boc_now_ns() - since) / 1000000 : 0;
+  return Py_BuildValue("(LLL)", (long long)boc_pinned_depth(),
+                       (long long)age_ms, (long long)since);
+}
+
+static PyObject *set_wait_pump_poll(PyObject *module, PyObject *arg) {
+  (void)module;
+  long long ms = PyLong_AsLongLong(arg);
+  if (ms == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  boc_runtime_set_poll_ms(ms);
+  Py_RETURN_NONE;
+}
+
 static PyObject *shutdown_pool(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
   if (require_main("shutdown_pool()") < 0 || boc_runtime_shutdown_pool() < 0) {
@@ -369,6 +409,11 @@ static PyMethodDef core_methods[] = {
     {"start", start, METH_VARARGS, start_doc},
     {"wait", wait_, METH_VARARGS, wait_doc},
     {"running", running, METH_NOARGS, "True while the runtime is up."},
+    {"pump", pump, METH_VARARGS, pump_doc},
+    {"pinned_state", pinned_state, METH_NOARGS,
+     "(depth, age_ms, since_ns) of the pinned queue."},
+    {"set_wait_pump_poll", set_wait_pump_poll, METH_O,
+     "Set wait()'s pinned-queue poll period in ms (validated by caller)."},
     {"shutdown_pool", shutdown_pool, METH_NOARGS,
      "Destroy the parked worker interpreters (after wait())."},
     {"idle", idle, METH_NOARGS, "True when no behavior is in flight."},

@@ -21,6 +21,7 @@ typedef struct runtime {
   boc_mutex_t pin_mu;
   boc_sched_node_t *pin_head, *pin_tail; /* guarded by pin_mu */
   _Atomic int64_t pin_depth;
+  _Atomic int64_t pin_nonempty_since; /* monotonic ns, 0 while empty */
 } runtime_t;
 
 /* The runtime is process-global: every interpreter schedules into it. */
@@ -32,6 +33,7 @@ static void rt_init(void) {
   boc_term_init(&rt.term);
   boc_mutex_init(&rt.pin_mu);
   atomic_init(&rt.pin_depth, 0);
+  atomic_init(&rt.pin_nonempty_since, 0);
 }
 
 static runtime_t *runtime(void) {
@@ -71,7 +73,9 @@ static void pinned_push(runtime_t *r, boc_sched_node_t *node) {
   }
   r->pin_tail = node;
   /* relaxed: read as a hint only (pump state queries, wait's poll). */
-  atomic_fetch_add_explicit(&r->pin_depth, 1, BOC_RELAXED);
+  if (atomic_fetch_add_explicit(&r->pin_depth, 1, BOC_RELAXED) == 0) {
+    atomic_store_explicit(&r->pin_nonempty_since, boc_now_ns(), BOC_RELAXED);
+  }
   boc_mutex_unlock(&r->pin_mu);
 }
 
@@ -87,7 +91,9 @@ boc_behavior_t *boc_pinned_pop(void) {
     if (r->pin_head == NULL) {
       r->pin_tail = NULL;
     }
-    atomic_fetch_sub_explicit(&r->pin_depth, 1, BOC_RELAXED);
+    if (atomic_fetch_sub_explicit(&r->pin_depth, 1, BOC_RELAXED) == 1) {
+      atomic_store_explicit(&r->pin_nonempty_since, 0, BOC_RELAXED);
+    }
   }
   boc_mutex_unlock(&r->pin_mu);
   return node != NULL ? boc_behavior_of_node(node) : NULL;
@@ -95,6 +101,10 @@ boc_behavior_t *boc_pinned_pop(void) {
 
 int64_t boc_pinned_depth(void) {
   return atomic_load_explicit(&runtime()->pin_depth, BOC_RELAXED);
+}
+
+int64_t boc_pinned_nonempty_since(void) {
+  return atomic_load_explicit(&runtime()->pin_nonempty_since, BOC_RELAXED);
 }
 
 void boc_runtime_ready(boc_waiter_t *waiter, void *ctx) {
@@ -245,9 +255,14 @@ int boc_runtime_shutdown_pool(void) {
   return 0;
 }
 
-static int64_t poll_ns = 50 * 1000000LL; /* main thread only */
+/* wait()'s longest sleep between pinned-queue checks; a process-wide
+ * setting that a running wait() re-reads on every iteration (relaxed: a
+ * tuning knob, any recent value will do). */
+static _Atomic int64_t poll_ns = 50 * 1000000LL;
 
-void boc_runtime_set_poll_ms(int64_t ms) { poll_ns = ms * 1000000LL; }
+void boc_runtime_set_poll_ms(int64_t ms) {
+  atomic_store_explicit(&poll_ns, ms * 1000000LL, BOC_RELAXED);
+}
 
 int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   runtime_t *r = runtime();
@@ -273,7 +288,7 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   uint64_t kicks = atomic_load_explicit(&r->term.kicks, BOC_ACQUIRE);
   for (;;) {
     run_pinned();
-    int64_t wait_ns = poll_ns;
+    int64_t wait_ns = atomic_load_explicit(&poll_ns, BOC_RELAXED);
     if (deadline >= 0) {
       int64_t left = deadline - boc_now_ns();
       if (left <= 0) {

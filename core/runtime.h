@@ -51,5 +51,7 @@ void boc_runtime_set_poll_ms(int64_t ms);
 /* Pinned queue (main-thread behaviors). */
 boc_behavior_t *boc_pinned_pop(void);
 int64_t boc_pinned_depth(void);
+/* When the pinned queue last became non-empty (monotonic ns), 0 if empty. */
+int64_t boc_pinned_nonempty_since(void);
 
 #endif /* BOCPY_CORE_RUNTIME_H */

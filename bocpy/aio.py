@@ -1,0 +1,60 @@
+"""asyncio integration: pump pinned behaviors from a running event loop and
+await result cowns from coroutines.
+
+    async def main():
+        pumper = bocpy.aio.start_pumping()       # a task on this loop
+        r = compute(...)                          # a result Cown from @when
+        value = await bocpy.aio.result(r)         # suspends, never blocks
+        pumper.cancel()
+
+Awaiting works through the pinned-cown machinery itself: ``result(c)``
+schedules a pinned behavior over ``c`` and a ``PinnedCown`` holding an
+``asyncio.Future``; the pump task runs it on the loop's thread once ``c``
+is ready, and it completes the future.  Main interpreter only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from . import _core
+from ._pump import pump
+from ._when import when
+
+
+async def pump_forever(interval: float = 0.005, deadline_ms: int = 10) -> None:
+    """Pump pinned behaviors every ``interval`` seconds until cancelled,
+    spending at most about ``deadline_ms`` per round."""
+    if interval <= 0:
+        raise ValueError("interval must be positive")
+    while True:
+        pump(deadline_ms=deadline_ms)
+        await asyncio.sleep(interval)
+
+
+def start_pumping(interval: float = 0.005, deadline_ms: int = 10) -> asyncio.Task[None]:
+    """Start :func:`pump_forever` as a task of the running loop."""
+    return asyncio.get_running_loop().create_task(pump_forever(interval, deadline_ms))
+
+
+def _deliver(c: _core.Cown, box: _core.PinnedCown) -> None:
+    @when(c, box)
+    def _(c, box):
+        future = box.value
+        if not future.done():
+            if c.exception:
+                future.set_exception(c.value)
+            else:
+                future.set_result(c.value)
+
+
+async def result(c: _core.Cown) -> Any:
+    """Await the value of cown ``c`` once every behavior scheduled on it so
+    far has run (typically a result cown).  A stored exception is raised.
+    Needs the loop to pump (see :func:`start_pumping`)."""
+    if not isinstance(c, _core.Cown):
+        raise TypeError(f"result() awaits a Cown, not {type(c).__name__}")
+    future = asyncio.get_running_loop().create_future()
+    _deliver(c, _core.PinnedCown(future))
+    return await future
