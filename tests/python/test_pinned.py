@@ -407,3 +407,18 @@ def test_tk_integration_under_xvfb(tmp_path) -> None:
                          | ({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}))
     assert out.returncode == 0, out.stderr
     assert "text False ['sum=499500']" in out.stdout
+
+
+def test_pinned_frames_example() -> None:
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "pinned_frames.py"
+    out = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
+                         timeout=120, cwd="/tmp", env={**os.environ, "BOCPY_WORKERS": "2"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "frames drawn: 20",
+        "lines logged: 20, particles per frame: 400",
+        "checksum: 71229",
+    ]
+    assert out.stderr == ""
