@@ -13,7 +13,23 @@ import threading
 from typing import Any, NamedTuple
 
 from . import _core
+from ._abi import get_cmake_dir, get_include, get_pkgconfig_dir, get_sources
 from ._core import Cown, PinnedCown
+from ._messaging import (
+    REMOVED,
+    TIMEOUT,
+    drain,
+    notice_delete,
+    notice_read,
+    notice_seed,
+    notice_sync,
+    notice_update,
+    notice_write,
+    noticeboard,
+    receive,
+    send,
+    set_tags,
+)
 from ._pump import PumpResult, pump, set_pump_watchdog, set_wait_pump_poll
 from ._pump import _check_watchdog
 from ._when import when, whencall
@@ -23,12 +39,29 @@ __all__ = [
     "Cown",
     "PinnedCown",
     "PumpResult",
+    "REMOVED",
+    "TIMEOUT",
     "WORKER_COUNT",
     "WaitResult",
     "__version__",
+    "drain",
+    "get_cmake_dir",
+    "get_include",
+    "get_pkgconfig_dir",
+    "get_sources",
+    "notice_delete",
+    "notice_read",
+    "notice_seed",
+    "notice_sync",
+    "notice_update",
+    "notice_write",
+    "noticeboard",
     "pump",
     "quiesce",
+    "receive",
+    "send",
     "set_pump_watchdog",
+    "set_tags",
     "set_wait_pump_poll",
     "start",
     "wait",
@@ -155,7 +188,9 @@ def wait(timeout: float | None = None, *, stats: bool = False,
     assert _lifecycle is not None
     with _lifecycle:
         s = _core.wait(timeout, True, stats)
-    return _shape(s, None, stats, noticeboard)
+        # Teardown set the board aside before clearing it: report or free it.
+        board = _core._notice_take_cleared(noticeboard)
+    return _shape(s, board, stats, noticeboard)
 
 
 def quiesce(timeout: float | None = None, *, stats: bool = False,
@@ -171,7 +206,8 @@ def quiesce(timeout: float | None = None, *, stats: bool = False,
         return _empty(stats, noticeboard)
     _check_watchdog()
     s = _core.wait(timeout, False, stats)
-    return _shape(s, None, stats, noticeboard)
+    board = _core._notice_snapshot() if noticeboard else None
+    return _shape(s, board, stats, noticeboard)
 
 
 class Behaviors:

@@ -107,8 +107,11 @@ def _load(module: str, file: str | None) -> dict[str, Any]:
     if module != "__main__":
         try:
             return importlib.import_module(module).__dict__
-        except ImportError:
-            if not file:
+        except ModuleNotFoundError as exc:
+            # Not importable by name here (e.g. loaded from a path by a test
+            # runner): fall back to a reduced copy of its file.  A module that
+            # was found but raised while importing is an error, not a cue.
+            if not file or exc.name != module:
                 raise
     # A script (or a module only loadable from its file): a reduced copy.
     if module == "__main__":

@@ -8,8 +8,9 @@ function(bocpy_add_plugin)
   if(NOT ARG_NAME OR NOT ARG_SOURCES)
     message(FATAL_ERROR "bocpy_add_plugin needs NAME and SOURCES")
   endif()
+  # USE_SABI 3.12 defines Py_LIMITED_API=0x030c0000 and gives the module the
+  # .abi3.so suffix.
   Python_add_library(${ARG_NAME} MODULE USE_SABI 3.12 WITH_SOABI ${ARG_SOURCES})
-  target_compile_definitions(${ARG_NAME} PRIVATE Py_LIMITED_API=0x030C0000)
   target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/abi/include)
   bocpy_set_warnings(${ARG_NAME})
   if(ARG_DESTINATION)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "module.h"
+#include "noticeboard.h"
 #include "pycompat.h"
 #include "runtime.h"
 
@@ -83,7 +84,15 @@ static void behavior_free(boc_behavior_t *b) {
     boc_cown_decref(b->result);
   }
   boc_payload_free(b->captures);
-  boc_code_decref(b->code);
+  if (b->code != NULL) {
+    boc_code_decref(b->code);
+  }
+  if (b->cfn != NULL) {
+    if (b->cfn->free_ctx != NULL) {
+      b->cfn->free_ctx(b->cfn->ctx);
+    }
+    free(b->cfn);
+  }
   free(b);
 }
 
@@ -134,7 +143,9 @@ boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
   b->hdr.node.next = NULL;
   atomic_init(&b->hdr.waiter.pending, 0);
   b->code = code;
-  boc_code_incref(code);
+  if (code != NULL) {
+    boc_code_incref(code);
+  }
   b->captures = captures;
   b->nargs = (int32_t)nargs;
   b->ncowns = (int32_t)ncowns;
@@ -184,6 +195,19 @@ fail:
   Py_DECREF(seq);
   boc_payload_free(captures);
   return NULL;
+}
+
+boc_behavior_t *boc_behavior_new_cfn(PyObject *args, boc_cfn_t *cfn) {
+  boc_behavior_t *b = boc_behavior_new(NULL, args, NULL);
+  if (b == NULL) {
+    if (cfn->free_ctx != NULL) {
+      cfn->free_ctx(cfn->ctx);
+    }
+    free(cfn);
+    return NULL;
+  }
+  b->cfn = cfn;
+  return b;
 }
 
 boc_cown_t *boc_behavior_schedule(boc_behavior_t *b) {
@@ -351,6 +375,43 @@ static PyObject *behavior_args(boc_behavior_t *b, PyObject *extras) {
   return args;
 }
 
+/* Runs a C body over handles of the flattened cowns.  0, or -1 with an
+ * exception set. */
+static int run_cfn(boc_behavior_t *b) {
+  PyObject *small[8];
+  PyObject **handles = small;
+  if (b->ncowns > 8) {
+    handles = PyMem_Malloc((size_t)b->ncowns * sizeof(*handles));
+    if (handles == NULL) {
+      PyErr_NoMemory();
+      return -1;
+    }
+  }
+  int32_t made = 0;
+  int rc = 0;
+  for (; made < b->ncowns; made++) {
+    handles[made] = boc_handle_new(b->cowns[made]);
+    if (handles[made] == NULL) {
+      rc = -1;
+      break;
+    }
+  }
+  if (rc == 0) {
+    rc = b->cfn->fn(handles, b->ncowns, b->cfn->ctx) < 0 ? -1 : 0;
+    if (rc < 0 && !PyErr_Occurred()) {
+      PyErr_SetString(PyExc_SystemError,
+                      "a C behavior failed without setting an exception");
+    }
+  }
+  for (int32_t i = 0; i < made; i++) {
+    Py_DECREF(handles[i]);
+  }
+  if (handles != small) {
+    PyMem_Free(handles);
+  }
+  return rc;
+}
+
 static void set_result(boc_cown_t *result, PyObject *value, int exception) {
   Py_XSETREF(result->value, Py_NewRef(value));
   if (exception) {
@@ -368,8 +429,19 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   int32_t nacq = 0;        /* reqs[0..nacq) are held (acquired in order) */
   int body_raised = 0;
 
+  boc_noticeboard_begin_behavior();
   if (st == NULL) {
     error = PyErr_GetRaisedException();
+  }
+  /* Resolve the body first: loading its module (a script's reduced copy)
+   * defines the classes that the cowns' values may need to be rebuilt. */
+  PyObject *extras = NULL;
+  PyObject *fn = NULL;
+  if (error == NULL && b->cfn == NULL) {
+    fn = behavior_function(st, b, &extras);
+    if (fn == NULL) {
+      error = PyErr_GetRaisedException();
+    }
   }
   /* Acquire every requested cown (the result cown included). */
   for (int32_t i = 0; error == NULL && i < b->nreqs; i++) {
@@ -379,21 +451,26 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
     }
     nacq = i + 1;
   }
-  if (error == NULL) {
-    PyObject *extras = NULL;
-    PyObject *fn = behavior_function(st, b, &extras);
-    PyObject *args = fn != NULL ? behavior_args(b, extras) : NULL;
+  if (error == NULL && b->cfn != NULL) { /* a C body (C ABI) */
+    body_raised = run_cfn(b) < 0;
+    if (body_raised) {
+      error = PyErr_GetRaisedException();
+    } else {
+      retval = Py_NewRef(Py_None);
+    }
+  } else if (error == NULL) {
+    PyObject *args = behavior_args(b, extras);
     if (args != NULL) {
       retval = PyObject_Call(fn, args, NULL);
       body_raised = retval == NULL;
+      Py_DECREF(args);
     }
     if (retval == NULL) {
       error = PyErr_GetRaisedException();
     }
-    Py_XDECREF(args);
-    Py_XDECREF(fn);
-    Py_XDECREF(extras);
   }
+  Py_XDECREF(fn);
+  Py_XDECREF(extras);
 
   /* Store the outcome.  The result cown is held unless acquiring it is what
    * failed, in which case its record is reset to hold the error. */

@@ -39,9 +39,20 @@ typedef struct boc_bhdr {
   uint8_t pinned; /* 1: runs on the main thread (a pinned cown is named) */
 } boc_bhdr_t;
 
+/* A behavior whose body is a C function (the C ABI's schedule_c): run as
+ * fn(handles, n, ctx) -> 0, or -1 with an exception set; free_ctx(ctx) is
+ * called once when the record is freed (any thread, a GIL held). */
+typedef int (*boc_cfn_body_t)(PyObject **cowns, Py_ssize_t n, void *ctx);
+typedef struct boc_cfn {
+  boc_cfn_body_t fn;
+  void *ctx;
+  void (*free_ctx)(void *ctx); /* may be NULL */
+} boc_cfn_t;
+
 typedef struct boc_behavior {
   boc_bhdr_t hdr;
-  boc_code_t *code;
+  boc_code_t *code; /* NULL for a C behavior */
+  boc_cfn_t *cfn;   /* C behaviors only (malloc'd), else NULL */
   boc_payload_t *captures; /* (cells, extras, globals) or NULL for none */
   boc_cown_t *result;
   int32_t nargs;   /* @when arguments */
@@ -65,6 +76,10 @@ static inline boc_behavior_t *boc_behavior_of_waiter(boc_waiter_t *w) {
  * on a bad argument. */
 boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
                                  boc_payload_t *captures);
+/* Likewise for a C body: takes ownership of cfn (a malloc'd record; its
+ * free_ctx runs and it is freed also on failure).  The body receives the
+ * flattened cown handles. */
+boc_behavior_t *boc_behavior_new_cfn(PyObject *args, boc_cfn_t *cfn);
 
 /* Counts the behavior in and links it (see request.h).  On success returns
  * a new reference to its result cown record and the behavior belongs to the

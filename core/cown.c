@@ -1,6 +1,7 @@
 /* cown.c - cown records: ownership, values, lifetime (see cown.h). */
 #include "cown.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "pycompat.h"
@@ -34,8 +35,10 @@ static boc_cown_t *cown_alloc(void) {
 }
 
 boc_cown_t *boc_cown_new(PyObject *value) {
-  boc_payload_t *p = boc_payload_encode(value);
-  if (p == NULL) {
+  /* A NULL payload stands for None: result cowns start that way, and most
+   * are created, filled and released without ever allocating one. */
+  boc_payload_t *p = NULL;
+  if (value != Py_None && (p = boc_payload_encode(value)) == NULL) {
     return NULL;
   }
   boc_cown_t *c = cown_alloc();
@@ -55,6 +58,7 @@ boc_cown_t *boc_cown_new_pinned(PyObject *value) {
   atomic_store_explicit(&c->flags, BOC_COWN_PINNED, BOC_RELAXED);
   atomic_store_explicit(&c->owner, boc_main_interp_id(), BOC_RELAXED);
   c->value = Py_NewRef(value);
+  c->pin_ntype = boc_ntype_pinned_of(value);
   return c;
 }
 
@@ -67,6 +71,7 @@ boc_cown_t *boc_cown_new_pinned(PyObject *value) {
 typedef struct orphan {
   struct orphan *next;
   int64_t owner;
+  int32_t pin_ntype; /* the pinned cown's destroy hook runs first */
   PyObject *value;
 } orphan_t;
 
@@ -105,6 +110,7 @@ static void free_live_value(boc_cown_t *c) {
   }
   int64_t owner = atomic_load_explicit(&c->owner, BOC_ACQUIRE);
   if (current_interp_is(owner)) {
+    boc_ntype_pinned_destroy(c->pin_ntype, v);
     Py_DECREF(v);
     return;
   }
@@ -113,6 +119,7 @@ static void free_live_value(boc_cown_t *c) {
     return; /* cannot queue it: leak rather than free it in the wrong place */
   }
   o->owner = owner;
+  o->pin_ntype = c->pin_ntype;
   o->value = v;
   boc_mutex_lock(orphans_mu());
   o->next = orphans;
@@ -142,9 +149,37 @@ void boc_cown_collect_orphans(void) {
   while (mine != NULL) {
     orphan_t *o = mine;
     mine = o->next;
+    boc_ntype_pinned_destroy(o->pin_ntype, o->value);
     Py_DECREF(o->value);
     free(o);
   }
+}
+
+/* Prints the one-line report for a cown dying with an exception nobody
+ * looked at (neither read its value nor cleared its flag).  Only where this
+ * thread runs Python: the report needs the exception's repr. */
+static void report_unhandled(boc_cown_t *c) {
+  uint32_t flags = atomic_load_explicit(&c->flags, BOC_RELAXED);
+  if (!(flags & BOC_COWN_EXCEPTION) || (flags & BOC_COWN_REPORTED) ||
+      boc_thread_state_unchecked() == NULL) {
+    return;
+  }
+  PyObject *exc = PyErr_GetRaisedException();
+  PyObject *value = NULL;
+  int64_t owner = atomic_load_explicit(&c->owner, BOC_ACQUIRE);
+  if (owner == boc_current_interp_id() && c->value != NULL) {
+    value = Py_NewRef(c->value);
+  } else if (owner == BOC_NO_OWNER && c->payload != NULL) {
+    value = boc_payload_decode(c->payload);
+  }
+  PyObject *r = value != NULL ? PyObject_Repr(value) : NULL;
+  const char *text = r != NULL ? PyUnicode_AsUTF8(r) : NULL;
+  fprintf(stderr, "Cown(#%llu) contains an unhandled exception: %s\n",
+          (unsigned long long)c->id, text != NULL ? text : "<unprintable>");
+  PyErr_Clear();
+  Py_XDECREF(r);
+  Py_XDECREF(value);
+  PyErr_SetRaisedException(exc);
 }
 
 void boc_cown_decref(boc_cown_t *c) {
@@ -152,6 +187,7 @@ void boc_cown_decref(boc_cown_t *c) {
   if (atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL) != 1) {
     return;
   }
+  report_unhandled(c);
   /* A live value (a pinned one included) is only ever released in its own
    * interpreter: elsewhere it is queued for that interpreter. */
   free_live_value(c);
@@ -171,8 +207,9 @@ static int not_owner_error(void) {
 int boc_cown_acquire(boc_cown_t *c) {
   int64_t me = boc_current_interp_id();
   if (boc_cown_is_pinned(c)) {
+    /* Held by main forever: only a registered type's acquire hook runs. */
     return atomic_load_explicit(&c->owner, BOC_RELAXED) == me
-               ? 0
+               ? boc_ntype_pinned_acquire(c->pin_ntype, c->value)
                : (PyErr_SetString(PyExc_RuntimeError,
                                   "a PinnedCown can only be acquired on the "
                                   "main interpreter"),
@@ -204,8 +241,9 @@ int boc_cown_acquire(boc_cown_t *c) {
 int boc_cown_release(boc_cown_t *c) {
   int64_t me = boc_current_interp_id();
   if (boc_cown_is_pinned(c)) {
+    /* Only a registered type's release hook runs (e.g. flush). */
     return atomic_load_explicit(&c->owner, BOC_RELAXED) == me
-               ? 0
+               ? boc_ntype_pinned_release(c->pin_ntype, c->value)
                : (PyErr_SetString(PyExc_RuntimeError,
                                   "a PinnedCown can only be released on the "
                                   "main interpreter"),
@@ -220,13 +258,18 @@ int boc_cown_release(boc_cown_t *c) {
                     "cown is owned by another interpreter");
     return -1;
   }
-  boc_payload_t *p = boc_payload_encode(c->value);
   int rc = 0;
-  if (p != NULL) {
+  if (c->value == Py_None) {
     boc_payload_free(c->payload);
-    c->payload = p;
+    c->payload = NULL; /* None needs no payload */
   } else {
-    rc = -1; /* keep the previous payload: the last good value */
+    boc_payload_t *p = boc_payload_encode(c->value);
+    if (p != NULL) {
+      boc_payload_free(c->payload);
+      c->payload = p;
+    } else {
+      rc = -1; /* keep the previous payload: the last good value */
+    }
   }
   Py_CLEAR(c->value);
   /* release: the next owner's acquire-CAS must see the new payload. */
@@ -241,19 +284,9 @@ void boc_cown_release_or_replace(boc_cown_t *c, PyObject **error) {
   if (boc_cown_release(c) == 0) {
     return;
   }
+  /* The cown is parked again with its previous payload (its last good
+   * value); only the error remains to report. */
   PyObject *exc = PyErr_GetRaisedException();
-  if (!boc_cown_is_pinned(c) &&
-      atomic_load_explicit(&c->owner, BOC_ACQUIRE) == BOC_NO_OWNER) {
-    /* Store the error itself as the value when the previous payload is
-     * missing, so that the cown always ends parked with something valid. */
-    if (c->payload == NULL) {
-      PyObject *msg = PyObject_Str(exc);
-      PyErr_Clear();
-      c->payload = msg != NULL ? boc_payload_encode(msg) : NULL;
-      PyErr_Clear();
-      Py_XDECREF(msg);
-    }
-  }
   if (error != NULL) {
     *error = exc;
   } else {
@@ -274,5 +307,8 @@ int boc_cown_set_value(boc_cown_t *c, PyObject *v) {
     return not_owner_error();
   }
   Py_XSETREF(c->value, Py_NewRef(v));
+  if (boc_cown_is_pinned(c)) {
+    c->pin_ntype = boc_ntype_pinned_of(v); /* hooks follow the new value */
+  }
   return 0;
 }

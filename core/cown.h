@@ -32,9 +32,14 @@ typedef struct boc_cown {
   _Atomic int64_t owner;    /* interpreter id, or BOC_NO_OWNER */
   _Atomic intptr_t refs;    /* strong references */
   uint64_t id;              /* unique, increasing: the 2PL order */
-  struct boc_payload *payload; /* last released value; NULL when none */
+  struct boc_payload *payload; /* last released value; NULL means None */
   PyObject *value;          /* live value, valid only in the owner */
   _Atomic uint32_t flags;
+  /* Pinned cowns: 1 + the registry index of the value's pinned type (its
+   * acquire/release/destroy hooks, transport.h), 0 for none.  Written and
+   * read on the main interpreter with the value; read once more by
+   * whichever thread frees the record. */
+  int32_t pin_ntype;
 } boc_cown_t;
 
 /* A new parked cown holding `value` (encoded now), refs = 1.  NULL with an
@@ -70,9 +75,9 @@ int boc_cown_acquire(boc_cown_t *c);
  * fails the cown still ends parked with its previous payload (the last good
  * value) and -1 is returned with the encoding error set. */
 int boc_cown_release(boc_cown_t *c);
-/* Like release, but never fails: on an encoding error the payload becomes a
- * TypeError describing it, and the error is returned (a new reference) in
- * *error when error != NULL, else discarded. */
+/* Like release, but the cown always ends parked: on an encoding error it
+ * keeps its previous payload (the last good value) and the error is returned
+ * (a new reference) in *error when error != NULL, else discarded. */
 void boc_cown_release_or_replace(boc_cown_t *c, PyObject **error);
 
 /* Live value (borrowed) if the current interpreter holds the cown; else NULL

@@ -7,8 +7,6 @@
  */
 #include "cown_type.h"
 
-#include <stdio.h>
-
 #include "pycompat.h"
 #include "runtime.h"
 #include "transport.h"
@@ -40,38 +38,10 @@ static inline boc_cown_t *rec_of(PyObject *self) {
   return ((boc_handle_t *)self)->rec;
 }
 
-/* Prints the one-line report for a cown dying with an exception nobody
- * looked at.  Called by the last handle in the owning interpreter. */
-static void report_unhandled(boc_cown_t *c) {
-  uint32_t flags = atomic_load_explicit(&c->flags, BOC_RELAXED);
-  if (!(flags & BOC_COWN_EXCEPTION) || (flags & BOC_COWN_REPORTED)) {
-    return;
-  }
-  atomic_fetch_or_explicit(&c->flags, BOC_COWN_REPORTED, BOC_RELAXED);
-  PyObject *exc = PyErr_GetRaisedException();
-  PyObject *value = NULL;
-  if (boc_cown_owner(c) == boc_current_interp_id() && c->value != NULL) {
-    value = Py_NewRef(c->value);
-  } else if (boc_cown_owner(c) == BOC_NO_OWNER && c->payload != NULL) {
-    value = boc_payload_decode(c->payload);
-  }
-  PyObject *r = value != NULL ? PyObject_Repr(value) : NULL;
-  const char *text = r != NULL ? PyUnicode_AsUTF8(r) : NULL;
-  fprintf(stderr, "Cown(#%llu) contains an unhandled exception: %s\n",
-          (unsigned long long)c->id, text != NULL ? text : "<unprintable>");
-  PyErr_Clear();
-  Py_XDECREF(r);
-  Py_XDECREF(value);
-  PyErr_SetRaisedException(exc);
-}
-
 static void handle_dealloc(PyObject *self) {
   PyTypeObject *tp = Py_TYPE(self);
   boc_cown_t *c = rec_of(self);
   if (c != NULL) {
-    if (atomic_load_explicit(&c->refs, BOC_ACQUIRE) == 1) {
-      report_unhandled(c);
-    }
     boc_cown_decref(c);
   }
   tp->tp_free(self);

@@ -9,8 +9,10 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "abi_table.h"
 #include "behavior.h"
 #include "cown_type.h"
+#include "messages.h"
 #include "module.h"
 #include "pinned.h"
 #include "platform.h"
@@ -438,6 +440,7 @@ static int core_exec(PyObject *module) {
   if (boc_cown_types_init(module, st) < 0) {
     return -1;
   }
+  if (boc_messaging_add_functions(module) < 0) return -1;
   st->code_type =
       (PyTypeObject *)PyType_FromModuleAndSpec(module, &code_spec, NULL);
   if (st->code_type == NULL) {
@@ -459,6 +462,9 @@ static int core_exec(PyObject *module) {
   st->borrowed = PyList_New(0);
   if (st->protocol == NULL || st->cown_ref == NULL || st->fn_cache == NULL ||
       st->borrowed == NULL) {
+    return -1;
+  }
+  if (boc_abi_exec(module, st) < 0) { /* plugin ABI: capsule, type maps */
     return -1;
   }
   PyObject *cap = PyCapsule_New(st, STATE_KEY, NULL);
@@ -484,6 +490,9 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->fn_cache);
   Py_VISIT(st->load_function);
   Py_VISIT(st->borrowed);
+  Py_VISIT(st->ntype_map);
+  Py_VISIT(st->ntype_list);
+  Py_VISIT(st->shared_ref);
   return 0;
 }
 
@@ -499,6 +508,9 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->fn_cache);
   Py_CLEAR(st->load_function);
   Py_CLEAR(st->borrowed);
+  Py_CLEAR(st->ntype_map);
+  Py_CLEAR(st->ntype_list);
+  Py_CLEAR(st->shared_ref);
   return 0;
 }
 

@@ -24,6 +24,10 @@ typedef struct boc_state {
   PyObject *fn_cache;        /* dict: code blob id -> function template */
   PyObject *load_function;   /* bocpy._worker.load_function (lazy) */
   PyObject *borrowed;        /* main: handles whose cowns .value borrowed */
+  /* Registered native types (transport.h), set up by boc_abi_exec: */
+  PyObject *ntype_map;       /* dict: this interpreter's type -> int index */
+  PyObject *ntype_list;      /* list: index -> type object, or None */
+  PyObject *shared_ref;      /* _core._shared_ref, the unpickling hook */
   int64_t interp_id;         /* the interpreter this state belongs to */
   int pumping;               /* main: inside pump() (not reentrant) */
 } boc_state_t;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "module.h"
+#include "noticeboard.h"
 #include "pycompat.h"
 #include "worker.h"
 
@@ -343,6 +344,7 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   boc_payload_free(r->bootstrap);
   r->bootstrap = NULL;
   boc_cown_collect_orphans();
+  boc_noticeboard_clear();
   atomic_store_explicit(&r->state, RT_STOPPED, BOC_RELEASE);
   return stats != NULL && *stats == NULL ? -1 : 0;
 }

@@ -36,6 +36,12 @@ run_step "C unit tests (cmocka, clang, ASan+UBSan)" c_tests build/ctest-asan -DC
 run_step "C unit tests (cmocka, clang, TSan)" c_tests build/ctest-tsan -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_C_COMPILER=clang -DBOCPY_SANITIZE=thread
 
+clang_module() {
+  cmake -S . -B build/clang-module -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+    -DPython_EXECUTABLE="$venv/bin/python" >/dev/null && cmake --build build/clang-module
+}
+run_step "Extension and plugins build warning-free with clang (-Werror)" clang_module
+
 for ver in $BOCPY_PYTHONS; do
   py_tests() {
     local venv
@@ -44,6 +50,8 @@ for ver in $BOCPY_PYTHONS; do
       (cd "$BOCPY_ROOT" && "$venv/bin/pytest" -p no:cacheprovider -q)
   }
   run_step "Python tests (pytest, CPython $ver)" py_tests
+  run_step "Wheel installs into a clean venv (CPython $ver)" \
+    bash scripts/check_wheel.sh "$(bocpy_venv "$ver")/bin/python"
 done
 
 echo

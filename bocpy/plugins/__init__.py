@@ -1,0 +1,7 @@
+"""Plugins shipped with bocpy: C extension modules built against the stable
+ABI (``*.abi3.so``) and bocpy's C ABI table (see docs/c_abi.md).
+
+* :mod:`bocpy.plugins.files` - pinned file handles, written by pinned
+  behaviors on the main thread, flushed on release, closed with their
+  ``PinnedCown``.
+"""

@@ -1,0 +1,121 @@
+"""Table-driven bad input over the public API: each case raises the
+documented exception type with a message naming the problem, and leaves the
+runtime usable."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import pytest
+
+import bocpy
+from bocpy import (Behaviors, Cown, PinnedCown, pump, quiesce, set_pump_watchdog,
+                   set_wait_pump_poll, start, wait, when, whencall)
+
+
+def _body(c):
+    return c
+
+
+CASES: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
+    ("Cown(lock)", lambda: Cown(threading.Lock()), TypeError, "lock"),
+    ("Cown(value=..., extra)", lambda: Cown(1, 2), TypeError, "at most 1"),
+    ("PinnedCown(two args)", lambda: PinnedCown(1, 2), TypeError, "at most 1"),
+    ("when(int)", lambda: when(1), TypeError, "can only schedule over cowns"),
+    ("when(str)", lambda: when("c"), TypeError, "can only schedule over cowns"),
+    ("when([int])", lambda: when([1])(_body), TypeError, "can only schedule over cowns"),
+    ("when(...)(not a function)", lambda: when()(42), TypeError, "decorates functions"),
+    ("whencall(name)", lambda: whencall("_body", []), TypeError, "function itself"),
+    ("whencall(args=cown)", lambda: whencall(_body, Cown(1)), TypeError, "list or tuple"),
+    ("start(str)", lambda: start("2"), TypeError, "worker_count must be an int"),
+    ("start(bool)", lambda: start(True), TypeError, "worker_count must be an int"),
+    ("start(0)", lambda: start(0), ValueError, "at least 1"),
+    ("start(module=str)", lambda: start(1, "mod"), TypeError, "module must be"),
+    ("pump(deadline 0)", lambda: pump(deadline_ms=0), TypeError, "deadline_ms"),
+    ("pump(max -1)", lambda: pump(max_behaviors=-1), TypeError, "max_behaviors"),
+    ("pump(max True)", lambda: pump(max_behaviors=True), TypeError, "max_behaviors"),
+    ("pump(huge)", lambda: pump(deadline_ms=2**62), OverflowError, "too large"),
+    ("watchdog(0)", lambda: set_pump_watchdog(0), TypeError, "warn_ms"),
+    ("watchdog(raise -5)", lambda: set_pump_watchdog(10, -5), TypeError, "raise_ms"),
+    ("watchdog(on_starve=1)", lambda: set_pump_watchdog(on_starve=1), TypeError, "callable"),
+    ("wait_pump_poll(0)", lambda: set_wait_pump_poll(0), TypeError, "positive int"),
+    ("wait_pump_poll(str)", lambda: set_wait_pump_poll("5"), TypeError, "positive int"),
+    ("cown < int", lambda: Cown(1) < 1, TypeError, "not supported"),
+    ("del value", lambda: delattr(Cown(1), "value"), TypeError, "cannot be deleted"),
+]
+
+
+@pytest.mark.parametrize("name,call,exc,match", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(name: str, call: Callable[[], Any], exc: type[BaseException],
+                   match: str) -> None:
+    with pytest.raises(exc, match=match):
+        call()
+    # The runtime still works afterwards.
+    c = Cown(1)
+
+    @when(c)
+    def r(c):
+        return c.value + 1
+
+    wait()
+    assert r.value == 2
+
+
+RUNNING_CASES: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
+    ("wait(nan)", lambda: wait(float("nan")), ValueError, "NaN"),
+    ("wait(str)", lambda: wait("1"), TypeError, "timeout must be a number"),
+    ("quiesce(nan)", lambda: quiesce(float("nan")), ValueError, "NaN"),
+    ("quiesce([])", lambda: quiesce([]), TypeError, "timeout must be a number"),
+    ("start(other count)", lambda: start(bocpy._core.worker_count() + 1), RuntimeError,
+     "already running"),
+]
+
+
+@pytest.mark.parametrize("name,call,exc,match", RUNNING_CASES,
+                         ids=[c[0] for c in RUNNING_CASES])
+def test_bad_input_while_running(name: str, call: Callable[[], Any],
+                                 exc: type[BaseException], match: str) -> None:
+    start(1)
+    try:
+        with pytest.raises(exc, match=match):
+            call()
+        assert bocpy._core.running()
+    finally:
+        wait()
+
+
+WORKER_CASES = [
+    ("wait()", "main interpreter"),
+    ("quiesce()", "main interpreter"),
+    ("start()", "main interpreter"),
+    ("pump()", "main interpreter"),
+    ("set_pump_watchdog()", "main interpreter"),
+    ("PinnedCown(1)", "main interpreter"),
+]
+
+
+@pytest.mark.parametrize("call,match", WORKER_CASES, ids=[c[0] for c in WORKER_CASES])
+def test_wrong_interpreter(call: str, match: str) -> None:
+    @when()
+    def r(call=call):
+        import bocpy
+
+        eval("bocpy." + call)
+
+    wait()
+    assert r.exception is True
+    assert isinstance(r.value, RuntimeError)
+    assert match in str(r.value)
+
+
+def test_behaviors_class_round_trip() -> None:
+    with Behaviors(1) as b:
+        c = Cown(0)
+
+        @when(c)
+        def _(c):
+            c.value = 5
+
+        assert b.quiesce(30) is True
+    assert c.value == 5
