@@ -20,6 +20,9 @@ run_step() { # run_step <label> <command...>
   if "$@"; then summary+=("PASS  $label"); else summary+=("FAIL  $label"); status=1; fi
 }
 
+# Every version's environment exists before any test runs: some tests build
+# for one CPython and load the result under another.
+for ver in $BOCPY_PYTHONS; do bocpy_venv "$ver" >/dev/null; done
 first_ver="${BOCPY_PYTHONS%% *}"
 venv="$(bocpy_venv "$first_ver")"
 export PATH="$venv/bin:$PATH"   # cmake and ninja from PyPI
@@ -31,6 +34,16 @@ c_tests() { # c_tests <build-dir> <cmake args...>
     ctest --test-dir "$dir" --output-on-failure
 }
 run_step "C unit tests (cmocka, gcc)" c_tests build/ctest-gcc -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=gcc
+memcheck() { # every cmocka test binary of the gcc build under valgrind
+  local t
+  for t in build/ctest-gcc/tests/c/test_*; do
+    [ -x "$t" ] || continue
+    valgrind -q --tool=memcheck --error-exitcode=1 --leak-check=full \
+      --errors-for-leak-kinds=definite "$t" >/dev/null || { echo "memcheck failed: $t"; return 1; }
+    echo "memcheck clean: $(basename "$t")"
+  done
+}
+run_step "C unit tests under valgrind memcheck" memcheck
 run_step "C unit tests (cmocka, clang, ASan+UBSan)" c_tests build/ctest-asan -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_C_COMPILER=clang "-DBOCPY_SANITIZE=address;undefined"
 run_step "C unit tests (cmocka, clang, TSan)" c_tests build/ctest-tsan -DCMAKE_BUILD_TYPE=Debug \

@@ -64,10 +64,18 @@ def find_python(ver: str) -> str | None:
         return env
     if sys.version_info[:2] == tuple(int(x) for x in ver.split(".")):
         return sys.executable
-    cand = REPO / ".venv" / f"py{ver}" / "bin" / "python"
-    if cand.exists():
-        return str(cand)
-    return shutil.which(f"python{ver}")
+    cands = [REPO / ".venv" / f"py{ver}" / "bin" / "python"]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    cands += sorted(pyenv_root.glob(f"versions/{ver}.*/bin/python{ver}"), reverse=True)
+    which = shutil.which(f"python{ver}")
+    cands += [Path(which)] if which else []
+    for cand in cands:
+        # A pyenv shim exists on PATH even when that version is not selected:
+        # only an interpreter that actually runs counts.
+        if cand.exists() and subprocess.run([str(cand), "-c", "pass"],
+                                            capture_output=True).returncode == 0:
+            return str(cand)
+    return None
 
 
 def compiler() -> str | None:

@@ -16,7 +16,10 @@ from __future__ import annotations
 import random
 from collections import defaultdict, deque
 
+import pytest
+
 from bocpy import Cown, start, wait, when
+from bocpy.testing import OrderViolation, check_runs
 
 N_COWNS = 64
 N_MAIN = 80_000   # scheduled from the main thread
@@ -90,49 +93,20 @@ def test_serializability_oracle() -> None:
             runs[bid].append((k, version))
         pending.extend(kids)
     assert len(runs) == next_id >= 100_000  # nothing lost
-    assert all(len(v) == len({k for k, _ in v}) for v in runs.values())
+    counts = check_runs(runs, [schedule_order, *child_orders])
+    for k, n in counts.items():
+        assert cowns[k].value == (k, n)
 
-    # Exclusivity and exactly-once per cown: versions 0..n-1.
-    per_cown: dict[int, dict[int, int]] = defaultdict(dict)
-    for bid, visits in runs.items():
-        for k, version in visits:
-            assert version not in per_cown[k], f"cown {k} version {version} seen twice"
-            per_cown[k][version] = bid
-    for k, versions in per_cown.items():
-        assert sorted(versions) == list(range(len(versions)))
-        assert cowns[k].value == (k, len(versions))
 
-    # One total order: the per-cown successions form an acyclic graph.
-    succ: dict[int, set[int]] = defaultdict(set)
-    indeg: dict[int, int] = {bid: 0 for bid in runs}
-    for versions in per_cown.values():
-        order = [versions[v] for v in range(len(versions))]
-        for a, b in zip(order, order[1:]):
-            if b not in succ[a]:
-                succ[a].add(b)
-                indeg[b] += 1
-    ready = deque(bid for bid, d in indeg.items() if d == 0)
-    done = 0
-    while ready:
-        a = ready.popleft()
-        done += 1
-        for b in succ[a]:
-            indeg[b] -= 1
-            if indeg[b] == 0:
-                ready.append(b)
-    assert done == len(runs), "per-cown orders contradict each other"
 
-    # Scheduling order respected on shared cowns.
-    version_of = {bid: dict(v) for bid, v in runs.items()}
-
-    def check_sequence(seq: list[tuple[int, set[int]]]) -> None:
-        last_on: dict[int, int] = {}
-        for bid, ks in seq:
-            for k in ks:
-                if k in last_on:
-                    assert version_of[last_on[k]][k] < version_of[bid][k]
-                last_on[k] = bid
-
-    check_sequence(schedule_order)
-    for kids in child_orders:
-        check_sequence(kids)
+def test_the_oracle_catches_violations() -> None:
+    good = {0: [(1, 0)], 1: [(1, 1), (2, 0)], 2: [(2, 1)]}
+    check_runs(good, [[(0, {1}), (1, {1, 2}), (2, {2})]])
+    with pytest.raises(OrderViolation, match="versions seen"):
+        check_runs({0: [(1, 0)], 1: [(1, 2)]})
+    with pytest.raises(OrderViolation, match="seen by behaviors"):
+        check_runs({0: [(1, 0)], 1: [(1, 0)]})
+    with pytest.raises(OrderViolation, match="cycle"):
+        check_runs({0: [(1, 0), (2, 1)], 1: [(1, 1), (2, 0)]})
+    with pytest.raises(OrderViolation, match="ran before it"):
+        check_runs(good, [[(1, {1}), (0, {1})]])
