@@ -291,7 +291,12 @@ def _median(runs: list[dict], field: str) -> float | None:
 
 def summarise(point: workloads.Point, runs: dict[str, list[dict]]) -> dict:
     out = {}
-    for impl, rs in runs.items():
+    for impl, all_runs in runs.items():
+        ok = [r for r in all_runs if r.get("ok")]
+        # Medians over the quiet measurements when there are any: other
+        # processes can only slow a run down.
+        clean = [r for r in ok if (r.get("background_cores") or 0.0) <= NOISY_CORES]
+        rs = clean or ok
         out[impl] = {
             "median": _median(rs, point.metric),
             "median_seconds": _median(rs, "seconds"),
@@ -299,10 +304,12 @@ def summarise(point: workloads.Point, runs: dict[str, list[dict]]) -> dict:
             "median_startup_seconds": _median(rs, "startup_seconds"),
             "median_cpu_per_wall": _median(
                 [dict(r, cpu_per_wall=r["cpu_seconds"] / r["seconds"]) for r in rs
-                 if r.get("ok") and r.get("seconds")], "cpu_per_wall"),
-            "values": [r.get(point.metric) for r in rs if r.get("ok")],
+                 if r.get("seconds")], "cpu_per_wall"),
+            "values": [r.get(point.metric) for r in rs],
+            "used": len(rs),
+            "noisy": bool(ok) and not clean,
             "median_background_cores": _median(rs, "background_cores"),
-            "failures": sum(1 for r in rs if not r.get("ok")),
+            "failures": sum(1 for r in all_runs if not r.get("ok")),
         }
     return out
 
@@ -362,6 +369,12 @@ def _fmt(v: float | None, metric: str) -> str:
     return f"{v:.1f}"
 
 
+def _mark(summary: dict, impl: str, metric: str) -> str:
+    """A median, starred when no quiet measurement was available."""
+    s = summary.get(impl, {})
+    return _fmt(s.get("median"), metric) + ("*" if s.get("noisy") else "")
+
+
 def table(points: list[workloads.Point], summaries: dict[str, dict], impls: list[str]) -> str:
     bocpy_cols = [i for i in impls if i in workloads.BOCPY_IMPLS]
     lines = []
@@ -372,7 +385,7 @@ def table(points: list[workloads.Point], summaries: dict[str, dict], impls: list
     rows = [head]
     for p in points:
         s = summaries[p.key]
-        row = [p.label, p.unit] + [_fmt(s.get(i, {}).get("median"), p.metric) for i in bocpy_cols]
+        row = [p.label, p.unit] + [_mark(s, i, p.metric) for i in bocpy_cols]
         if "ref" in bocpy_cols:
             r = speed_ratio(p, s, "ours", "ref")
             row.append("-" if r is None else f"{r:.2f}x")
@@ -393,7 +406,7 @@ def table(points: list[workloads.Point], summaries: dict[str, dict], impls: list
             s = summaries[p.key]
             r = speed_ratio(p, s, "ours", "mp_pool")
             rows.append([f"{p.params['task_us']} us", str(p.params["tasks"])]
-                        + [_fmt(s.get(i, {}).get("median"), "seconds") for i in bocpy_cols + base_cols]
+                        + [_mark(s, i, "seconds") for i in bocpy_cols + base_cols]
                         + ["-" if r is None else f"{r:.2f}x"])
         lines += _grid(rows)
     return "\n".join(lines)
@@ -417,7 +430,7 @@ def markdown(points: list[workloads.Point], summaries: dict[str, dict], impls: l
     row(["---"] + ["---:"] * (len(head) - 1))
     for p in points:
         s = summaries[p.key]
-        cells = [p.label, p.unit] + [_fmt(s.get(i, {}).get("median"), p.metric) for i in bocpy_cols]
+        cells = [p.label, p.unit] + [_mark(s, i, p.metric) for i in bocpy_cols]
         if "ref" in bocpy_cols:
             r = speed_ratio(p, s, "ours", "ref")
             cells.append("-" if r is None else f"**{r:.2f}x**")
@@ -436,7 +449,7 @@ def markdown(points: list[workloads.Point], summaries: dict[str, dict], impls: l
         for p in sweep:
             s = summaries[p.key]
             row([f"{p.params['task_us']} us", str(p.params["tasks"])]
-                + [_fmt(s.get(i, {}).get("median"), "seconds") for i in bocpy_cols + base_cols])
+                + [_mark(s, i, "seconds") for i in bocpy_cols + base_cols])
     if targets:
         out.append("")
         row(["target", "measured", "goal", "met"])
@@ -579,6 +592,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="re-run a measurement up to N times while other processes "
                          "used > 0.5 cores during it (default 2; 0 with --quick); "
                          "the noisy attempts are kept in results.json, not in medians")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the points of the existing results file that this run does "
+                         "not measure (with --only: re-measure some points), reusing its "
+                         "payload calibration")
     ap.add_argument("--chart-from", default=None, help=argparse.SUPPRESS)
     ns = ap.parse_args(argv)
 
@@ -626,19 +643,30 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     machine = machine_info(impls)
     machine["ours_build"] = ours_build
-    cal = subprocess.run(
-        [str(PY312), "-c", "import workloads; print(workloads.calibrate())"],
-        cwd=str(HERE), env=_env("thread", None), capture_output=True, text=True, timeout=120)
-    if cal.returncode != 0:
-        print(cal.stderr, file=sys.stderr)
-        return 2
-    ns_per_iter = float(cal.stdout.strip())
+    out = Path(ns.out)
+    suffix = "-quick" if ns.quick else ""
+    results_path = out / f"results{suffix}.json"
+    chart_path = out / f"chart{suffix}.png"
+    old = None
+    if ns.merge and results_path.exists():
+        old = json.loads(results_path.read_text())
+        ns_per_iter = float(old["calibration"]["ns_per_iteration"])
+    else:
+        cal = subprocess.run(
+            [str(PY312), "-c", "import workloads; print(workloads.calibrate())"],
+            cwd=str(HERE), env=_env("thread", None), capture_output=True, text=True,
+            timeout=120)
+        if cal.returncode != 0:
+            print(cal.stderr, file=sys.stderr)
+            return 2
+        ns_per_iter = float(cal.stdout.strip())
 
     def iters_for_us(us: float) -> int:
         return max(1, round(us * 1000.0 / ns_per_iter))
 
-    points = workloads.build_points(ns.quick, iters_for_us, tuple(bocpy_impls),
-                                    baselines=not ns.no_baselines)
+    all_points = workloads.build_points(ns.quick, iters_for_us, tuple(bocpy_impls),
+                                        baselines=not ns.no_baselines)
+    points = list(all_points)
     if ns.only:
         groups = {g.strip() for g in ns.only.split(",")}
         points = [p for p in points if p.group in groups]
@@ -690,6 +718,19 @@ def main(argv: list[str] | None = None) -> int:
             parts = [f"{impl}={_fmt(s[impl]['median'], p.metric)}" for impl in order]
             print(f"  {p.key:22s} {' '.join(parts)}", flush=True)
 
+    runs_this_time = list(raw)
+    if old is not None:
+        kept = {p["key"]: p["runs"] for p in old["points"]}
+        for p in all_points:
+            if p.key not in raw and p.key in kept:
+                raw[p.key] = kept[p.key]
+        points = [p for p in all_points if p.key in raw]
+        prev = dict(old["machine"])
+        history = prev.pop("history", [])
+        history.append({"machine": prev, "command": old.get("command"),
+                        "elapsed_seconds": old.get("elapsed_seconds"),
+                        "measured": old.get("measured_this_run")})
+        machine["history"] = history
     summaries = {p.key: summarise(p, raw[p.key]) for p in points}
     targets = evaluate_targets(points, summaries)
     machine["loadavg_after"] = list(os.getloadavg())
@@ -711,16 +752,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{retried} noisy attempt(s) re-run, {still} kept measurement(s) still noisy "
           f"(> {NOISY_CORES} background cores)")
 
-    out = Path(ns.out)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "-quick" if ns.quick else ""
-    results_path = out / f"results{suffix}.json"
-    chart_path = out / f"chart{suffix}.png"
     doc = {
         "quick": ns.quick,
         "reps": reps,
         "command": " ".join([Path(sys.executable).name, "benchmarks/run.py", *(argv or sys.argv[1:])]),
         "elapsed_seconds": elapsed,
+        "measured_this_run": runs_this_time,
         "options": {k: v for k, v in vars(ns).items() if k != "chart_from"},
         "noisy_threshold_cores": NOISY_CORES,
         "machine": machine,

@@ -412,6 +412,23 @@ static int run_cfn(boc_behavior_t *b) {
   return rc;
 }
 
+/* Stores exc as the parked value of a result cown this behavior could not
+ * hold (or will never run for), flagged as an exception. */
+static void park_error(boc_cown_t *result, PyObject *exc) {
+  boc_payload_t *p = boc_payload_encode(exc);
+  if (p == NULL) {
+    PyErr_Clear();
+    return;
+  }
+  if (boc_cown_owner(result) != BOC_NO_OWNER) {
+    boc_payload_free(p);
+    return;
+  }
+  boc_payload_free(result->payload);
+  result->payload = p;
+  atomic_fetch_or_explicit(&result->flags, BOC_COWN_EXCEPTION, BOC_RELAXED);
+}
+
 static void set_result(boc_cown_t *result, PyObject *value, int exception) {
   Py_XSETREF(result->value, Py_NewRef(value));
   if (exception) {
@@ -516,18 +533,7 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
       Py_DECREF(rel_error);
     }
   } else if (error != NULL) {
-    /* Could not even hold the result cown: put the error in its payload. */
-    boc_payload_t *p = boc_payload_encode(error);
-    if (p == NULL) {
-      PyErr_Clear();
-    } else if (boc_cown_owner(result) == BOC_NO_OWNER) {
-      boc_payload_free(result->payload);
-      result->payload = p;
-      atomic_fetch_or_explicit(&result->flags, BOC_COWN_EXCEPTION,
-                               BOC_RELAXED);
-    } else {
-      boc_payload_free(p);
-    }
+    park_error(result, error); /* could not even hold the result cown */
   }
   if (body_exc != NULL) {
     *body_exc = body_raised ? Py_XNewRef(error) : NULL;
@@ -541,16 +547,8 @@ void boc_behavior_drop(boc_behavior_t *b, const char *message) {
   boc_cown_t *result = b->result;
   PyObject *exc = PyObject_CallFunction(PyExc_RuntimeError, "s", message);
   if (exc != NULL) {
-    boc_payload_t *p = boc_payload_encode(exc);
+    park_error(result, exc);
     Py_DECREF(exc);
-    if (p != NULL && boc_cown_owner(result) == BOC_NO_OWNER) {
-      boc_payload_free(result->payload);
-      result->payload = p;
-      atomic_fetch_or_explicit(&result->flags, BOC_COWN_EXCEPTION,
-                               BOC_RELAXED);
-    } else {
-      boc_payload_free(p);
-    }
   }
   PyErr_Clear();
   retire(b);

@@ -50,13 +50,8 @@ static void handle_dealloc(PyObject *self) {
 
 /* ---- construction ------------------------------------------------------ */
 
-static PyObject *cown_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-  static char *kwlist[] = {"value", NULL};
-  PyObject *value = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Cown", kwlist, &value)) {
-    return NULL;
-  }
-  boc_cown_t *c = boc_cown_new(value);
+/* Wraps a new record (its reference is stolen) in an object of type. */
+static PyObject *wrap_new_record(PyTypeObject *type, boc_cown_t *c) {
   if (c == NULL) {
     return NULL;
   }
@@ -67,6 +62,15 @@ static PyObject *cown_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
   }
   h->rec = c;
   return (PyObject *)h;
+}
+
+static PyObject *cown_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"value", NULL};
+  PyObject *value = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Cown", kwlist, &value)) {
+    return NULL;
+  }
+  return wrap_new_record(type, boc_cown_new(value));
 }
 
 static PyObject *pinned_new(PyTypeObject *type, PyObject *args,
@@ -82,17 +86,7 @@ static PyObject *pinned_new(PyTypeObject *type, PyObject *args,
                     "PinnedCown must be constructed on the main interpreter");
     return NULL;
   }
-  boc_cown_t *c = boc_cown_new_pinned(value);
-  if (c == NULL) {
-    return NULL;
-  }
-  boc_handle_t *h = (boc_handle_t *)type->tp_alloc(type, 0);
-  if (h == NULL) {
-    boc_cown_decref(c);
-    return NULL;
-  }
-  h->rec = c;
-  return (PyObject *)h;
+  return wrap_new_record(type, boc_cown_new_pinned(value));
 }
 
 static PyObject *cown_init_subclass(PyObject *cls, PyObject *args,

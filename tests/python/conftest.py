@@ -31,3 +31,30 @@ def run_python(code: str, *, env: dict[str, str] | None = None,
             timeout=timeout,
             check=check,
         )
+
+
+EXAMPLES = ROOT / "examples"
+
+
+def run_example(name: str, timeout: float = 60) -> list[str]:
+    """Run ``examples/<name>`` with two workers, outside the source tree, and
+    return its stdout lines after checking that it exited cleanly and wrote
+    nothing to stderr."""
+    import os
+    import subprocess
+    import tempfile
+
+    script = EXAMPLES / name
+    assert script.is_file(), f"missing example {script}"
+    with tempfile.TemporaryDirectory() as cwd:
+        proc = subprocess.run(
+            [sys.executable, str(script)],
+            env={**os.environ, "BOCPY_WORKERS": "2"},
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    assert proc.returncode == 0, f"exit code {proc.returncode}\n{proc.stderr}"
+    assert proc.stderr == "", proc.stderr
+    return proc.stdout.splitlines()

@@ -45,7 +45,7 @@ def test_header_matches_the_manifest() -> None:
     assert h.minor == max(e.minor for e in entries)
     ptr = ctypes.sizeof(ctypes.c_void_p)
     assert h.struct_size == ctypes.sizeof(abi().header) + len(entries) * ptr
-    assert h.version.decode().startswith(f"bocpy ")
+    assert h.version.decode().startswith("bocpy ")
     assert f"ABI {h.major}.{h.minor}" in h.version.decode()
     info = _core._abi_info()
     assert (info["major"], info["minor"], info["struct_size"]) == (h.major, h.minor, h.struct_size)

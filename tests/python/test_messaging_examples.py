@@ -8,31 +8,7 @@ environment (so PYTHONPATH reaches the package under test).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-TIMEOUT = 60
-
-
-def run_example(name: str) -> list[str]:
-    script = EXAMPLES / name
-    assert script.is_file(), f"missing example {script}"
-    with tempfile.TemporaryDirectory() as cwd:
-        proc = subprocess.run(
-            [sys.executable, str(script)],
-            env={**os.environ, "BOCPY_WORKERS": "2"},
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
-    assert proc.returncode == 0, f"exit code {proc.returncode}\n{proc.stderr}"
-    assert proc.stderr == "", proc.stderr
-    return proc.stdout.splitlines()
+from conftest import run_example
 
 
 def test_calculator() -> None:

@@ -18,6 +18,8 @@ import bocpy
 from bocpy import Cown, PinnedCown, PumpResult, pump, quiesce, start, wait, when
 from bocpy import set_pump_watchdog, set_wait_pump_poll
 
+from conftest import run_example
+
 
 class Box:
     def __init__(self) -> None:
@@ -37,7 +39,6 @@ def fresh_runtime():
 def test_identity_is_kept_across_acquires() -> None:
     box = Box()  # not picklable by value semantics: identity must hold
     p = PinnedCown(box)
-    seen = Cown(None)
     for i in range(3):
         @when(p)
         def _(p):
@@ -410,15 +411,8 @@ def test_tk_integration_under_xvfb(tmp_path) -> None:
 
 
 def test_pinned_frames_example() -> None:
-    from pathlib import Path
-
-    example = Path(__file__).resolve().parents[2] / "examples" / "pinned_frames.py"
-    out = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
-                         timeout=120, cwd="/tmp", env={**os.environ, "BOCPY_WORKERS": "2"})
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [
+    assert run_example("pinned_frames.py", timeout=120) == [
         "frames drawn: 20",
         "lines logged: 20, particles per frame: 400",
         "checksum: 71229",
     ]
-    assert out.stderr == ""
