@@ -105,6 +105,7 @@ if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
   echo "---- last lines of $log ----"
   tail -n 60 "$log"
   echo "----"
+  grep -A1 -m1 'check failed' "$log" || true
   [ "$crashes" -ne 0 ] || crashes=1
   for f in "$artifacts"/*; do
     [ -e "$f" ] && echo "reproduce: $bin $f"

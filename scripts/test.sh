@@ -49,6 +49,8 @@ run_step "C unit tests (cmocka, clang, ASan+UBSan)" c_tests build/ctest-asan -DC
 run_step "C unit tests (cmocka, clang, TSan)" c_tests build/ctest-tsan -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_C_COMPILER=clang -DBOCPY_SANITIZE=thread
 
+run_step "Fuzzing the 2PL engine (libFuzzer, 60 s)" bash scripts/fuzz.sh 60
+
 clang_module() {
   cmake -S . -B build/clang-module -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
     -DPython_EXECUTABLE="$venv/bin/python" >/dev/null && cmake --build build/clang-module
