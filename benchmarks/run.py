@@ -8,8 +8,15 @@ implementation in a fresh process per repetition, alternating them (rep 1:
 ours, reference, ...; rep 2: reference, ours, ...), prints a table of
 medians with the ratio ours/reference (as speed: >1 means ours is faster),
 checks the performance targets of issue 7, and writes
-``benchmarks/results/results.json`` and ``chart.png`` (``results-quick.json``
-and ``chart-quick.png`` with ``--quick``).
+``benchmarks/results/results.json`` (every run, the machine, the payload
+calibration), ``tables.md`` and ``chart.png`` (``-quick`` suffixed with
+``--quick``).  ``--quick --ours-only`` is the smoke run (~10 s).
+
+The machine may be shared: for each run the driver measures how many cores
+other processes used meanwhile ("background cores"), waits for quiet before
+a run (``--quiet-wait``), re-runs disturbed runs (``--retry-noisy``) and takes
+medians over the undisturbed runs only (a median of disturbed runs only is
+starred).  See docs/performance.md.
 
 Implementations:
 
@@ -161,6 +168,7 @@ def run_one(impl: str, script: str, args: list[str], workers: int | None,
     record["ok"] = bool(record.get("check", True))
     record["process_seconds"] = elapsed
     record["background_cores"] = background
+    record["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     record["loadavg1"] = load0
     if proc.stderr.strip():
         record["stderr"] = proc.stderr[-1000:]
@@ -586,16 +594,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="before each run, wait up to S seconds for the rest of the "
                          "machine to go idle (< 0.3 cores busy); default 5 (0 with "
                          "--quick), at most --quiet-budget seconds in all")
-    ap.add_argument("--quiet-budget", type=float, default=180.0, metavar="S",
-                    help="total seconds --quiet-wait may spend (default 180)")
+    ap.add_argument("--quiet-budget", type=float, default=120.0, metavar="S",
+                    help="total seconds --quiet-wait may spend (default 120)")
     ap.add_argument("--retry-noisy", type=int, default=None, metavar="N",
                     help="re-run a measurement up to N times while other processes "
-                         "used > 0.5 cores during it (default 2; 0 with --quick); "
+                         "used > 0.5 cores during it (default 1; 0 with --quick); "
                          "the noisy attempts are kept in results.json, not in medians")
     ap.add_argument("--merge", action="store_true",
-                    help="keep the points of the existing results file that this run does "
-                         "not measure (with --only: re-measure some points), reusing its "
-                         "payload calibration")
+                    help="add this run's measurements to those of the existing results "
+                         "file (medians then cover both), reusing its payload calibration; "
+                         "with --only, re-measures some points")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="measure nothing: recompute the medians, tables and chart of the "
+                         "existing results file")
     ap.add_argument("--chart-from", default=None, help=argparse.SUPPRESS)
     ns = ap.parse_args(argv)
 
@@ -606,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     reps = ns.reps if ns.reps is not None else (1 if ns.quick else 3)
     quiet_wait = ns.quiet_wait if ns.quiet_wait is not None else (0.0 if ns.quick else 5.0)
     quiet_budget = ns.quiet_budget
-    retry_noisy = ns.retry_noisy if ns.retry_noisy is not None else (0 if ns.quick else 2)
+    retry_noisy = ns.retry_noisy if ns.retry_noisy is not None else (0 if ns.quick else 1)
     if reps < 1:
         ap.error("--reps must be >= 1")
     timeout = ns.timeout or (60.0 if ns.quick else 300.0)
@@ -648,9 +659,15 @@ def main(argv: list[str] | None = None) -> int:
     results_path = out / f"results{suffix}.json"
     chart_path = out / f"chart{suffix}.png"
     old = None
+    if ns.rebuild:
+        ns.merge = True
+        if not results_path.exists():
+            ap.error(f"--rebuild: {results_path} does not exist")
     if ns.merge and results_path.exists():
         old = json.loads(results_path.read_text())
         ns_per_iter = float(old["calibration"]["ns_per_iteration"])
+        if ns.rebuild:
+            machine = dict(old["machine"])
     else:
         cal = subprocess.run(
             [str(PY312), "-c", "import workloads; print(workloads.calibrate())"],
@@ -670,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     if ns.only:
         groups = {g.strip() for g in ns.only.split(",")}
         points = [p for p in points if p.group in groups]
+    if ns.rebuild:
+        points = []
 
     print(f"ours: {ours_build}")
     print(f"machine: {machine['cpu_model']}, {machine['cores_affinity']} cores in affinity, "
@@ -720,11 +739,16 @@ def main(argv: list[str] | None = None) -> int:
 
     runs_this_time = list(raw)
     if old is not None:
+        # Earlier measurements are kept; this run's are added to them.
         kept = {p["key"]: p["runs"] for p in old["points"]}
         for p in all_points:
-            if p.key not in raw and p.key in kept:
-                raw[p.key] = kept[p.key]
+            if p.key in kept:
+                new = raw.get(p.key, {})
+                raw[p.key] = {impl: kept[p.key].get(impl, []) + new.get(impl, [])
+                              for impl in list(kept[p.key]) + [i for i in new
+                                                                if i not in kept[p.key]]}
         points = [p for p in all_points if p.key in raw]
+    if old is not None and not ns.rebuild:
         prev = dict(old["machine"])
         history = prev.pop("history", [])
         history.append({"machine": prev, "command": old.get("command"),
@@ -733,7 +757,8 @@ def main(argv: list[str] | None = None) -> int:
         machine["history"] = history
     summaries = {p.key: summarise(p, raw[p.key]) for p in points}
     targets = evaluate_targets(points, summaries)
-    machine["loadavg_after"] = list(os.getloadavg())
+    if not ns.rebuild:
+        machine["loadavg_after"] = list(os.getloadavg())
     elapsed = time.perf_counter() - t_start
 
     print()
@@ -758,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
         "reps": reps,
         "command": " ".join([Path(sys.executable).name, "benchmarks/run.py", *(argv or sys.argv[1:])]),
         "elapsed_seconds": elapsed,
-        "measured_this_run": runs_this_time,
+        "measured_this_run": runs_this_time if not ns.rebuild else old.get("measured_this_run"),
         "options": {k: v for k, v in vars(ns).items() if k != "chart_from"},
         "noisy_threshold_cores": NOISY_CORES,
         "machine": machine,

@@ -1,0 +1,30 @@
+"""A smoke run of every benchmark workload at tiny sizes (figures are not
+checked here: benchmarks report, tests assert behaviour)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import bocpy
+
+RUN = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
+
+
+def test_benchmark_workloads_run(tmp_path: Path) -> None:
+    installed = Path(bocpy.__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--ours-only", "--no-chart",
+         "--ours-path", str(installed), "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    results = list(tmp_path.glob("*.json"))
+    assert results, out.stdout[-2000:]
+    data = json.loads(results[0].read_text())
+    runs = [r for p in data["points"] for r in p["runs"].get("ours", [])]
+    assert runs and all(r.get("ok") for r in runs), [r for r in runs if not r.get("ok")][:3]
