@@ -69,6 +69,9 @@ for ver in $BOCPY_PYTHONS; do
     bash scripts/check_wheel.sh "$(bocpy_venv "$ver")/bin/python"
 done
 
+run_step "Python tests against an ASan+UBSan build (CPython $first_ver)" \
+  bash scripts/asan_pytest.sh "$(bocpy_venv "$first_ver")"
+
 echo
 echo "================ summary ================"
 printf '%s\n' "${summary[@]}"

@@ -101,10 +101,10 @@ def test_scheduling_races_with_teardown() -> None:
     start(2)
     c = Cown(0)
     outcomes: list[object] = []
-    stop = threading.Event()
 
     def hammer() -> None:
-        while not stop.is_set():
+        # Bounded: wait() is only guaranteed to finish once nobody schedules.
+        for _ in range(3000):
             try:
                 @when(c)
                 def r(c):
@@ -116,11 +116,13 @@ def test_scheduling_races_with_teardown() -> None:
 
     t = threading.Thread(target=hammer)
     t.start()
-    for _ in range(20):
+    waits = 0
+    while t.is_alive():
         wait()
-    stop.set()
+        waits += 1
     t.join()
     wait()
+    assert waits >= 1
     ran = 0
     for o in outcomes:
         if isinstance(o, str):
@@ -129,6 +131,7 @@ def test_scheduling_races_with_teardown() -> None:
             assert "dropped during stop()" in str(o.value)
         else:
             ran += 1
+    assert len(outcomes) == 3000
     assert c.value == ran  # every behavior ran once or was dropped cleanly
 
 
