@@ -132,6 +132,46 @@ def _captures(fn: types.FunctionType, plan: _Plan, ncowns: int,
     return (cells, extras, tuple(glob))
 
 
+_SLOW = object()
+# Types of module-level bindings that are code, not data: never captured.
+_NOT_DATA_TYPES = frozenset({types.ModuleType, types.FunctionType,
+                             types.BuiltinFunctionType, types.MethodType, type})
+
+
+def _fast_captures(fn: types.FunctionType, plan: _Plan, ncowns: int) -> Any:
+    """The captures of the common cases, or _SLOW when a trailing parameter
+    has no default (its value must be looked up in the caller's frames) or a
+    closure cell is still empty."""
+    nparams = len(plan.params)
+    extras: tuple[Any, ...] = ()
+    if nparams != ncowns:
+        defaults = fn.__defaults__
+        if nparams < ncowns or defaults is None or len(defaults) < nparams - ncowns:
+            return _SLOW
+        extras = defaults[len(defaults) - (nparams - ncowns):]
+    cells: tuple[Any, ...] = ()
+    closure = fn.__closure__
+    if closure is not None:
+        try:
+            cells = tuple([c.cell_contents for c in closure])
+        except ValueError:
+            return _SLOW
+    glob: list[Any] = []
+    if plan.global_names:
+        g = fn.__globals__
+        for name in plan.global_names:
+            value = g.get(name, _SLOW)
+            if (value is _SLOW or type(value) in _NOT_DATA_TYPES
+                    or isinstance(value, _NOT_DATA) or name.startswith("__")):
+                continue
+            glob += (name, value)
+        if glob:
+            return _SLOW  # data globals: let _schedule handle opaque values
+    if not cells and not extras:
+        return None
+    return (cells, extras, ())
+
+
 def _without_opaque_globals(caps: tuple) -> tuple:
     """Drop captured globals that are not plain data (a lock, a logger...):
     the worker then uses its own module's binding of that name."""
@@ -201,12 +241,14 @@ def when(*cowns: Any) -> Callable[[Callable[..., Any]], _core.Cown]:
     def decorator(fn: Callable[..., Any]) -> _core.Cown:
         if _worker.loading:  # importing a module on a worker: schedule nothing
             return None  # type: ignore[return-value]
-        # Fast path: a known body that captures nothing (no closure, no
-        # trailing parameters, no module globals read) on a running runtime.
+        # Fast path: a known body on a running runtime whose captures need
+        # no frame lookup (closure cells, trailing parameters with defaults,
+        # module-level data read by name); anything else takes _schedule.
         plan = _plans.get(getattr(fn, "__code__", None))
-        if (plan is not None and not plan.global_names and fn.__closure__ is None
-                and len(plan.params) == len(cowns) and _core.running()):
-            return _core.schedule(plan.blob, cowns, None)
+        if plan is not None and _core.running():
+            caps = _fast_captures(fn, plan, len(cowns))
+            if caps is not _SLOW:
+                return _core.schedule(plan.blob, cowns, caps)
         return _schedule(fn, cowns, sys._getframe(1))
 
     return decorator
