@@ -10,7 +10,7 @@ from __future__ import annotations
 import atexit
 import sys
 import threading
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _core
 from ._abi import get_cmake_dir, get_include, get_pkgconfig_dir, get_sources
@@ -37,6 +37,7 @@ from ._when import when, whencall
 __all__ = [
     "Behaviors",
     "Cown",
+    "Matrix",
     "PinnedCown",
     "PumpResult",
     "REMOVED",
@@ -68,6 +69,21 @@ __all__ = [
     "when",
     "whencall",
 ]
+
+
+if TYPE_CHECKING:
+    from .plugins.matrix import Matrix
+
+
+def __getattr__(name: str) -> Any:
+    # bocpy.Matrix lives in the abi3 plugin bocpy.plugins.matrix; imported on
+    # first use, so that importing bocpy (in every worker too) stays cheap.
+    if name == "Matrix":
+        from .plugins.matrix import Matrix
+
+        globals()["Matrix"] = Matrix
+        return Matrix
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _version() -> str:

@@ -43,14 +43,14 @@
  * own (the ABI's owner_check writes the same words). */
 #define MX_WHAT "matrix"
 
-/* ---- the shared record --------------------------------------------------------- */
+/* ---- the shared record --------------------------------------------------- */
 
 typedef struct mx_buf {
   _Atomic int64_t refs;   /* wrappers + payloads holding the record */
   int64_t owner;          /* owner word: only through abi->owner_* */
   Py_ssize_t rows, cols;  /* owner only (transpose(in_place) swaps them) */
-  unsigned char pad_[32]; /* data starts on a 64-byte boundary */
-  double data[];          /* rows * cols, row-major */
+  void *alloc;            /* what malloc/calloc returned (for free) */
+  _Alignas(64) double data[]; /* rows * cols, row-major, on a cache line */
 } mx_buf_t;
 
 /* A new record of rows x cols (both >= 1) owned by `owner`, refs = 1;
@@ -63,7 +63,7 @@ void mx_buf_decref(mx_buf_t *b);
 /* Records alive in the process (a statistic for leak tests). */
 int64_t mx_buf_live(void);
 
-/* ---- module state ------------------------------------------------------------------ */
+/* ---- module state -------------------------------------------------------- */
 
 typedef struct {
   uint64_t s[4];    /* xoshiro256** */
@@ -77,7 +77,7 @@ typedef struct {
   mx_rng_t rng;       /* this interpreter's generator */
 } mx_state_t;
 
-/* ---- the wrapper ------------------------------------------------------------------- */
+/* ---- the wrapper --------------------------------------------------------- */
 
 typedef struct {
   PyObject_HEAD
@@ -106,7 +106,7 @@ PyObject *mx_wrap(mx_state_t *st, mx_buf_t *b);
 /* A deep copy of m (owner checked by the caller). */
 mx_t *mx_copy(mx_state_t *st, mx_t *m);
 
-/* ---- argument helpers (matrix_type.c) ----------------------------------------------- */
+/* ---- argument helpers (matrix_type.c) ------------------------------------ */
 
 /* Converts a real number (float, int, __index__ or __float__) to a double:
  * 1 converted, 0 not a number (nothing raised), -1 error (e.g. overflow). */
@@ -133,18 +133,39 @@ int mx_parse_dim(PyObject *o, const char *what, Py_ssize_t *out);
  * (non-numbers, not a sequence) or ValueError (empty, ragged). */
 mx_t *mx_from_sequence(mx_state_t *st, PyObject *seq, int as_column);
 
+/* TypeError with the type name of o as the last (%U) argument of fmt. */
+#define MX_TYPE_ERROR0(fmt, o)                                                \
+  do {                                                                        \
+    PyObject *mx_tn_ = PyType_GetName(Py_TYPE(o));                            \
+    if (mx_tn_ != NULL) {                                                     \
+      PyErr_Format(PyExc_TypeError, fmt, mx_tn_);                             \
+      Py_DECREF(mx_tn_);                                                      \
+    }                                                                         \
+  } while (0)
+#define MX_TYPE_ERROR1(fmt, s, o)                                             \
+  do {                                                                        \
+    PyObject *mx_tn_ = PyType_GetName(Py_TYPE(o));                            \
+    if (mx_tn_ != NULL) {                                                     \
+      PyErr_Format(PyExc_TypeError, fmt, s, mx_tn_);                          \
+      Py_DECREF(mx_tn_);                                                      \
+    }                                                                         \
+  } while (0)
+
 /* ValueError "<prefix>: shapes (a, b) and (c, d)<suffix>". */
 void mx_shape_error(const char *prefix, Py_ssize_t ar, Py_ssize_t ac,
                     Py_ssize_t br, Py_ssize_t bc, const char *suffix);
 
-/* ---- RNG (matrix_module.c) ------------------------------------------------------------ */
+/* ---- RNG (matrix_module.c) ----------------------------------------------- */
 
 void mx_rng_seed(mx_rng_t *r, uint64_t seed);
 void mx_rng_seed_entropy(mx_rng_t *r);
 double mx_rng_uniform(mx_rng_t *r);  /* [0, 1) */
 double mx_rng_normal(mx_rng_t *r);   /* N(0, 1) */
 
-/* ---- Python entry points defined outside matrix_type.c ------------------------------- */
+/* ---- Python entry points defined outside matrix_type.c ------------------- */
+
+/* matrix_type.c: this interpreter's Matrix type (new reference). */
+PyTypeObject *mx_type_create(PyObject *module);
 
 /* matrix_module.c */
 PyObject *mx_meth_reduce(PyObject *self, PyObject *unused);
@@ -211,7 +232,7 @@ MX_FASTCALL_DECL(mx_meth_where);
 PyObject *mx_transposed(mx_t *m);
 PyObject *mx_get_length(PyObject *self, void *closure);
 
-/* ---- kernels (matrix_kernels.c) -------------------------------------------------------
+/* ---- kernels (matrix_kernels.c) ---------------------------------------------
  * Plain C on raw arrays: no Python, no GIL requirements, no errors. */
 
 typedef enum {
@@ -238,6 +259,9 @@ typedef enum {
   MX_UN_COUNT
 } mx_unop_t;
 
+/* Reductions. */
+typedef enum { MX_RED_SUM, MX_RED_SUMSQ, MX_RED_MIN, MX_RED_MAX } mx_red_t;
+
 /* A broadcast operand: element (i, j) is p[i * rs + j * cs] where rs is 0
  * (a repeated row) or the row length, and cs is 0 (a repeated column) or
  * 1. */
@@ -245,6 +269,41 @@ typedef struct {
   const double *p;
   Py_ssize_t rs, cs;
 } mx_view_t;
+
+/* The kernels of one build variant (matrix_kernels.c compiled for the
+ * baseline ISA, and for x86-64-v3 when available); see mx_k_* below. */
+typedef struct mx_kernels {
+  const char *name; /* "base" or "x86-64-v3" */
+  void (*binary)(mx_binop_t, Py_ssize_t, Py_ssize_t, mx_view_t, mx_view_t,
+                 double *);
+  void (*binary_inplace)(mx_binop_t, Py_ssize_t, Py_ssize_t, double *,
+                         mx_view_t);
+  void (*unary)(mx_unop_t, Py_ssize_t, const double *, double *);
+  void (*clip)(Py_ssize_t, const double *, double, double, double *);
+  void (*fma)(Py_ssize_t, Py_ssize_t, mx_view_t, mx_view_t, mx_view_t,
+              double *);
+  void (*where)(Py_ssize_t, Py_ssize_t, mx_view_t, mx_view_t, mx_view_t,
+                double *);
+  void (*scale_by)(int, Py_ssize_t, Py_ssize_t, double *, const double *);
+  void (*matmul)(Py_ssize_t, Py_ssize_t, Py_ssize_t, const double *,
+                 const double *, double *);
+  void (*transpose)(Py_ssize_t, Py_ssize_t, const double *, double *);
+  double (*reduce_all)(mx_red_t, Py_ssize_t, const double *);
+  void (*reduce_cols)(mx_red_t, Py_ssize_t, Py_ssize_t, const double *,
+                      double *);
+  void (*reduce_rows)(mx_red_t, Py_ssize_t, Py_ssize_t, const double *,
+                      double *);
+  void (*vecdot)(int, Py_ssize_t, Py_ssize_t, mx_view_t, mx_view_t,
+                 double *);
+  Py_ssize_t (*argbest)(int, Py_ssize_t, const double *, Py_ssize_t);
+} mx_kernels_t;
+
+extern const mx_kernels_t mx_kernels_base;
+#if defined(MX_HAVE_V3)
+extern const mx_kernels_t mx_kernels_v3;
+#endif
+/* The table in use (chosen once for this CPU). */
+const mx_kernels_t *mx_kernels(void);
 
 /* out (R x C, fresh, never overlapping a or b) = a op b. */
 void mx_k_binary(mx_binop_t op, Py_ssize_t R, Py_ssize_t C, mx_view_t a,
@@ -262,6 +321,10 @@ void mx_k_fma(Py_ssize_t R, Py_ssize_t C, mx_view_t a, mx_view_t b,
               mx_view_t c, double *out);
 void mx_k_where(Py_ssize_t R, Py_ssize_t C, mx_view_t m, mx_view_t a,
                 mx_view_t b, double *out);
+/* d[...] /= the magnitude of its vector (axis MX_AXIS_ALL: mags[0] for all;
+ * 0: mags[j] per column; 1: mags[i] per row); zero magnitude -> 0.0. */
+void mx_k_scale_by(int axis, Py_ssize_t R, Py_ssize_t C, double *d,
+                   const double *mags);
 /* out (R x N, fresh) = a (R x K) @ b (K x N). */
 void mx_k_matmul(Py_ssize_t R, Py_ssize_t K, Py_ssize_t N,
                  const double *a, const double *b, double *out);
@@ -269,8 +332,6 @@ void mx_k_matmul(Py_ssize_t R, Py_ssize_t K, Py_ssize_t N,
 void mx_k_transpose(Py_ssize_t R, Py_ssize_t C, const double *a,
                     double *out);
 
-/* Reductions.  kind: */
-typedef enum { MX_RED_SUM, MX_RED_SUMSQ, MX_RED_MIN, MX_RED_MAX } mx_red_t;
 /* Over all n elements. */
 double mx_k_reduce_all(mx_red_t kind, Py_ssize_t n, const double *a);
 /* Per column (out: C values) or per row (out: R values) of a R x C. */

@@ -1,0 +1,1200 @@
+/* matrix_type.c - the Matrix type: construction, argument helpers,
+ * properties, indexing, iteration, repr/str and the method table.
+ *
+ * Every entry point that reads or writes a matrix's numbers (or its shape,
+ * which lives in the shared record) first calls mx_own(): a matrix that
+ * moved to another interpreter raises RuntimeError.
+ */
+#include "matrix.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- identity and life cycle --------------------------------------------- */
+
+static void mx_dealloc(PyObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  mx_t *m = MX(self);
+  if (m->buf != NULL) {
+    mx_buf_decref(m->buf); /* the record may outlive us in another interp */
+    m->buf = NULL;
+  }
+  freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+  tp_free(self);
+  Py_DECREF(tp); /* instances of heap types hold their type */
+}
+
+int mx_check(PyObject *o) {
+  /* Each interpreter has its own type object; they share tp_dealloc. */
+  return PyType_GetSlot(Py_TYPE(o), Py_tp_dealloc) == (void *)mx_dealloc;
+}
+
+/* ---- argument helpers ---------------------------------------------------- */
+
+int mx_as_double(PyObject *o, double *out) {
+  if (PyFloat_Check(o)) {
+    *out = PyFloat_AsDouble(o);
+    return 1;
+  }
+  if (PyLong_Check(o)) {
+    const double d = PyLong_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred()) {
+      return -1; /* OverflowError: too large for a double */
+    }
+    *out = d;
+    return 1;
+  }
+  if (PySequence_Check(o)) {
+    return 0; /* rows, NumPy arrays (which also have __index__ / __float__) */
+  }
+  PyObject *num = NULL;
+  if (PyIndex_Check(o)) {
+    num = PyNumber_Index(o);
+  } else if (PyType_GetSlot(Py_TYPE(o), Py_nb_float) != NULL) {
+    num = PyNumber_Float(o); /* __float__: Decimal, Fraction, ... */
+  } else {
+    return 0;
+  }
+  if (num == NULL) {
+    return -1;
+  }
+  const double d = PyFloat_Check(num) ? PyFloat_AsDouble(num)
+                                      : PyLong_AsDouble(num);
+  Py_DECREF(num);
+  if (d == -1.0 && PyErr_Occurred()) {
+    return -1;
+  }
+  *out = d;
+  return 1;
+}
+
+int mx_parse(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames, const char *const *names, Py_ssize_t npos,
+             Py_ssize_t nall, PyObject **out) {
+  if (nargs > npos) {
+    PyErr_Format(PyExc_TypeError,
+                 "%s() takes at most %zd positional argument%s (%zd given)",
+                 fname, npos, npos == 1 ? "" : "s", nargs);
+    return -1;
+  }
+  for (Py_ssize_t i = 0; i < nargs; i++) {
+    out[i] = args[i];
+  }
+  if (kwnames == NULL) {
+    return 0;
+  }
+  const Py_ssize_t nkw = PyTuple_Size(kwnames);
+  for (Py_ssize_t k = 0; k < nkw; k++) {
+    PyObject *key = PyTuple_GetItem(kwnames, k); /* borrowed */
+    Py_ssize_t j = 0;
+    while (j < nall && PyUnicode_CompareWithASCIIString(key, names[j]) != 0) {
+      j++;
+    }
+    if (j == nall) {
+      PyErr_Format(PyExc_TypeError,
+                   "%s() got an unexpected keyword argument '%U'", fname,
+                   key);
+      return -1;
+    }
+    if (j < nargs) {
+      PyErr_Format(PyExc_TypeError,
+                   "%s() got multiple values for argument '%s'", fname,
+                   names[j]);
+      return -1;
+    }
+    out[j] = args[nargs + k];
+  }
+  return 0;
+}
+
+int mx_parse_axis(PyObject *o, int *axis) {
+  if (o == NULL || o == Py_None) {
+    *axis = MX_AXIS_ALL;
+    return 0;
+  }
+  if (!PyLong_Check(o)) {
+    MX_TYPE_ERROR0("axis must be an int or None, not '%U'", o);
+    return -1;
+  }
+  int overflow = 0;
+  const long v = PyLong_AsLongAndOverflow(o, &overflow);
+  if (v == -1 && PyErr_Occurred()) {
+    return -1;
+  }
+  if (!overflow && (v == 0 || v == -2)) {
+    *axis = 0;
+    return 0;
+  }
+  if (!overflow && (v == 1 || v == -1)) {
+    *axis = 1;
+    return 0;
+  }
+  PyErr_Format(PyExc_ValueError,
+               "axis %R is out of range: a matrix has axes 0 (per column) "
+               "and 1 (per row), also spelled -2 and -1; None means all "
+               "elements",
+               o);
+  return -1;
+}
+
+int mx_parse_flag(PyObject *o) {
+  return o == NULL ? 0 : PyObject_IsTrue(o);
+}
+
+int mx_parse_dim(PyObject *o, const char *what, Py_ssize_t *out) {
+  if (!PyLong_Check(o)) {
+    MX_TYPE_ERROR1("%s must be an int, not '%U'", what, o);
+    return -1;
+  }
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (v == -1 && PyErr_Occurred()) {
+    return -1;
+  }
+  if (overflow < 0 || (!overflow && v < 1)) {
+    PyErr_Format(PyExc_ValueError, "%s must be at least 1, not %R", what, o);
+    return -1;
+  }
+  if (overflow > 0 || v > (long long)(PY_SSIZE_T_MAX / 8)) {
+    PyErr_Format(PyExc_ValueError, "%s is too large: %R", what, o);
+    return -1;
+  }
+  *out = (Py_ssize_t)v;
+  return 0;
+}
+
+int mx_parse_size(PyObject *o, const char *fname, Py_ssize_t *rows,
+                  Py_ssize_t *cols) {
+  if (!PyTuple_Check(o) && !PyList_Check(o)) {
+    MX_TYPE_ERROR1("%s(): size must be a (rows, columns) tuple, not '%U'",
+                   fname, o);
+    return -1;
+  }
+  const Py_ssize_t n = PySequence_Size(o);
+  if (n != 2) {
+    PyErr_Format(PyExc_ValueError,
+                 "%s(): size must have 2 items (rows, columns), not %zd",
+                 fname, n);
+    return -1;
+  }
+  PyObject *r = PySequence_GetItem(o, 0);
+  PyObject *c = r != NULL ? PySequence_GetItem(o, 1) : NULL;
+  int rc = -1;
+  if (c != NULL && mx_parse_dim(r, "rows", rows) == 0 &&
+      mx_parse_dim(c, "columns", cols) == 0) {
+    rc = 0;
+  }
+  Py_XDECREF(r);
+  Py_XDECREF(c);
+  return rc;
+}
+
+void mx_shape_error(const char *prefix, Py_ssize_t ar, Py_ssize_t ac,
+                    Py_ssize_t br, Py_ssize_t bc, const char *suffix) {
+  PyErr_Format(PyExc_ValueError, "%s: shapes (%zd, %zd) and (%zd, %zd)%s",
+               prefix, ar, ac, br, bc, suffix);
+}
+
+/* ---- from Python sequences ----------------------------------------------- */
+
+/* The items of seq as a new tuple (lists are copied, so conversion cannot
+ * be disturbed by code that mutates them), or NULL: with an exception set
+ * on error, with none when seq is not a sequence we accept (str, bytes,
+ * mappings, scalars...). */
+static PyObject *as_tuple(PyObject *seq) {
+  if (PyTuple_Check(seq)) {
+    return Py_NewRef(seq);
+  }
+  if (PyList_Check(seq)) {
+    return PyList_AsTuple(seq);
+  }
+  if (PyUnicode_Check(seq) || PyBytes_Check(seq) || PyByteArray_Check(seq) ||
+      !PySequence_Check(seq)) {
+    return NULL;
+  }
+  return PySequence_Tuple(seq); /* range, array.array, ... */
+}
+
+/* Copies the numbers of one row (a sequence or a vector Matrix) into
+ * out[0..cols).  On a length mismatch: ValueError naming row i. */
+static int fill_row(PyObject *item, Py_ssize_t i, Py_ssize_t cols,
+                    double *out) {
+  if (mx_check(item)) {
+    mx_t *v = MX(item);
+    if (mx_own(v) < 0) {
+      return -1;
+    }
+    if ((MX_ROWS(v) != 1 && MX_COLS(v) != 1) || MX_SIZE(v) != cols) {
+      PyErr_Format(PyExc_ValueError,
+                   "row %zd is a (%zd, %zd) matrix, expected a vector of %zd "
+                   "values",
+                   i, MX_ROWS(v), MX_COLS(v), cols);
+      return -1;
+    }
+    memmove(out, MX_DATA(v), (size_t)cols * sizeof(double));
+    return 0;
+  }
+  PyObject *t = as_tuple(item);
+  if (t == NULL) {
+    if (!PyErr_Occurred()) {
+      MX_TYPE_ERROR1("row %zd must be a sequence of numbers, not '%U'", i,
+                     item);
+    }
+    return -1;
+  }
+  const Py_ssize_t n = PyTuple_Size(t);
+  if (n != cols) {
+    PyErr_Format(PyExc_ValueError,
+                 "ragged rows: row %zd has %zd values, row 0 has %zd", i, n,
+                 cols);
+    Py_DECREF(t);
+    return -1;
+  }
+  for (Py_ssize_t j = 0; j < n; j++) {
+    PyObject *x = PyTuple_GetItem(t, j); /* borrowed */
+    const int r = mx_as_double(x, &out[j]);
+    if (r <= 0) {
+      if (r == 0) {
+        MX_TYPE_ERROR0("matrix values must be numbers, not '%U'", x);
+      }
+      Py_DECREF(t);
+      return -1;
+    }
+  }
+  Py_DECREF(t);
+  return 0;
+}
+
+static int is_rowlike(PyObject *o) {
+  return PyList_Check(o) || PyTuple_Check(o) || mx_check(o) ||
+         (PySequence_Check(o) && !PyUnicode_Check(o) && !PyBytes_Check(o) &&
+          !PyByteArray_Check(o));
+}
+
+mx_t *mx_from_sequence(mx_state_t *st, PyObject *seq, int as_column) {
+  if (mx_check(seq)) {
+    if (mx_own(MX(seq)) < 0) {
+      return NULL;
+    }
+    return mx_copy(st, MX(seq));
+  }
+  PyObject *t = as_tuple(seq);
+  if (t == NULL) {
+    if (!PyErr_Occurred()) {
+      MX_TYPE_ERROR0("cannot make a matrix from '%U': expected a sequence of "
+                     "numbers or of rows",
+                     seq);
+    }
+    return NULL;
+  }
+  mx_t *m = NULL;
+  const Py_ssize_t n = PyTuple_Size(t);
+  if (n == 0) {
+    PyErr_SetString(PyExc_ValueError,
+                    "cannot make a matrix from an empty sequence (a matrix "
+                    "has at least 1 row and 1 column)");
+    goto done;
+  }
+  PyObject *first = PyTuple_GetItem(t, 0); /* borrowed */
+  double d;
+  const int r = mx_as_double(first, &d);
+  if (r < 0) {
+    goto done;
+  }
+  if (r == 1) { /* flat: a row (or column) vector */
+    m = as_column ? mx_new(st, n, 1, 0) : mx_new(st, 1, n, 0);
+    if (m == NULL) {
+      goto done;
+    }
+    double *out = MX_DATA(m);
+    for (Py_ssize_t j = 0; j < n; j++) {
+      PyObject *x = PyTuple_GetItem(t, j);
+      const int rr = mx_as_double(x, &out[j]);
+      if (rr <= 0) {
+        if (rr == 0) {
+          MX_TYPE_ERROR0("matrix values must be numbers, not '%U' (a flat "
+                         "sequence cannot mix numbers and rows)",
+                         x);
+        }
+        Py_CLEAR(m);
+        goto done;
+      }
+    }
+    goto done;
+  }
+  if (!is_rowlike(first)) {
+    MX_TYPE_ERROR0("matrix values must be numbers or rows of numbers, not "
+                   "'%U'",
+                   first);
+    goto done;
+  }
+  /* nested: one item per row; row 0 fixes the column count */
+  Py_ssize_t cols;
+  if (mx_check(first)) {
+    if (mx_own(MX(first)) < 0) {
+      goto done;
+    }
+    cols = MX_SIZE(MX(first));
+  } else {
+    cols = PySequence_Size(first);
+    if (cols < 0) {
+      goto done;
+    }
+  }
+  if (cols == 0) {
+    PyErr_SetString(PyExc_ValueError,
+                    "cannot make a matrix from empty rows (a matrix has at "
+                    "least 1 column)");
+    goto done;
+  }
+  m = mx_new(st, n, cols, 0);
+  if (m == NULL) {
+    goto done;
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    if (fill_row(PyTuple_GetItem(t, i), i, cols, MX_DATA(m) + i * cols) < 0) {
+      Py_CLEAR(m);
+      goto done;
+    }
+  }
+done:
+  Py_DECREF(t);
+  return m;
+}
+
+/* rows x cols from `values`: None -> zeros, a number -> filled, a Matrix
+ * or sequence holding rows * cols numbers (flat, or nested of exactly that
+ * shape). */
+static PyObject *mx_filled(mx_state_t *st, Py_ssize_t rows, Py_ssize_t cols,
+                           PyObject *values) {
+  if (values == NULL || values == Py_None) {
+    return (PyObject *)mx_new(st, rows, cols, 1);
+  }
+  double d;
+  const int r = mx_as_double(values, &d);
+  if (r < 0) {
+    return NULL;
+  }
+  if (r == 1) {
+    mx_t *m = mx_new(st, rows, cols, 0);
+    if (m != NULL) {
+      double *p = MX_DATA(m);
+      for (Py_ssize_t i = 0; i < rows * cols; i++) {
+        p[i] = d;
+      }
+    }
+    return (PyObject *)m;
+  }
+  if (mx_check(values)) {
+    mx_t *v = MX(values);
+    if (mx_own(v) < 0) {
+      return NULL;
+    }
+    if (MX_SIZE(v) != rows * cols) {
+      mx_shape_error("Matrix(): values do not fit", MX_ROWS(v), MX_COLS(v),
+                     rows, cols, " hold different numbers of elements");
+      return NULL;
+    }
+    mx_t *m = mx_new(st, rows, cols, 0);
+    if (m != NULL) {
+      memcpy(MX_DATA(m), MX_DATA(v), (size_t)(rows * cols) * sizeof(double));
+    }
+    return (PyObject *)m;
+  }
+  if (!is_rowlike(values)) {
+    MX_TYPE_ERROR0("Matrix(): values must be None, a number, a Matrix or a "
+                   "sequence of numbers, not '%U'",
+                   values);
+    return NULL;
+  }
+  mx_t *m = mx_from_sequence(st, values, 0);
+  if (m == NULL) {
+    return NULL;
+  }
+  const int same = MX_ROWS(m) == rows && MX_COLS(m) == cols;
+  const int flat = MX_ROWS(m) == 1 && MX_SIZE(m) == rows * cols;
+  if (!same && !flat) {
+    mx_shape_error("Matrix(): values do not fit", MX_ROWS(m), MX_COLS(m),
+                   rows, cols,
+                   ": give rows * columns numbers, flat or as rows");
+    Py_DECREF(m);
+    return NULL;
+  }
+  /* A fresh record nobody else has seen: reshape it. */
+  m->buf->rows = rows;
+  m->buf->cols = cols;
+  return (PyObject *)m;
+}
+
+static PyObject *mx_tp_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"rows", "columns", "values", NULL};
+  PyObject *a = NULL, *b = NULL, *values = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO:Matrix", kwlist, &a, &b,
+                                   &values)) {
+    return NULL;
+  }
+  mx_state_t *st = PyType_GetModuleState(type);
+  if (st == NULL) {
+    return NULL;
+  }
+  if (b == NULL) {
+    if (values != NULL || PyLong_Check(a)) {
+      PyErr_SetString(PyExc_TypeError,
+                      "Matrix() takes (rows, columns, values=None) or one "
+                      "sequence, e.g. Matrix([[1, 2], [3, 4]])");
+      return NULL;
+    }
+    return (PyObject *)mx_from_sequence(st, a, 0);
+  }
+  Py_ssize_t rows, cols;
+  if (mx_parse_dim(a, "rows", &rows) < 0 ||
+      mx_parse_dim(b, "columns", &cols) < 0) {
+    return NULL;
+  }
+  return mx_filled(st, rows, cols, values);
+}
+
+/* ---- class methods: zeros, ones, vector ---------------------------------- */
+
+static PyObject *constant(PyObject *cls, PyObject *const *args,
+                          Py_ssize_t nargs, PyObject *kwnames, double value,
+                          const char *fname) {
+  static const char *const names[] = {"size"};
+  mx_state_t *st = PyType_GetModuleState((PyTypeObject *)cls);
+  if (st == NULL) {
+    return NULL;
+  }
+  Py_ssize_t rows, cols;
+  if (nargs == 2 && kwnames == NULL) { /* zeros(rows, columns) */
+    if (mx_parse_dim(args[0], "rows", &rows) < 0 ||
+        mx_parse_dim(args[1], "columns", &cols) < 0) {
+      return NULL;
+    }
+  } else {
+    PyObject *size = NULL;
+    if (mx_parse(fname, args, nargs, kwnames, names, 1, 1, &size) < 0) {
+      return NULL;
+    }
+    if (size == NULL) {
+      PyErr_Format(PyExc_TypeError,
+                   "%s() missing required argument 'size' (a (rows, "
+                   "columns) tuple)",
+                   fname);
+      return NULL;
+    }
+    if (mx_parse_size(size, fname, &rows, &cols) < 0) {
+      return NULL;
+    }
+  }
+  mx_t *m = mx_new(st, rows, cols, value == 0.0);
+  if (m != NULL && value != 0.0) {
+    double *p = MX_DATA(m);
+    for (Py_ssize_t i = 0; i < rows * cols; i++) {
+      p[i] = value;
+    }
+  }
+  return (PyObject *)m;
+}
+
+static PyObject *mx_meth_zeros(PyObject *cls, PyObject *const *args,
+                               Py_ssize_t nargs, PyObject *kwnames) {
+  return constant(cls, args, nargs, kwnames, 0.0, "zeros");
+}
+
+static PyObject *mx_meth_ones(PyObject *cls, PyObject *const *args,
+                              Py_ssize_t nargs, PyObject *kwnames) {
+  return constant(cls, args, nargs, kwnames, 1.0, "ones");
+}
+
+static PyObject *mx_meth_vector(PyObject *cls, PyObject *const *args,
+                                Py_ssize_t nargs, PyObject *kwnames) {
+  static const char *const names[] = {"values", "as_column"};
+  PyObject *o[2] = {NULL, NULL};
+  if (mx_parse("vector", args, nargs, kwnames, names, 2, 2, o) < 0) {
+    return NULL;
+  }
+  if (o[0] == NULL) {
+    PyErr_SetString(PyExc_TypeError,
+                    "vector() missing required argument 'values'");
+    return NULL;
+  }
+  const int as_column = mx_parse_flag(o[1]);
+  if (as_column < 0) {
+    return NULL;
+  }
+  mx_state_t *st = PyType_GetModuleState((PyTypeObject *)cls);
+  if (st == NULL) {
+    return NULL;
+  }
+  mx_t *m = mx_from_sequence(st, o[0], as_column);
+  if (m == NULL) {
+    return NULL;
+  }
+  if (MX_ROWS(m) != 1 && MX_COLS(m) != 1) {
+    PyErr_Format(PyExc_ValueError,
+                 "vector() needs a flat sequence of numbers (or a vector), "
+                 "got values of shape (%zd, %zd)",
+                 MX_ROWS(m), MX_COLS(m));
+    Py_DECREF(m);
+    return NULL;
+  }
+  const Py_ssize_t n = MX_SIZE(m); /* a fresh record: reorient in place */
+  m->buf->rows = as_column ? n : 1;
+  m->buf->cols = as_column ? 1 : n;
+  return (PyObject *)m;
+}
+
+/* ---- copy ---------------------------------------------------------------- */
+
+static PyObject *mx_meth_copy(PyObject *self, PyObject *Py_UNUSED(unused)) {
+  mx_t *m = MX(self);
+  if (mx_own(m) < 0) {
+    return NULL;
+  }
+  return (PyObject *)mx_copy(mx_state_of(self), m);
+}
+
+static PyObject *mx_meth_tolist(PyObject *self, PyObject *Py_UNUSED(unused)) {
+  mx_t *m = MX(self);
+  if (mx_own(m) < 0) {
+    return NULL;
+  }
+  const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
+  PyObject *rows = PyList_New(R);
+  for (Py_ssize_t i = 0; rows != NULL && i < R; i++) {
+    PyObject *row = PyList_New(C);
+    for (Py_ssize_t j = 0; row != NULL && j < C; j++) {
+      PyObject *x = PyFloat_FromDouble(MX_DATA(m)[i * C + j]);
+      if (x == NULL || PyList_SetItem(row, j, x) < 0) { /* steals x */
+        Py_CLEAR(row);
+      }
+    }
+    if (row == NULL || PyList_SetItem(rows, i, row) < 0) { /* steals row */
+      Py_CLEAR(rows);
+    }
+  }
+  return rows;
+}
+
+static PyObject *mx_meth_deepcopy(PyObject *self, PyObject *memo) {
+  (void)memo;
+  return mx_meth_copy(self, NULL);
+}
+
+/* ---- properties ---------------------------------------------------------- */
+
+static PyObject *get_rows(PyObject *self, void *closure) {
+  (void)closure;
+  mx_t *m = MX(self);
+  return mx_own(m) < 0 ? NULL : PyLong_FromSsize_t(MX_ROWS(m));
+}
+
+static PyObject *get_columns(PyObject *self, void *closure) {
+  (void)closure;
+  mx_t *m = MX(self);
+  return mx_own(m) < 0 ? NULL : PyLong_FromSsize_t(MX_COLS(m));
+}
+
+static PyObject *get_shape(PyObject *self, void *closure) {
+  (void)closure;
+  mx_t *m = MX(self);
+  return mx_own(m) < 0 ? NULL : Py_BuildValue("(nn)", MX_ROWS(m), MX_COLS(m));
+}
+
+static PyObject *get_size(PyObject *self, void *closure) {
+  (void)closure;
+  mx_t *m = MX(self);
+  return mx_own(m) < 0 ? NULL : PyLong_FromSsize_t(MX_SIZE(m));
+}
+
+static PyObject *get_T(PyObject *self, void *closure) {
+  (void)closure;
+  mx_t *m = MX(self);
+  return mx_own(m) < 0 ? NULL : mx_transposed(m);
+}
+
+/* Whether this interpreter may use m now (no exception). */
+static int owned_quiet(mx_t *m) {
+  return !m->moved &&
+         m->abi->owner_load(&m->buf->owner) == m->abi->interp_current();
+}
+
+static PyObject *get_acquired(PyObject *self, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(owned_quiet(MX(self)));
+}
+
+/* The address of the shared record: equal before and after a move (no
+ * copy).  Not a data access, so not owner-checked; for tests. */
+static PyObject *get_address(PyObject *self, void *closure) {
+  (void)closure;
+  return PyLong_FromVoidPtr(MX(self)->buf);
+}
+
+static const char component_names[] = "xyzw";
+
+static PyObject *get_component(PyObject *self, void *closure) {
+  const Py_ssize_t k = (Py_ssize_t)(intptr_t)closure;
+  mx_t *m = MX(self);
+  if (mx_own(m) < 0) {
+    return NULL;
+  }
+  if (k >= MX_SIZE(m)) {
+    PyErr_Format(PyExc_IndexError,
+                 "a (%zd, %zd) matrix has no '%c' component (it needs at "
+                 "least %zd elements)",
+                 MX_ROWS(m), MX_COLS(m), component_names[k], k + 1);
+    return NULL;
+  }
+  return PyFloat_FromDouble(MX_DATA(m)[k]);
+}
+
+static int set_component(PyObject *self, PyObject *value, void *closure) {
+  const Py_ssize_t k = (Py_ssize_t)(intptr_t)closure;
+  mx_t *m = MX(self);
+  if (value == NULL) {
+    PyErr_SetString(PyExc_TypeError, "matrix components cannot be deleted");
+    return -1;
+  }
+  if (mx_own(m) < 0) {
+    return -1;
+  }
+  if (k >= MX_SIZE(m)) {
+    PyErr_Format(PyExc_IndexError,
+                 "a (%zd, %zd) matrix has no '%c' component (it needs at "
+                 "least %zd elements)",
+                 MX_ROWS(m), MX_COLS(m), component_names[k], k + 1);
+    return -1;
+  }
+  double d;
+  const int r = mx_as_double(value, &d);
+  if (r <= 0) {
+    if (r == 0) {
+      MX_TYPE_ERROR0("a matrix component must be a number, not '%U'", value);
+    }
+    return -1;
+  }
+  MX_DATA(m)[k] = d;
+  return 0;
+}
+
+/* ---- repr / str ---------------------------------------------------------- */
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+} sbuf_t;
+
+static int sb_put(sbuf_t *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n + 1) {
+      cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (p == NULL) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  return 0;
+}
+
+static int sb_str(sbuf_t *b, const char *s) { return sb_put(b, s, strlen(s)); }
+
+/* %g, as Python's '%g' % v formats it (locale independent). */
+static char *fmt_g(double v) {
+  return PyOS_double_to_string(v, 'g', 6, 0, NULL); /* PyMem_Free it */
+}
+
+static PyObject *not_owned_repr(void) {
+  return PyUnicode_FromString("<Matrix not owned by this interpreter>");
+}
+
+static PyObject *mx_repr(PyObject *self) {
+  mx_t *m = MX(self);
+  if (!owned_quiet(m)) {
+    return not_owned_repr();
+  }
+  sbuf_t b = {NULL, 0, 0};
+  char head[96];
+  snprintf(head, sizeof(head), "Matrix(%zd, %zd, [", MX_ROWS(m), MX_COLS(m));
+  int rc = sb_str(&b, head);
+  const double *d = MX_DATA(m);
+  for (Py_ssize_t i = 0; rc == 0 && i < MX_SIZE(m); i++) {
+    char *s = fmt_g(d[i]);
+    if (s == NULL) {
+      rc = -1;
+      break;
+    }
+    rc = (i > 0 ? sb_str(&b, ", ") : 0) || sb_str(&b, s) ? -1 : 0;
+    PyMem_Free(s);
+  }
+  PyObject *r = NULL;
+  if (rc == 0 && sb_str(&b, "])") == 0) {
+    r = PyUnicode_FromStringAndSize(b.p, (Py_ssize_t)b.len);
+  }
+  free(b.p);
+  return r;
+}
+
+/* NumPy-like: [[1 2 3]\n [4 5 6]], every number right-aligned to the
+ * widest. */
+static PyObject *mx_str(PyObject *self) {
+  mx_t *m = MX(self);
+  if (!owned_quiet(m)) {
+    return not_owned_repr();
+  }
+  const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m), n = R * C;
+  char **cells = calloc((size_t)n, sizeof(char *));
+  if (cells == NULL) {
+    return PyErr_NoMemory();
+  }
+  PyObject *r = NULL;
+  size_t width = 0;
+  sbuf_t b = {NULL, 0, 0};
+  for (Py_ssize_t i = 0; i < n; i++) {
+    cells[i] = fmt_g(MX_DATA(m)[i]);
+    if (cells[i] == NULL) {
+      goto done;
+    }
+    const size_t w = strlen(cells[i]);
+    width = w > width ? w : width;
+  }
+  for (Py_ssize_t i = 0; i < R; i++) {
+    if (sb_str(&b, i == 0 ? "[[" : " [") < 0) {
+      goto done;
+    }
+    for (Py_ssize_t j = 0; j < C; j++) {
+      const char *s = cells[i * C + j];
+      const size_t w = strlen(s);
+      for (size_t k = w; k < width; k++) {
+        if (sb_put(&b, " ", 1) < 0) {
+          goto done;
+        }
+      }
+      if (sb_put(&b, s, w) < 0 || (j + 1 < C && sb_put(&b, " ", 1) < 0)) {
+        goto done;
+      }
+    }
+    if (sb_str(&b, i + 1 < R ? "]\n" : "]]") < 0) {
+      goto done;
+    }
+  }
+  r = PyUnicode_FromStringAndSize(b.p, (Py_ssize_t)b.len);
+done:
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyMem_Free(cells[i]); /* NULL is fine */
+  }
+  free(cells);
+  free(b.p);
+  return r;
+}
+
+/* ---- indexing ------------------------------------------------------------ */
+
+typedef struct {
+  Py_ssize_t start, step, len;
+  int scalar; /* an int index (not a slice) */
+} span_t;
+
+static span_t full_span(Py_ssize_t n) {
+  span_t s = {0, 1, n, 0};
+  return s;
+}
+
+/* key: an int (negatives count from the end) or a slice, over n items;
+ * what: "row" / "column". */
+static int parse_span(PyObject *key, Py_ssize_t n, const char *what,
+                      span_t *out) {
+  if (PySlice_Check(key)) {
+    Py_ssize_t start, stop, step;
+    if (PySlice_Unpack(key, &start, &stop, &step) < 0) {
+      return -1;
+    }
+    const Py_ssize_t len = PySlice_AdjustIndices(n, &start, &stop, step);
+    if (len == 0) {
+      PyErr_Format(PyExc_IndexError,
+                   "the %s slice selects nothing (there are %zd %ss)", what,
+                   n, what);
+      return -1;
+    }
+    out->start = start;
+    out->step = step;
+    out->len = len;
+    out->scalar = 0;
+    return 0;
+  }
+  if (PyFloat_Check(key) || !PyIndex_Check(key)) {
+    MX_TYPE_ERROR0("matrix indices must be integers or slices, not '%U'",
+                   key);
+    return -1;
+  }
+  Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+  if (i == -1 && PyErr_Occurred()) {
+    return -1;
+  }
+  const Py_ssize_t orig = i;
+  if (i < 0) {
+    i += n;
+  }
+  if (i < 0 || i >= n) {
+    PyErr_Format(PyExc_IndexError,
+                 "%s index %zd is out of range for %zd %ss", what, orig, n,
+                 what);
+    return -1;
+  }
+  out->start = i;
+  out->step = 1;
+  out->len = 1;
+  out->scalar = 1;
+  return 0;
+}
+
+/* Parses m[key] into row and column spans; *two = a tuple key. */
+static int parse_key(mx_t *m, PyObject *key, span_t *ri, span_t *rj,
+                     int *two) {
+  *two = PyTuple_Check(key);
+  if (*two) {
+    const Py_ssize_t n = PyTuple_Size(key);
+    if (n != 2) {
+      PyErr_Format(PyExc_IndexError,
+                   "a matrix takes 1 or 2 indices (row, column), got %zd", n);
+      return -1;
+    }
+    return parse_span(PyTuple_GetItem(key, 0), MX_ROWS(m), "row", ri) < 0 ||
+                   parse_span(PyTuple_GetItem(key, 1), MX_COLS(m), "column",
+                              rj) < 0
+               ? -1
+               : 0;
+  }
+  *rj = full_span(MX_COLS(m));
+  return parse_span(key, MX_ROWS(m), "row", ri);
+}
+
+static PyObject *region_copy(mx_t *m, const span_t *ri, const span_t *rj) {
+  mx_t *r = mx_new(mx_state_of((PyObject *)m), ri->len, rj->len, 0);
+  if (r == NULL) {
+    return NULL;
+  }
+  const Py_ssize_t C = MX_COLS(m);
+  const double *src = MX_DATA(m);
+  double *dst = MX_DATA(r);
+  for (Py_ssize_t i = 0; i < ri->len; i++) {
+    const double *row = src + (ri->start + i * ri->step) * C + rj->start;
+    if (rj->step == 1) {
+      memcpy(dst + i * rj->len, row, (size_t)rj->len * sizeof(double));
+    } else {
+      for (Py_ssize_t j = 0; j < rj->len; j++) {
+        dst[i * rj->len + j] = row[j * rj->step];
+      }
+    }
+  }
+  return (PyObject *)r;
+}
+
+/* Row i as a 1 x C matrix, or its value when C == 1. */
+static PyObject *row_item(mx_t *m, Py_ssize_t i) {
+  if (MX_COLS(m) == 1) {
+    return PyFloat_FromDouble(MX_DATA(m)[i]);
+  }
+  span_t ri = {i, 1, 1, 1}, rj = full_span(MX_COLS(m));
+  return region_copy(m, &ri, &rj);
+}
+
+static PyObject *mx_subscript(PyObject *self, PyObject *key) {
+  mx_t *m = MX(self);
+  if (mx_own(m) < 0) {
+    return NULL;
+  }
+  span_t ri, rj;
+  int two;
+  if (parse_key(m, key, &ri, &rj, &two) < 0) {
+    return NULL;
+  }
+  if (ri.scalar && (rj.scalar || (!two && MX_COLS(m) == 1))) {
+    return PyFloat_FromDouble(MX_DATA(m)[ri.start * MX_COLS(m) + rj.start]);
+  }
+  return region_copy(m, &ri, &rj);
+}
+
+static int mx_ass_subscript(PyObject *self, PyObject *key, PyObject *value) {
+  mx_t *m = MX(self);
+  if (value == NULL) {
+    PyErr_SetString(PyExc_TypeError,
+                    "matrix elements cannot be deleted (the shape is fixed)");
+    return -1;
+  }
+  if (mx_own(m) < 0) {
+    return -1;
+  }
+  span_t ri, rj;
+  int two;
+  if (parse_key(m, key, &ri, &rj, &two) < 0) {
+    return -1;
+  }
+  const Py_ssize_t C = MX_COLS(m);
+  double *dst = MX_DATA(m);
+  double d;
+  const int r = mx_as_double(value, &d);
+  if (r < 0) {
+    return -1;
+  }
+  if (r == 1) { /* a scalar fills the region */
+    for (Py_ssize_t i = 0; i < ri.len; i++) {
+      double *row = dst + (ri.start + i * ri.step) * C + rj.start;
+      for (Py_ssize_t j = 0; j < rj.len; j++) {
+        row[j * rj.step] = d;
+      }
+    }
+    return 0;
+  }
+  if (!mx_check(value) && !is_rowlike(value)) {
+    MX_TYPE_ERROR0("can only assign a number, a Matrix or a sequence of "
+                   "numbers to matrix elements, not '%U'",
+                   value);
+    return -1;
+  }
+  /* A copy: the source may be this very matrix (m[::-1] = m). */
+  mx_t *v = mx_from_sequence(mx_state_of(self), value, 0);
+  if (v == NULL) {
+    return -1;
+  }
+  if (mx_own(m) < 0) { /* again: the conversion ran arbitrary code */
+    Py_DECREF(v);
+    return -1;
+  }
+  const Py_ssize_t vr = MX_ROWS(v), vc = MX_COLS(v);
+  Py_ssize_t rs, cs; /* strides into v (0: broadcast) */
+  if ((vr == ri.len || vr == 1) && (vc == rj.len || vc == 1)) {
+    rs = vr == 1 ? 0 : vc;
+    cs = vc == 1 ? 0 : 1;
+  } else if ((vr == 1 || vc == 1) && (ri.len == 1 || rj.len == 1) &&
+             vr * vc == ri.len * rj.len) {
+    /* a vector into a vector region of the same length, either way round */
+    rs = rj.len;
+    cs = 1;
+  } else {
+    mx_shape_error("cannot assign values to the selected region", vr, vc,
+                   ri.len, rj.len, " differ");
+    Py_DECREF(v);
+    return -1;
+  }
+  const double *src = MX_DATA(v);
+  for (Py_ssize_t i = 0; i < ri.len; i++) {
+    double *row = dst + (ri.start + i * ri.step) * C + rj.start;
+    for (Py_ssize_t j = 0; j < rj.len; j++) {
+      row[j * rj.step] = src[i * rs + j * cs];
+    }
+  }
+  Py_DECREF(v);
+  return 0;
+}
+
+static Py_ssize_t mx_length(PyObject *self) {
+  mx_t *m = MX(self);
+  return mx_own(m) < 0 ? -1 : MX_ROWS(m);
+}
+
+/* The sequence protocol, for iter(): rows, or floats when C == 1. */
+static PyObject *mx_sq_item(PyObject *self, Py_ssize_t i) {
+  mx_t *m = MX(self);
+  if (mx_own(m) < 0) {
+    return NULL;
+  }
+  if (i < 0 || i >= MX_ROWS(m)) {
+    PyErr_SetString(PyExc_IndexError, "matrix row index out of range");
+    return NULL;
+  }
+  return row_item(m, i);
+}
+
+/* ---- the type ------------------------------------------------------------ */
+
+#define FAST (METH_FASTCALL | METH_KEYWORDS)
+#define FN(f) ((PyCFunction)(void (*)(void))(f))
+
+static PyMethodDef mx_methods[] = {
+    /* construction */
+    {"zeros", FN(mx_meth_zeros), FAST | METH_CLASS,
+     "zeros(size)\n--\n\nA (rows, columns) matrix of zeros; also "
+     "zeros(rows, columns)."},
+    {"ones", FN(mx_meth_ones), FAST | METH_CLASS,
+     "ones(size)\n--\n\nA (rows, columns) matrix of ones; also "
+     "ones(rows, columns)."},
+    {"normal", FN(mx_meth_normal), FAST | METH_CLASS,
+     "normal(mean=0.0, stddev=1.0, size=None)\n--\n\nGaussian samples from "
+     "this interpreter's generator: a float when size is None, else a "
+     "matrix of that (rows, columns) size."},
+    {"uniform", FN(mx_meth_uniform), FAST | METH_CLASS,
+     "uniform(minval=0.0, maxval=1.0, size=None)\n--\n\nSamples in "
+     "[minval, maxval): a float when size is None, else a matrix."},
+    {"seed", mx_meth_seed, METH_O | METH_CLASS,
+     "seed(value)\n--\n\nSeeds this interpreter's generator (an int; None "
+     "reseeds from the clock)."},
+    {"vector", FN(mx_meth_vector), FAST | METH_CLASS,
+     "vector(values, as_column=False)\n--\n\nA 1 x n row (or n x 1 column) "
+     "vector from a flat sequence of numbers."},
+    {"concat", FN(mx_meth_concat), FAST | METH_CLASS,
+     "concat(values, axis=0)\n--\n\nStacks matrices (or sequences, as row "
+     "vectors): axis 0 stacks rows (equal column counts), axis 1 columns "
+     "(equal row counts)."},
+    {"allclose", FN(mx_meth_allclose), FAST | METH_CLASS,
+     "allclose(lhs, rhs, rtol=1e-05, atol=1e-08, equal_nan=False)\n--\n\n"
+     "True when the shapes are equal and every |a - b| <= atol + rtol * "
+     "|b|."},
+    {"where", FN(mx_meth_where), FAST | METH_CLASS,
+     "where(mask, a, b)\n--\n\nElement-wise: a where mask is non-zero, else "
+     "b (each a matrix, a sequence or a number; broadcast)."},
+    {"copy", mx_meth_copy, METH_NOARGS,
+     "copy()\n--\n\nAn independent copy owned by this interpreter."},
+    {"tolist", mx_meth_tolist, METH_NOARGS,
+     "tolist()\n--\n\nThe values as a list of rows (lists of floats)."},
+    {"__copy__", mx_meth_copy, METH_NOARGS, NULL},
+    {"__deepcopy__", mx_meth_deepcopy, METH_O, NULL},
+    {"__reduce__", mx_meth_reduce, METH_NOARGS, NULL},
+    /* reductions */
+    {"sum", FN(mx_meth_sum), FAST,
+     "sum(axis=None)\n--\n\nSum of all elements (a float), per column "
+     "(axis=0: 1 x C) or per row (axis=1: R x 1)."},
+    {"mean", FN(mx_meth_mean), FAST, "mean(axis=None)\n--\n\nMean (see sum)."},
+    {"min", FN(mx_meth_min), FAST,
+     "min(axis=None)\n--\n\nMinimum (see sum); NaN if any element is NaN."},
+    {"max", FN(mx_meth_max), FAST,
+     "max(axis=None)\n--\n\nMaximum (see sum); NaN if any element is NaN."},
+    {"argmin", FN(mx_meth_argmin), FAST,
+     "argmin(axis=None)\n--\n\nIndex of the first minimum: a flat int, or "
+     "per column / per row indices as a matrix."},
+    {"argmax", FN(mx_meth_argmax), FAST,
+     "argmax(axis=None)\n--\n\nIndex of the first maximum (see argmin)."},
+    {"magnitude", FN(mx_meth_magnitude), FAST,
+     "magnitude(axis=None)\n--\n\nL2 norm (see sum)."},
+    {"magnitude_squared", FN(mx_meth_magnitude_squared), FAST,
+     "magnitude_squared(axis=None)\n--\n\nSquared L2 norm (see sum)."},
+    /* vectors */
+    {"vecdot", FN(mx_meth_vecdot), FAST,
+     "vecdot(other, axis=None)\n--\n\nSum of element-wise products (other "
+     "broadcast): a float, or per column / per row."},
+    {"cross", FN(mx_meth_cross), FAST,
+     "cross(other, axis=None)\n--\n\nCross product of 2-D (a scalar z) or "
+     "3-D vectors, single or batched along rows / columns."},
+    {"normalize", FN(mx_meth_normalize), FAST,
+     "normalize(axis=None, in_place=False)\n--\n\nDivides by the total, "
+     "per-column (axis=0) or per-row (axis=1) magnitude; zero stays zero."},
+    {"perpendicular", FN(mx_meth_perpendicular), FAST,
+     "perpendicular(axis=None, in_place=False)\n--\n\n(x, y) -> (-y, x) for "
+     "each 2-D vector."},
+    {"angle", FN(mx_meth_angle), FAST,
+     "angle(axis=None)\n--\n\natan2(y, x) of each 2-D vector."},
+    /* element-wise */
+    {"transpose", FN(mx_meth_transpose), FAST,
+     "transpose(in_place=False)\n--\n\nThe transpose (new, or self "
+     "reshaped in place)."},
+    {"ceil", FN(mx_meth_ceil), FAST, "ceil(in_place=False)\n--\n\n"},
+    {"floor", FN(mx_meth_floor), FAST, "floor(in_place=False)\n--\n\n"},
+    {"round", FN(mx_meth_round), FAST,
+     "round(in_place=False)\n--\n\nRounds half to even."},
+    {"negate", FN(mx_meth_negate), FAST, "negate(in_place=False)\n--\n\n"},
+    {"abs", FN(mx_meth_abs), FAST, "abs(in_place=False)\n--\n\n"},
+    {"sqrt", FN(mx_meth_sqrt), FAST,
+     "sqrt(in_place=False)\n--\n\nSquare roots (NaN for negatives)."},
+    {"clip", FN(mx_meth_clip), FAST,
+     "clip(min_or_maxval=None, maxval=None, *, min=None, max=None)\n--\n\n"
+     "A copy clamped to [a, b] (clip(a, b)), [0, a] (clip(a)), or to the "
+     "given min= / max= keywords (either may be omitted)."},
+    {"fma", FN(mx_meth_fma), FAST,
+     "fma(b, c)\n--\n\nself * b + c with one rounding (fused), "
+     "broadcast."},
+    {"take", FN(mx_meth_take), FAST,
+     "take(indices, axis=0)\n--\n\nThe listed rows (axis=0) or columns "
+     "(axis=1), in order, repeats allowed; axis=None takes flat elements "
+     "as a row vector."},
+    {"select", FN(mx_meth_take), FAST,
+     "select(indices, axis=0)\n--\n\nAlias of take()."},
+    {"less", FN(mx_meth_less), FAST, "less(other)\n--\n\n1.0 where self < "
+                                     "other, else 0.0 (broadcast)."},
+    {"less_equal", FN(mx_meth_less_equal), FAST, "less_equal(other)\n--\n\n"},
+    {"greater", FN(mx_meth_greater), FAST, "greater(other)\n--\n\n"},
+    {"greater_equal", FN(mx_meth_greater_equal), FAST,
+     "greater_equal(other)\n--\n\n"},
+    {"equal", FN(mx_meth_equal), FAST, "equal(other)\n--\n\n"},
+    {"not_equal", FN(mx_meth_not_equal), FAST, "not_equal(other)\n--\n\n"},
+    {NULL, NULL, 0, NULL},
+};
+
+#define COMPONENT(c, i)                                                       \
+  {#c, get_component, set_component,                                          \
+   "Flat element " #i " (IndexError when the matrix is smaller).",            \
+   (void *)(intptr_t)(i)}
+
+static PyGetSetDef mx_getset[] = {
+    {"rows", get_rows, NULL, "Number of rows.", NULL},
+    {"columns", get_columns, NULL, "Number of columns.", NULL},
+    {"shape", get_shape, NULL, "(rows, columns).", NULL},
+    {"size", get_size, NULL, "rows * columns.", NULL},
+    {"T", get_T, NULL, "The transpose (a new matrix).", NULL},
+    {"length", mx_get_length, NULL, "The Frobenius norm (a float).", NULL},
+    {"acquired", get_acquired, NULL,
+     "True while this interpreter owns the matrix (False once it moved).",
+     NULL},
+    {"_buffer_address", get_address, NULL,
+     "Address of the shared buffer (identifies it across moves).", NULL},
+    COMPONENT(x, 0),
+    COMPONENT(y, 1),
+    COMPONENT(z, 2),
+    COMPONENT(w, 3),
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot mx_slots[] = {
+    {Py_tp_new, mx_tp_new},
+    {Py_tp_dealloc, mx_dealloc},
+    {Py_tp_repr, mx_repr},
+    {Py_tp_str, mx_str},
+    {Py_tp_methods, mx_methods},
+    {Py_tp_getset, mx_getset},
+    {Py_mp_length, mx_length},
+    {Py_mp_subscript, mx_subscript},
+    {Py_mp_ass_subscript, mx_ass_subscript},
+    {Py_sq_length, mx_length},
+    {Py_sq_item, mx_sq_item},
+    {Py_nb_add, mx_nb_add},
+    {Py_nb_subtract, mx_nb_subtract},
+    {Py_nb_multiply, mx_nb_multiply},
+    {Py_nb_true_divide, mx_nb_true_divide},
+    {Py_nb_inplace_add, mx_nb_inplace_add},
+    {Py_nb_inplace_subtract, mx_nb_inplace_subtract},
+    {Py_nb_inplace_multiply, mx_nb_inplace_multiply},
+    {Py_nb_inplace_true_divide, mx_nb_inplace_true_divide},
+    {Py_nb_matrix_multiply, mx_nb_matmul},
+    {Py_nb_inplace_matrix_multiply, mx_nb_inplace_matmul},
+    {Py_nb_negative, mx_nb_negative},
+    {Py_nb_positive, mx_nb_positive},
+    {Py_nb_absolute, mx_nb_absolute},
+    {Py_tp_doc,
+     "Matrix(rows, columns, values=None)\nMatrix(sequence)\n--\n\n"
+     "A dense rows x columns matrix of float64, row-major.  values: None "
+     "(zeros), a number (filled), or rows * columns numbers, flat or as "
+     "rows; Matrix([[1, 2], [3, 4]]) takes the shape from nested rows.\n\n"
+     "A matrix belongs to one interpreter at a time: putting it in a Cown, "
+     "sending it, capturing or returning it moves its buffer (no copy) and "
+     "the old object raises RuntimeError; copy() first to keep one."},
+    {0, NULL},
+};
+
+static PyType_Spec mx_spec = {
+    .name = "bocpy.plugins.matrix.Matrix",
+    .basicsize = sizeof(mx_t),
+    /* not subclassable: the transport only moves exact types */
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = mx_slots,
+};
+
+PyTypeObject *mx_type_create(PyObject *module) {
+  return (PyTypeObject *)PyType_FromModuleAndSpec(module, &mx_spec, NULL);
+}
