@@ -17,7 +17,7 @@ pkg="$(mktemp -d)"
 trap 'rm -rf "$pkg"' EXIT
 # The installed package (pure-Python files, headers, pc/cmake files) with the
 # sanitized binaries swapped in.
-site="$("$py" -c 'import bocpy, os; print(os.path.dirname(os.path.dirname(bocpy.__file__)))')"
+site="$(cd / && "$py" -c 'import bocpy, os; print(os.path.dirname(os.path.dirname(bocpy.__file__)))')"
 cp -r "$site/bocpy" "$pkg/bocpy"
 cp "$build"/core/_core*.so "$pkg/bocpy/"
 for so in "$build"/plugins/*/*.abi3.so; do cp "$so" "$pkg/bocpy/plugins/"; done
