@@ -4,4 +4,7 @@ ABI (``*.abi3.so``) and bocpy's C ABI table (see docs/c_abi.md).
 * :mod:`bocpy.plugins.files` - pinned file handles, written by pinned
   behaviors on the main thread, flushed on release, closed with their
   ``PinnedCown``.
+* :mod:`bocpy.plugins.matrix` - ``Matrix``, a dense float64 matrix that
+  moves between interpreters without copying (re-exported as
+  ``bocpy.Matrix``).
 """
