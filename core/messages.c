@@ -533,6 +533,22 @@ int boc_msg_receive(boc_msg_receiver_t *r, int64_t timeout_ns, size_t *which,
       }
       continue;
     }
+    /* Spin briefly before sleeping: a reply often arrives within
+     * microseconds, and a condition-variable sleep and wake-up (two futex
+     * calls and a context switch) costs far more than that. */
+    for (int spin = 0; spin < 256; spin++) {
+      boc_mutex_lock(&r->mu);
+      int arrived = r->ready;
+      boc_mutex_unlock(&r->mu);
+      if (arrived || (deadline >= 0 && boc_now_ns() >= deadline)) {
+        break;
+      }
+      if (spin < 64) {
+        boc_cpu_relax();
+      } else {
+        boc_thread_yield();
+      }
+    }
     boc_mutex_lock(&r->mu);
     while (!r->ready) {
       if (deadline < 0) {

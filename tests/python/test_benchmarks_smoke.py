@@ -41,3 +41,12 @@ def test_benchmark_workloads_run(tmp_path: Path) -> None:
     data = json.loads(results[0].read_text())
     runs = [r for p in data["points"] for r in p["runs"].get("ours", [])]
     assert runs and all(r.get("ok") for r in runs), [r for r in runs if not r.get("ok")][:3]
+
+
+@pytest.mark.parametrize("script", ["wl_pinned.py", "wl_messages.py"])
+def test_pinned_and_messaging_workloads_run(script: str, tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(RUN.parent / script), "200"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["check"] is True and figures["ops"] == 200
