@@ -86,76 +86,54 @@ def _lookup(name: str, frame: types.FrameType | None) -> Any:
     raise RuntimeError(f"Cannot resolve capture: {name}")
 
 
-def _captures(fn: types.FunctionType, plan: _Plan, ncowns: int,
-              frame: types.FrameType | None,
-              extras: tuple[Any, ...] | None) -> tuple | None:
-    if extras is None:
-        extras = ()
-        nparams = len(plan.params)
-        if nparams > ncowns:
-            defaults = fn.__defaults__ or ()
-            first_default = nparams - len(defaults)
-            values = []
-            for i in range(ncowns, nparams):
-                if i >= first_default:
-                    values.append(defaults[i - first_default])
-                else:
-                    values.append(_lookup(plan.params[i], frame))
-            extras = tuple(values)
-        elif nparams < ncowns and not plan.varargs:
-            raise TypeError(
-                f"behavior {plan.name!r} takes {nparams} positional "
-                f"parameter(s) but @when names {ncowns} cown argument(s)"
-            )
-    cells: tuple[Any, ...] = ()
-    if fn.__closure__:
-        values = []
-        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__):
-            try:
-                values.append(cell.cell_contents)
-            except ValueError:
-                raise NameError(
-                    f"behavior {plan.name!r} captures {name!r} before it is assigned"
-                ) from None
-        cells = tuple(values)
-    glob: list[Any] = []
-    if plan.global_names:
-        g = fn.__globals__
-        for name in plan.global_names:
-            value = g.get(name, _captures)
-            if value is _captures or isinstance(value, _NOT_DATA) or name.startswith("__"):
-                continue
-            glob.append(name)
-            glob.append(value)
-    if not cells and not extras and not glob:
-        return None
-    return (cells, extras, tuple(glob))
-
-
 _SLOW = object()
 # Types of module-level bindings that are code, not data: never captured.
 _NOT_DATA_TYPES = frozenset({types.ModuleType, types.FunctionType,
                              types.BuiltinFunctionType, types.MethodType, type})
 
 
-def _fast_captures(fn: types.FunctionType, plan: _Plan, ncowns: int) -> Any:
-    """The captures of the common cases, or _SLOW when a trailing parameter
-    has no default (its value must be looked up in the caller's frames) or a
-    closure cell is still empty."""
-    nparams = len(plan.params)
-    extras: tuple[Any, ...] = ()
-    if nparams != ncowns:
-        defaults = fn.__defaults__
-        if nparams < ncowns or defaults is None or len(defaults) < nparams - ncowns:
-            return _SLOW
-        extras = defaults[len(defaults) - (nparams - ncowns):]
+def _captures(fn: types.FunctionType, plan: _Plan, ncowns: int,
+              frame: types.FrameType | None, extras: tuple[Any, ...] | None,
+              fast: bool = False) -> Any:
+    """The (cells, extras, globals) to ship with a behavior, or None.
+
+    With ``fast`` (the decorator's fast path, no frame at hand) returns
+    ``_SLOW`` instead of looking a trailing parameter up in the calling
+    frames, raising, or capturing module data (whose opaque values
+    ``_schedule`` may have to drop)."""
+    if extras is None:
+        extras = ()
+        nparams = len(plan.params)
+        if nparams > ncowns:
+            defaults = fn.__defaults__ or ()
+            first_default = nparams - len(defaults)
+            if fast and first_default > ncowns:
+                return _SLOW
+            extras = tuple(defaults[i - first_default] if i >= first_default
+                           else _lookup(plan.params[i], frame)
+                           for i in range(ncowns, nparams))
+        elif nparams < ncowns and not plan.varargs:
+            if fast:
+                return _SLOW
+            raise TypeError(
+                f"behavior {plan.name!r} takes {nparams} positional "
+                f"parameter(s) but @when names {ncowns} cown argument(s)"
+            )
     cells: tuple[Any, ...] = ()
     closure = fn.__closure__
-    if closure is not None:
+    if closure:
         try:
             cells = tuple([c.cell_contents for c in closure])
         except ValueError:
-            return _SLOW
+            if fast:
+                return _SLOW
+            for name, cell in zip(fn.__code__.co_freevars, closure):
+                try:
+                    cell.cell_contents
+                except ValueError:
+                    raise NameError(f"behavior {plan.name!r} captures {name!r} "
+                                    "before it is assigned") from None
+            raise
     glob: list[Any] = []
     if plan.global_names:
         g = fn.__globals__
@@ -164,12 +142,12 @@ def _fast_captures(fn: types.FunctionType, plan: _Plan, ncowns: int) -> Any:
             if (value is _SLOW or type(value) in _NOT_DATA_TYPES
                     or isinstance(value, _NOT_DATA) or name.startswith("__")):
                 continue
+            if fast:
+                return _SLOW
             glob += (name, value)
-        if glob:
-            return _SLOW  # data globals: let _schedule handle opaque values
-    if not cells and not extras:
+    if not cells and not extras and not glob:
         return None
-    return (cells, extras, ())
+    return (cells, extras, tuple(glob))
 
 
 def _without_opaque_globals(caps: tuple) -> tuple:
@@ -246,7 +224,7 @@ def when(*cowns: Any) -> Callable[[Callable[..., Any]], _core.Cown]:
         # module-level data read by name); anything else takes _schedule.
         plan = _plans.get(getattr(fn, "__code__", None))
         if plan is not None and _core.running():
-            caps = _fast_captures(fn, plan, len(cowns))
+            caps = _captures(fn, plan, len(cowns), None, None, fast=True)
             if caps is not _SLOW:
                 return _core.schedule(plan.blob, cowns, caps)
         return _schedule(fn, cowns, sys._getframe(1))

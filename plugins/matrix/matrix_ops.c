@@ -209,26 +209,42 @@ PyObject *mx_nb_inplace_true_divide(PyObject *a, PyObject *b) {
   return inplace(a, b, MX_OP_DIV);
 }
 
+/* The prologue of a two-operand method (other[, axis]): parses the
+ * arguments (axis only when `axis` is not NULL), requires `other`, and
+ * resolves self and other (other accepted as flagged) into a and b.
+ * 0, or -1 with an exception set. */
+static int two_operands(PyObject *self, PyObject *const *args,
+                        Py_ssize_t nargs, PyObject *kwnames, const char *fname,
+                        int other_flags, int *axis, mx_state_t **st,
+                        arg_t *a, arg_t *b) {
+  static const char *const names[] = {"other", "axis"};
+  PyObject *o[2] = {NULL, NULL};
+  Py_ssize_t n = axis != NULL ? 2 : 1;
+  if (mx_parse(fname, args, nargs, kwnames, names, n, n, o) < 0 ||
+      (axis != NULL && mx_parse_axis(o[1], axis) < 0)) {
+    return -1;
+  }
+  if (o[0] == NULL) {
+    PyErr_Format(PyExc_TypeError, "%s() missing required argument 'other'",
+                 fname);
+    return -1;
+  }
+  *st = mx_state_of(self);
+  if (arg_need(*st, self, a, 0, fname) < 0 ||
+      arg_need(*st, o[0], b, other_flags, fname) < 0) {
+    return -1;
+  }
+  return 0;
+}
+
 /* less(other) & co: 1.0 / 0.0 masks. */
 static PyObject *compare(PyObject *self, PyObject *const *args,
                          Py_ssize_t nargs, PyObject *kwnames, mx_binop_t op,
                          const char *fname) {
-  static const char *const names[] = {"other"};
-  PyObject *other = NULL;
-  if (mx_parse(fname, args, nargs, kwnames, names, 1, 1, &other) < 0) {
-    return NULL;
-  }
-  if (other == NULL) {
-    PyErr_Format(PyExc_TypeError, "%s() missing required argument 'other'",
-                 fname);
-    return NULL;
-  }
-  mx_state_t *st = mx_state_of(self);
+  mx_state_t *st;
   arg_t a, b;
-  if (arg_need(st, self, &a, 0, fname) < 0) {
-    return NULL;
-  }
-  if (arg_need(st, other, &b, ARG_SCALAR | ARG_SEQ, fname) < 0) {
+  if (two_operands(self, args, nargs, kwnames, fname, ARG_SCALAR | ARG_SEQ,
+                   NULL, &st, &a, &b) < 0) {
     return NULL;
   }
   PyObject *res = binary_args(st, &a, &b, op);
@@ -497,22 +513,11 @@ MX_FASTCALL_DECL(mx_meth_argmax) {
 }
 
 MX_FASTCALL_DECL(mx_meth_vecdot) {
-  static const char *const names[] = {"other", "axis"};
-  PyObject *o[2] = {NULL, NULL};
   int axis;
-  if (mx_parse("vecdot", args, nargs, kwnames, names, 2, 2, o) < 0 ||
-      mx_parse_axis(o[1], &axis) < 0) {
-    return NULL;
-  }
-  if (o[0] == NULL) {
-    PyErr_SetString(PyExc_TypeError,
-                    "vecdot() missing required argument 'other'");
-    return NULL;
-  }
-  mx_state_t *st = mx_state_of(self);
+  mx_state_t *st;
   arg_t a, b;
-  if (arg_need(st, self, &a, 0, "vecdot") < 0 ||
-      arg_need(st, o[0], &b, ARG_SCALAR | ARG_SEQ, "vecdot") < 0) {
+  if (two_operands(self, args, nargs, kwnames, "vecdot", ARG_SCALAR | ARG_SEQ, &axis,
+                   &st, &a, &b) < 0) {
     return NULL;
   }
   PyObject *res = NULL;
@@ -602,22 +607,11 @@ static int parse_axis_in_place(const char *fname, PyObject *const *args,
 }
 
 MX_FASTCALL_DECL(mx_meth_cross) {
-  static const char *const names[] = {"other", "axis"};
-  PyObject *o[2] = {NULL, NULL};
   int axis;
-  if (mx_parse("cross", args, nargs, kwnames, names, 2, 2, o) < 0 ||
-      mx_parse_axis(o[1], &axis) < 0) {
-    return NULL;
-  }
-  if (o[0] == NULL) {
-    PyErr_SetString(PyExc_TypeError,
-                    "cross() missing required argument 'other'");
-    return NULL;
-  }
-  mx_state_t *st = mx_state_of(self);
+  mx_state_t *st;
   arg_t a, b;
-  if (arg_need(st, self, &a, 0, "cross") < 0 ||
-      arg_need(st, o[0], &b, ARG_SEQ, "cross") < 0) {
+  if (two_operands(self, args, nargs, kwnames, "cross", ARG_SEQ, &axis,
+                   &st, &a, &b) < 0) {
     return NULL;
   }
   PyObject *res = NULL;

@@ -611,3 +611,13 @@ def test_pinned_cown_only_on_main() -> None:
     wait()
     assert isinstance(r.value, RuntimeError)
     assert "main interpreter" in str(r.value)
+
+
+def test_capture_before_assignment() -> None:
+    c = Cown(1)
+    with pytest.raises(NameError, match="captures 'later' before it is assigned"):
+        @when(c)
+        def r(c):
+            return later
+
+    later = 2  # noqa: F841
