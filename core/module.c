@@ -317,11 +317,6 @@ static PyObject *running(PyObject *module, PyObject *Py_UNUSED(a)) {
   return PyBool_FromLong(boc_runtime_running());
 }
 
-static PyObject *idle(PyObject *module, PyObject *Py_UNUSED(a)) {
-  (void)module;
-  return PyBool_FromLong(boc_runtime_idle());
-}
-
 static PyObject *worker_count(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
   return PyLong_FromLong(boc_runtime_worker_count());
@@ -330,13 +325,6 @@ static PyObject *worker_count(PyObject *module, PyObject *Py_UNUSED(a)) {
 static PyObject *worker_index(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
   return PyLong_FromLong(boc_worker_index());
-}
-
-static PyObject *in_flight(PyObject *module, PyObject *Py_UNUSED(a)) {
-  (void)module;
-  boc_terminator_t *t = boc_runtime_terminator();
-  return PyLong_FromLongLong(
-      boc_term_count(t) - atomic_load_explicit(&t->seeded, BOC_SEQ_CST));
 }
 
 static PyObject *live_cowns(PyObject *module, PyObject *Py_UNUSED(a)) {
@@ -418,9 +406,6 @@ static PyMethodDef core_methods[] = {
      "Set wait()'s pinned-queue poll period in ms (validated by caller)."},
     {"shutdown_pool", shutdown_pool, METH_NOARGS,
      "Destroy the parked worker interpreters (after wait())."},
-    {"idle", idle, METH_NOARGS, "True when no behavior is in flight."},
-    {"in_flight", in_flight, METH_NOARGS,
-     "Behaviors scheduled and not yet retired."},
     {"worker_count", worker_count, METH_NOARGS,
      "Workers of the running runtime (0 when stopped)."},
     {"worker_index", worker_index, METH_NOARGS,
