@@ -12,6 +12,8 @@ function(bocpy_add_plugin)
   # .abi3.so suffix.
   Python_add_library(${ARG_NAME} MODULE USE_SABI 3.12 WITH_SOABI ${ARG_SOURCES})
   target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/abi/include)
+  # One exported symbol: PyInit_<name> (PyMODINIT_FUNC marks it visible).
+  set_target_properties(${ARG_NAME} PROPERTIES C_VISIBILITY_PRESET hidden)
   bocpy_set_warnings(${ARG_NAME})
   if(ARG_DESTINATION)
     install(TARGETS ${ARG_NAME} LIBRARY DESTINATION ${ARG_DESTINATION})

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh - build the libFuzzer target for the request engine
-# (tests/fuzz/fuzz_request.c over core/request.c) and run it for a while.
+# (tests/fuzz/fuzz_request.c over core/engine/request.c) and run it for a while.
 #
 #   bash scripts/fuzz.sh [seconds]        (default 60)
 #
@@ -21,7 +21,7 @@ if ! [[ "$secs" =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: bash scripts/fuzz.sh [seconds]" >&2
   exit 2
 fi
-request_c="${BOCPY_FUZZ_REQUEST_C:-core/request.c}"
+request_c="${BOCPY_FUZZ_REQUEST_C:-core/engine/request.c}"
 out="build/fuzz"
 bin="$out/fuzz_request"
 artifacts="$out/artifacts"
@@ -77,7 +77,7 @@ clang -std=c11 -g -O1 -fno-omit-frame-pointer \
   -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror \
   -pthread -iquote core \
-  "$request_c" core/platform.c tests/fuzz/fuzz_request.c -o "$bin"
+  "$request_c" core/engine/platform.c tests/fuzz/fuzz_request.c -o "$bin"
 
 # ---- run -----------------------------------------------------------------------
 work="$(mktemp -d)"

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "messages.h"
-#include "platform.h"
+#include "engine/messages.h"
+#include "engine/platform.h"
 
 static const int64_t MS = 1000 * 1000;
 

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "platform.h"
+#include "engine/platform.h"
 
 static void test_monotonic_time_advances(void **state) {
   (void)state;

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "request.h"
+#include "engine/request.h"
 
 /* ---- small single-threaded cases ---------------------------------------- */
 

@@ -8,7 +8,7 @@
 
 #include <stdlib.h>
 
-#include "sched.h"
+#include "engine/sched.h"
 
 typedef struct item {
   boc_sched_node_t node; /* first member: a node pointer is an item pointer */

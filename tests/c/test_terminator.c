@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "terminator.h"
+#include "engine/terminator.h"
 
 static const int64_t MS = 1000 * 1000;
 

@@ -47,7 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "request.h"
+#include "engine/request.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,0 +1,83 @@
+/* sched.h - the worker scheduler: per-worker queues, work stealing, parking.
+ *
+ * The scheduler moves opaque nodes (boc_sched_node_t, embedded in whatever
+ * the caller schedules) between threads.  It knows nothing of behaviors,
+ * cowns or Python: the behavior record puts a node in its scheduler-owned
+ * header and maps it back after a pop.
+ *
+ * Threads: workers 0..n-1 each call boc_sched_pop(s, i) in a loop; any thread
+ * may push.  A push from worker i (self = i) goes to i's own "next" slot
+ * (the previous occupant moves to i's queue), which keeps a chain of
+ * behaviors hot on one worker; a push from elsewhere (self = -1) goes
+ * round-robin to a worker's queue.  Idle workers steal half of a victim's
+ * queue.  Parking cannot lose a wake-up: a push that races with a worker
+ * going to sleep either is seen by that worker's last re-check or wakes it.
+ */
+#ifndef BOCPY_CORE_SCHED_H
+#define BOCPY_CORE_SCHED_H
+
+#include "engine/platform.h"
+
+typedef struct boc_sched_node {
+  struct boc_sched_node *next; /* owned by the scheduler while queued */
+} boc_sched_node_t;
+
+/* Counters per worker; each is written only by its worker (relaxed atomics)
+ * except pushed_remote, which counts pushes *into* this worker's queue. */
+typedef struct boc_sched_stats {
+  uint64_t worker_index;
+  uint64_t pushed_local;          /* own queue, from this worker */
+  uint64_t dispatched_to_pending; /* into the "next" slot */
+  uint64_t pushed_remote;         /* into this worker's queue from outside */
+  uint64_t popped_local;          /* from own slot or queue */
+  uint64_t popped_via_steal;      /* nodes taken from another worker */
+  uint64_t steal_attempts;
+  uint64_t steal_failures;
+  uint64_t parked;                /* times the worker went to sleep */
+  uint64_t last_steal_attempt_ns; /* monotonic time of the last attempt */
+  uint64_t batch_resets;          /* "next" slot bypassed for fairness */
+  uint64_t busy_ns;               /* time between pops spent running work */
+} boc_sched_stats_t;
+
+typedef struct boc_sched boc_sched_t; /* opaque */
+
+/* The calling thread's worker index: set once by each worker thread before
+ * its first pop; -1 on every other thread.  Pushes pass it as `self`. */
+void boc_sched_bind_worker(int index);
+int boc_sched_worker_index(void);
+
+/* A scheduler for n >= 1 workers; NULL on allocation failure. */
+boc_sched_t *boc_sched_new(int n);
+/* Frees the scheduler; it must be stopped and every worker gone. */
+void boc_sched_free(boc_sched_t *s);
+int boc_sched_workers(const boc_sched_t *s);
+
+/* Queues node.  self: the calling worker's index, or -1 from any other
+ * thread.  Never blocks for long (short critical sections only). */
+void boc_sched_push(boc_sched_t *s, int self, boc_sched_node_t *node);
+
+/* Non-blocking: the next node for worker self (own slot, own queue, then one
+ * steal round), or NULL. */
+boc_sched_node_t *boc_sched_try_pop(boc_sched_t *s, int self);
+
+/* Blocking: returns the next node for worker self, spinning and stealing
+ * briefly and then parking; returns NULL only once boc_sched_stop has been
+ * called (nodes still queued then are left for boc_sched_drain).  Call it
+ * with no lock held (release the GIL around it). */
+boc_sched_node_t *boc_sched_pop(boc_sched_t *s, int self);
+
+/* Records that worker self spent ns running the node it popped. */
+void boc_sched_add_busy(boc_sched_t *s, int self, int64_t ns);
+
+/* Makes every present and future boc_sched_pop return NULL and wakes all
+ * parked workers. */
+void boc_sched_stop(boc_sched_t *s);
+
+/* After the workers are gone: removes and returns every node still queued,
+ * linked through ->next (NULL when none). */
+boc_sched_node_t *boc_sched_drain(boc_sched_t *s);
+
+/* Copies worker i's counters. */
+void boc_sched_get_stats(const boc_sched_t *s, int i, boc_sched_stats_t *out);
+
+#endif /* BOCPY_CORE_SCHED_H */

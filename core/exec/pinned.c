@@ -1,0 +1,143 @@
+/* pinned.c - the main-thread queue of pinned behaviors and the pump that
+ * runs them from an event loop or script (see pinned.h); wait() drains the
+ * queue too. */
+#include "exec/pinned.h"
+
+#include "value/pycompat.h"
+
+/* ---- the queue ------------------------------------------------------------- */
+
+typedef struct pinned_queue {
+  boc_mutex_t mu;
+  boc_sched_node_t *head, *tail; /* guarded by mu */
+  _Atomic int64_t depth;
+  _Atomic int64_t nonempty_since; /* monotonic ns, 0 while empty */
+} pinned_queue_t;
+
+/* Process-global: there is one main thread, and every interpreter's ready
+ * callback feeds it. */
+static pinned_queue_t pq;
+static boc_once_t pq_once = BOC_ONCE_INIT;
+
+static void pq_init(void) {
+  boc_mutex_init(&pq.mu);
+  atomic_init(&pq.depth, 0);
+  atomic_init(&pq.nonempty_since, 0);
+}
+
+static pinned_queue_t *queue(void) {
+  boc_once(&pq_once, pq_init);
+  return &pq;
+}
+
+void boc_pinned_push(boc_behavior_t *b) {
+  pinned_queue_t *q = queue();
+  boc_sched_node_t *node = &b->hdr.node;
+  node->next = NULL;
+  boc_mutex_lock(&q->mu);
+  if (q->tail != NULL) {
+    q->tail->next = node;
+  } else {
+    q->head = node;
+  }
+  q->tail = node;
+  /* relaxed: read as a hint only (pump state queries, wait's poll). */
+  if (atomic_fetch_add_explicit(&q->depth, 1, BOC_RELAXED) == 0) {
+    atomic_store_explicit(&q->nonempty_since, boc_now_ns(), BOC_RELAXED);
+  }
+  boc_mutex_unlock(&q->mu);
+}
+
+boc_behavior_t *boc_pinned_pop(void) {
+  pinned_queue_t *q = queue();
+  /* relaxed: a hint; a push racing with this check is seen on the next
+   * pop, and pushers kick the main thread's wait() after pushing. */
+  if (atomic_load_explicit(&q->depth, BOC_RELAXED) == 0) {
+    return NULL;
+  }
+  boc_mutex_lock(&q->mu);
+  boc_sched_node_t *node = q->head;
+  if (node != NULL) {
+    q->head = node->next;
+    if (q->head == NULL) {
+      q->tail = NULL;
+    }
+    if (atomic_fetch_sub_explicit(&q->depth, 1, BOC_RELAXED) == 1) {
+      atomic_store_explicit(&q->nonempty_since, 0, BOC_RELAXED);
+    }
+  }
+  boc_mutex_unlock(&q->mu);
+  return node != NULL ? boc_behavior_of_node(node) : NULL;
+}
+
+int64_t boc_pinned_depth(void) {
+  return atomic_load_explicit(&queue()->depth, BOC_RELAXED);
+}
+
+int64_t boc_pinned_nonempty_since(void) {
+  return atomic_load_explicit(&queue()->nonempty_since, BOC_RELAXED);
+}
+
+/* ---- the pump -------------------------------------------------------------- */
+
+int boc_pump(boc_state_t *st, int64_t deadline_ms, int64_t max_behaviors,
+             int raise_on_error, boc_pump_result_t *out) {
+  out->executed = 0;
+  out->raised = 0;
+  out->deadline_reached = 0;
+  if (!boc_is_main_interp()) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "pump() can only be called from the main interpreter");
+    return -1;
+  }
+  if (st->pumping) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "pump() is not reentrant: it was called from inside a "
+                    "pinned behavior");
+    return -1;
+  }
+  boc_cown_collect_orphans();
+  int64_t deadline = deadline_ms > 0 ? boc_now_ns() + deadline_ms * 1000000LL
+                                     : -1;
+  PyObject *first = NULL; /* first body exception, for raise_on_error */
+  st->pumping = 1;
+  for (;;) {
+    if (max_behaviors > 0 && out->executed >= max_behaviors) {
+      break;
+    }
+    if (deadline >= 0 && out->executed > 0 && boc_now_ns() >= deadline) {
+      out->deadline_reached = boc_pinned_depth() > 0;
+      break;
+    }
+    boc_behavior_t *b = boc_pinned_pop();
+    if (b == NULL) {
+      break;
+    }
+    PyObject *exc = NULL;
+    int raised = boc_behavior_run(b, &exc);
+    out->executed++;
+    if (!raised) {
+      continue;
+    }
+    if (exc != NULL && !PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_Exception)) {
+      /* KeyboardInterrupt, SystemExit...: stop pumping and propagate (the
+       * behavior itself was fully retired; the rest stay queued). */
+      st->pumping = 0;
+      Py_XDECREF(first);
+      PyErr_SetRaisedException(exc);
+      return -1;
+    }
+    out->raised++;
+    if (raise_on_error && first == NULL) {
+      first = exc;
+    } else {
+      Py_XDECREF(exc);
+    }
+  }
+  st->pumping = 0;
+  if (first != NULL) {
+    PyErr_SetRaisedException(first);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,306 @@
+/* runtime.c - the process's runtime: start, dispatch, quiesce, stop
+ * (see runtime.h). */
+#include "exec/runtime.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "exec/noticeboard.h"
+#include "exec/pinned.h"
+#include "exec/worker.h"
+#include "value/pycompat.h"
+
+enum { RT_STOPPED = 0, RT_STARTING = 1, RT_RUNNING = 2, RT_STOPPING = 3 };
+
+typedef struct runtime {
+  _Atomic int state;
+  boc_terminator_t term;
+  boc_sched_t *sched;       /* valid from start until the end of stop */
+  int nworkers;
+  boc_payload_t *bootstrap; /* kept alive while workers may decode it */
+  boc_dispatch_t dispatch;  /* handed to every behavior scheduled */
+} runtime_t;
+
+/* The runtime is process-global: every interpreter schedules into it. */
+static runtime_t rt;
+static boc_once_t rt_once = BOC_ONCE_INIT;
+
+static void runtime_ready(boc_waiter_t *waiter, void *ctx);
+
+static void rt_init(void) {
+  atomic_init(&rt.state, RT_STOPPED);
+  boc_term_init(&rt.term);
+  rt.dispatch.ready = runtime_ready;
+  rt.dispatch.ctx = &rt;
+  rt.dispatch.term = &rt.term;
+}
+
+static runtime_t *runtime(void) {
+  boc_once(&rt_once, rt_init);
+  return &rt;
+}
+
+const boc_dispatch_t *boc_runtime_dispatch(void) { return &runtime()->dispatch; }
+
+int boc_runtime_running(void) {
+  return atomic_load_explicit(&runtime()->state, BOC_ACQUIRE) == RT_RUNNING;
+}
+
+int boc_runtime_idle(void) {
+  runtime_t *r = runtime();
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPED) {
+    return 1;
+  }
+  /* Quiescent: the count holds the seed (or nothing) and no behavior. */
+  int64_t count = boc_term_count(&r->term);
+  return count <= atomic_load_explicit(&r->term.seeded, BOC_SEQ_CST);
+}
+
+int boc_runtime_worker_count(void) {
+  return boc_runtime_running() ? runtime()->nworkers : 0;
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+/* The 2PL ready callback: a behavior that holds all its cowns goes to the
+ * calling worker's queue (or any, off a worker) or, if pinned, to the
+ * main-thread queue. */
+static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
+  runtime_t *r = ctx;
+  boc_behavior_t *b = boc_behavior_of_waiter(waiter);
+  if (b->hdr.pinned) {
+    boc_pinned_push(b);
+    boc_term_kick(&r->term); /* wake the main thread's wait() */
+    return;
+  }
+  boc_sched_push(r->sched, boc_sched_worker_index(), &b->hdr.node);
+}
+
+/* ---- start / wait / stop ------------------------------------------------- */
+
+int boc_runtime_start(int n, PyObject *bootstrap) {
+  runtime_t *r = runtime();
+  int expected = RT_STOPPED;
+  if (!atomic_compare_exchange_strong_explicit(&r->state, &expected,
+                                               RT_STARTING, BOC_ACQ_REL,
+                                               BOC_ACQUIRE)) {
+    if (expected == RT_RUNNING) {
+      return 0;
+    }
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the runtime is starting or stopping on another thread");
+    return -1;
+  }
+  if (n < 1 || n > 4096) {
+    PyErr_Format(PyExc_ValueError,
+                 "worker_count must be between 1 and 4096, not %d", n);
+    goto fail_state;
+  }
+  if (boc_term_reset(&r->term) < 0) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "cannot start: the previous run left behaviors in flight");
+    goto fail_state;
+  }
+  r->bootstrap = boc_payload_encode(bootstrap);
+  if (r->bootstrap == NULL) {
+    goto fail_term;
+  }
+  r->sched = boc_sched_new(n);
+  if (r->sched == NULL) {
+    PyErr_NoMemory();
+    goto fail_boot;
+  }
+  char *error = NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = boc_workers_activate(n, r->sched, r->bootstrap, &error);
+  Py_END_ALLOW_THREADS
+  if (rc < 0) {
+    PyErr_Format(PyExc_RuntimeError, "Error starting worker pool: %s",
+                 error != NULL ? error : "unknown error");
+    free(error);
+    boc_sched_free(r->sched);
+    r->sched = NULL;
+    goto fail_boot;
+  }
+  r->nworkers = n;
+  atomic_store_explicit(&r->state, RT_RUNNING, BOC_RELEASE);
+  return 0;
+
+fail_boot:
+  boc_payload_free(r->bootstrap);
+  r->bootstrap = NULL;
+fail_term:
+  boc_term_seed_dec(&r->term);
+  boc_term_close(&r->term);
+fail_state:
+  atomic_store_explicit(&r->state, RT_STOPPED, BOC_RELEASE);
+  return -1;
+}
+
+static PyObject *stats_list(runtime_t *r) {
+  PyObject *list = PyList_New(r->nworkers);
+  if (list == NULL) {
+    return NULL;
+  }
+  for (int i = 0; i < r->nworkers; i++) {
+    boc_sched_stats_t s;
+    boc_sched_get_stats(r->sched, i, &s);
+    PyObject *d = Py_BuildValue(
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "worker_index",
+        (unsigned long long)s.worker_index, "pushed_local",
+        (unsigned long long)s.pushed_local, "dispatched_to_pending",
+        (unsigned long long)s.dispatched_to_pending, "pushed_remote",
+        (unsigned long long)s.pushed_remote, "popped_local",
+        (unsigned long long)s.popped_local, "popped_via_steal",
+        (unsigned long long)s.popped_via_steal, "steal_attempts",
+        (unsigned long long)s.steal_attempts, "steal_failures",
+        (unsigned long long)s.steal_failures, "parked",
+        (unsigned long long)s.parked, "last_steal_attempt_ns",
+        (unsigned long long)s.last_steal_attempt_ns, "batch_resets",
+        (unsigned long long)s.batch_resets, "busy_ns",
+        (unsigned long long)s.busy_ns);
+    if (d == NULL) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SET_ITEM(list, i, d);
+  }
+  return list;
+}
+
+/* Runs every pinned behavior that is ready (main thread, GIL held). */
+static void run_pinned(void) {
+  boc_behavior_t *b;
+  while ((b = boc_pinned_pop()) != NULL) {
+    boc_behavior_run(b, NULL);
+  }
+}
+
+/* Drops every behavior still queued after the workers are gone; dropping
+ * one may make its successors ready, so repeat until nothing is left. */
+static void drop_leftovers(runtime_t *r) {
+  for (;;) {
+    boc_sched_node_t *node = boc_sched_drain(r->sched);
+    boc_behavior_t *pinned = boc_pinned_pop();
+    if (node == NULL && pinned == NULL) {
+      return;
+    }
+    while (node != NULL) {
+      boc_sched_node_t *next = node->next;
+      boc_behavior_drop(boc_behavior_of_node(node),
+                        "behavior dropped during stop(): the runtime was "
+                        "torn down before it could run");
+      node = next;
+    }
+    if (pinned != NULL) {
+      boc_behavior_drop(pinned, "behavior dropped during stop(): the runtime "
+                                "was torn down before it could run");
+    }
+  }
+}
+
+int boc_runtime_shutdown_pool(void) {
+  if (atomic_load_explicit(&runtime()->state, BOC_ACQUIRE) != RT_STOPPED) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the worker pool can only be shut down after wait()");
+    return -1;
+  }
+  Py_BEGIN_ALLOW_THREADS
+  boc_workers_shutdown();
+  Py_END_ALLOW_THREADS
+  return 0;
+}
+
+/* wait()'s longest sleep between pinned-queue checks; a process-wide
+ * setting that a running wait() re-reads on every iteration (relaxed: a
+ * tuning knob, any recent value will do). */
+static _Atomic int64_t poll_ns = 50 * 1000000LL;
+
+void boc_runtime_set_poll_ms(int64_t ms) {
+  atomic_store_explicit(&poll_ns, ms * 1000000LL, BOC_RELAXED);
+}
+
+int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
+  runtime_t *r = runtime();
+  if (stats != NULL) {
+    *stats = NULL;
+  }
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) != RT_RUNNING) {
+    if (stats != NULL) {
+      *stats = PyList_New(0);
+      return *stats != NULL ? 0 : -1;
+    }
+    return 0;
+  }
+  if (isnan(timeout)) {
+    PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+    return -1;
+  }
+  int64_t deadline = -1;
+  if (timeout >= 0 && timeout < 1e9) {
+    deadline = boc_now_ns() + (int64_t)(timeout * 1e9);
+  }
+  int dropped_seed = boc_term_seed_dec(&r->term);
+  uint64_t kicks = atomic_load_explicit(&r->term.kicks, BOC_ACQUIRE);
+  for (;;) {
+    run_pinned();
+    int64_t wait_ns = atomic_load_explicit(&poll_ns, BOC_RELAXED);
+    if (deadline >= 0) {
+      int64_t left = deadline - boc_now_ns();
+      if (left <= 0) {
+        if (boc_term_count(&r->term) == 0) {
+          break;
+        }
+        if (dropped_seed) {
+          boc_term_seed_inc(&r->term);
+        }
+        PyErr_SetString(PyExc_TimeoutError,
+                        "behaviors still running when the timeout expired");
+        return -1;
+      }
+      if (left < wait_ns) {
+        wait_ns = left;
+      }
+    }
+    int res;
+    Py_BEGIN_ALLOW_THREADS
+    res = boc_term_wait(&r->term, wait_ns, &kicks);
+    Py_END_ALLOW_THREADS
+    if (res == 0 && boc_pinned_depth() == 0) {
+      break;
+    }
+    if (PyErr_CheckSignals() < 0) {
+      if (dropped_seed) {
+        boc_term_seed_inc(&r->term);
+      }
+      return -1;
+    }
+  }
+  if (stats != NULL) {
+    *stats = stats_list(r);
+  }
+  if (!teardown) {
+    if (dropped_seed) {
+      boc_term_seed_inc(&r->term);
+    }
+    return stats != NULL && *stats == NULL ? -1 : 0;
+  }
+  /* Tear down: no behavior is in flight, so nothing can be lost. */
+  atomic_store_explicit(&r->state, RT_STOPPING, BOC_RELEASE);
+  boc_term_close(&r->term);
+  boc_sched_stop(r->sched);
+  Py_BEGIN_ALLOW_THREADS
+  boc_workers_deactivate(r->nworkers);
+  Py_END_ALLOW_THREADS
+  drop_leftovers(r);
+  boc_sched_free(r->sched);
+  r->sched = NULL;
+  r->nworkers = 0;
+  boc_payload_free(r->bootstrap);
+  r->bootstrap = NULL;
+  boc_cown_collect_orphans();
+  boc_noticeboard_clear();
+  atomic_store_explicit(&r->state, RT_STOPPED, BOC_RELEASE);
+  return stats != NULL && *stats == NULL ? -1 : 0;
+}

@@ -1,0 +1,283 @@
+/* worker.c - the worker pool and the worker loop (see worker.h). */
+#include "exec/worker.h"
+
+#include <Python.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec/behavior.h"
+#include "value/cown.h"
+#include "value/state.h"
+#include "value/pycompat.h"
+
+enum {
+  W_CREATING,  /* thread started, interpreter being created */
+  W_PARKED,    /* waiting for work (no runtime uses it) */
+  W_STARTING,  /* activated: bootstrapping */
+  W_RUNNING,   /* in the worker loop */
+  W_FAILED,    /* activation or creation failed (see error) */
+  W_GONE,      /* interpreter destroyed, thread ending */
+};
+
+typedef struct worker {
+  boc_thread_t thread;
+  int index;
+  boc_mutex_t mu;
+  boc_cond_t cv;              /* signals state changes both ways */
+  int state;                  /* guarded by mu */
+  int go;                     /* guarded by mu: 1 activate, -1 exit */
+  boc_sched_t *sched;         /* set before go = 1 */
+  const boc_payload_t *boot;  /* set before go = 1 */
+  char error[512];            /* set before state = W_FAILED */
+} worker_t;
+
+/* The pool is process-global: one set of worker interpreters serves every
+ * runtime of the process.  Only the main interpreter's lifecycle calls
+ * (start/wait/exit, serialised by the Python layer) touch the array. */
+static worker_t **pool;
+static int pool_size;
+
+int boc_workers_pooled(void) { return pool_size; }
+
+static void set_state(worker_t *w, int state) {
+  boc_mutex_lock(&w->mu);
+  w->state = state;
+  boc_cond_broadcast(&w->cv);
+  boc_mutex_unlock(&w->mu);
+}
+
+static int await_state_change(worker_t *w, int from) {
+  boc_mutex_lock(&w->mu);
+  while (w->state == from) {
+    boc_cond_wait(&w->cv, &w->mu);
+  }
+  int state = w->state;
+  boc_mutex_unlock(&w->mu);
+  return state;
+}
+
+/* Formats the current Python exception into w->error and clears it. */
+static void capture_error(worker_t *w, const char *what) {
+  PyObject *exc = PyErr_GetRaisedException();
+  PyObject *s = exc != NULL ? PyObject_Repr(exc) : NULL;
+  const char *text = s != NULL ? PyUnicode_AsUTF8(s) : NULL;
+  snprintf(w->error, sizeof(w->error), "worker %d: %s: %s", w->index, what,
+           text != NULL ? text : "unknown error");
+  PyErr_Clear();
+  Py_XDECREF(s);
+  Py_XDECREF(exc);
+}
+
+static int bootstrap(worker_t *w) {
+  PyObject *mod = PyImport_ImportModule("bocpy._worker");
+  if (mod == NULL) {
+    capture_error(w, "cannot import bocpy._worker");
+    return -1;
+  }
+  PyObject *arg = boc_payload_decode(w->boot);
+  PyObject *r = arg != NULL ? PyObject_CallMethod(mod, "bootstrap", "Oi", arg,
+                                                  w->index)
+                            : NULL;
+  Py_XDECREF(arg);
+  Py_DECREF(mod);
+  if (r == NULL) {
+    capture_error(w, "bootstrap failed");
+    return -1;
+  }
+  Py_DECREF(r);
+  return 0;
+}
+
+static void shutdown_interp(void) {
+  PyObject *mod = PyImport_ImportModule("bocpy._worker");
+  PyObject *r = mod != NULL ? PyObject_CallMethod(mod, "shutdown", NULL) : NULL;
+  if (r == NULL) {
+    PyErr_WriteUnraisable(NULL);
+  }
+  Py_XDECREF(r);
+  Py_XDECREF(mod);
+  boc_cown_collect_orphans();
+}
+
+static void worker_loop(worker_t *w, boc_sched_t *s) {
+  for (;;) {
+    boc_sched_node_t *node = boc_sched_try_pop(s, w->index);
+    if (node == NULL) {
+      Py_BEGIN_ALLOW_THREADS
+      node = boc_sched_pop(s, w->index);
+      Py_END_ALLOW_THREADS
+    }
+    if (node == NULL) {
+      return; /* the runtime is stopping */
+    }
+    int64_t t0 = boc_now_ns();
+    boc_behavior_run(boc_behavior_of_node(node), NULL);
+    boc_sched_add_busy(s, w->index, boc_now_ns() - t0);
+  }
+}
+
+/* Parked until activated (returns 1) or told to exit (returns 0).  Called
+ * with this interpreter's GIL held; releases it while waiting. */
+static int wait_for_activation(worker_t *w) {
+  int go;
+  Py_BEGIN_ALLOW_THREADS
+  boc_mutex_lock(&w->mu);
+  while (w->go == 0) {
+    boc_cond_wait(&w->cv, &w->mu);
+  }
+  go = w->go;
+  if (go == 1) {
+    w->go = 0;
+  }
+  boc_mutex_unlock(&w->mu);
+  Py_END_ALLOW_THREADS
+  return go == 1;
+}
+
+static void worker_main(void *arg) {
+  worker_t *w = arg;
+  boc_sched_bind_worker(w->index);
+
+  /* Attach to the main interpreter, then create our own. */
+  PyThreadState *ts_main = PyThreadState_New(PyInterpreterState_Main());
+  PyEval_RestoreThread(ts_main);
+  PyInterpreterConfig cfg = {
+      .use_main_obmalloc = 0,
+      .allow_fork = 0,
+      .allow_exec = 0,
+      .allow_threads = 1,
+      .allow_daemon_threads = 0,
+      .check_multi_interp_extensions = 1,
+      .gil = PyInterpreterConfig_OWN_GIL,
+  };
+  PyThreadState *ts_sub = NULL;
+  PyStatus status = Py_NewInterpreterFromConfig(&ts_sub, &cfg);
+  if (PyStatus_Exception(status)) {
+    snprintf(w->error, sizeof(w->error),
+             "worker %d: cannot create a sub-interpreter: %s", w->index,
+             status.err_msg != NULL ? status.err_msg : "unknown error");
+    PyThreadState_Clear(ts_main);
+    PyThreadState_DeleteCurrent();
+    set_state(w, W_FAILED);
+    return;
+  }
+  /* ts_sub is current and holds the new interpreter's GIL. */
+  PyObject *core = PyImport_ImportModule("bocpy._core");
+  if (core == NULL) {
+    capture_error(w, "cannot import bocpy._core");
+    set_state(w, W_FAILED);
+  } else {
+    Py_DECREF(core);
+    set_state(w, W_PARKED);
+    while (wait_for_activation(w)) {
+      if (bootstrap(w) < 0) {
+        set_state(w, W_FAILED);
+        continue;
+      }
+      set_state(w, W_RUNNING);
+      worker_loop(w, w->sched);
+      boc_cown_collect_orphans();
+      set_state(w, W_PARKED);
+    }
+  }
+  shutdown_interp();
+  Py_EndInterpreter(ts_sub);
+  PyEval_RestoreThread(ts_main);
+  PyThreadState_Clear(ts_main);
+  PyThreadState_DeleteCurrent();
+  set_state(w, W_GONE);
+}
+
+/* Creates worker i's thread and interpreter; -1 with *error on failure. */
+static int spawn(int i, char **error) {
+  worker_t *w = calloc(1, sizeof(*w));
+  if (w == NULL) {
+    *error = strdup("out of memory");
+    return -1;
+  }
+  w->index = i;
+  w->state = W_CREATING;
+  boc_mutex_init(&w->mu);
+  boc_cond_init(&w->cv);
+  if (boc_thread_start(&w->thread, worker_main, w) != 0) {
+    *error = strdup("cannot start a worker thread");
+    goto fail;
+  }
+  if (await_state_change(w, W_CREATING) != W_PARKED) {
+    *error = strdup(w->error);
+    boc_thread_join(&w->thread);
+    goto fail;
+  }
+  worker_t **grown = realloc(pool, (size_t)(i + 1) * sizeof(*pool));
+  if (grown == NULL) {
+    *error = strdup("out of memory");
+    boc_mutex_lock(&w->mu);
+    w->go = -1;
+    boc_cond_broadcast(&w->cv);
+    boc_mutex_unlock(&w->mu);
+    boc_thread_join(&w->thread);
+    goto fail;
+  }
+  pool = grown;
+  pool[i] = w;
+  pool_size = i + 1;
+  return 0;
+fail:
+  boc_cond_destroy(&w->cv);
+  boc_mutex_destroy(&w->mu);
+  free(w);
+  return -1;
+}
+
+int boc_workers_activate(int n, boc_sched_t *s, const boc_payload_t *boot,
+                         char **error) {
+  *error = NULL;
+  for (int i = pool_size; i < n; i++) {
+    if (spawn(i, error) < 0) {
+      return -1;
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    worker_t *w = pool[i];
+    boc_mutex_lock(&w->mu);
+    w->sched = s;
+    w->boot = boot;
+    w->state = W_STARTING;
+    w->go = 1;
+    boc_cond_broadcast(&w->cv);
+    boc_mutex_unlock(&w->mu);
+    if (await_state_change(w, W_STARTING) != W_RUNNING) {
+      *error = strdup(w->error);
+      /* park the ones already running again */
+      boc_sched_stop(s);
+      boc_workers_deactivate(i);
+      set_state(w, W_PARKED);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+void boc_workers_deactivate(int n) {
+  for (int i = 0; i < n && i < pool_size; i++) {
+    await_state_change(pool[i], W_RUNNING);
+  }
+}
+
+void boc_workers_shutdown(void) {
+  for (int i = 0; i < pool_size; i++) {
+    worker_t *w = pool[i];
+    boc_mutex_lock(&w->mu);
+    w->go = -1;
+    boc_cond_broadcast(&w->cv);
+    boc_mutex_unlock(&w->mu);
+    boc_thread_join(&w->thread);
+    boc_cond_destroy(&w->cv);
+    boc_mutex_destroy(&w->mu);
+    free(w);
+  }
+  free(pool);
+  pool = NULL;
+  pool_size = 0;
+}

@@ -1,0 +1,36 @@
+/* worker.h - the worker pool: threads, each hosting a sub-interpreter with
+ * its own GIL, and the worker loop (pop a behavior, run it, repeat).
+ *
+ * Workers outlive a runtime: wait() parks them, the next start() reuses
+ * them, and only the end of the process (or boc_workers_shutdown) destroys
+ * their interpreters.  CPython does not give all of an isolated
+ * interpreter's memory back when it is destroyed (several MiB each on 3.12
+ * and 3.13), so a fresh interpreter per start/wait cycle would grow the
+ * process without bound.
+ */
+#ifndef BOCPY_CORE_WORKER_H
+#define BOCPY_CORE_WORKER_H
+
+#include "engine/sched.h"
+#include "value/transport.h"
+
+/* Makes workers 0..n-1 pop from s, creating the missing ones.  Each active
+ * worker first runs bocpy._worker.bootstrap(<decoded boot>, index).  Call
+ * with no GIL held (workers need the main interpreter's GIL to start).
+ * Returns 0, or -1 with *error set to a malloc'd message (workers activated
+ * so far are parked again first). */
+int boc_workers_activate(int n, boc_sched_t *s, const boc_payload_t *boot,
+                         char **error);
+
+/* After boc_sched_stop(s): waits until workers 0..n-1 have finished their
+ * current behavior and parked.  No GIL held. */
+void boc_workers_deactivate(int n);
+
+/* Destroys every pooled worker's interpreter and joins its thread (they
+ * must be parked).  No GIL held; main interpreter, e.g. at exit. */
+void boc_workers_shutdown(void);
+
+/* Workers in the pool (parked or active). */
+int boc_workers_pooled(void);
+
+#endif /* BOCPY_CORE_WORKER_H */

@@ -1,0 +1,357 @@
+/* cown_type.c - the Python handle types Cown and PinnedCown.
+ *
+ * A handle is a small object holding a strong reference to a cown record;
+ * any number of handles in any interpreters may refer to one record.  Both
+ * types share one tp_dealloc, which is how C code recognises a handle from
+ * any interpreter without looking up that interpreter's module state.
+ */
+#include "module/cown_type.h"
+
+#include "exec/runtime.h"
+#include "value/handle.h"
+#include "value/pycompat.h"
+#include "value/transport.h"
+
+static inline boc_cown_t *rec_of(PyObject *self) {
+  return ((boc_handle_t *)self)->rec;
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+/* Wraps a new record (its reference is stolen) in an object of type. */
+static PyObject *wrap_new_record(PyTypeObject *type, boc_cown_t *c) {
+  if (c == NULL) {
+    return NULL;
+  }
+  boc_handle_t *h = (boc_handle_t *)type->tp_alloc(type, 0);
+  if (h == NULL) {
+    boc_cown_decref(c);
+    return NULL;
+  }
+  h->rec = c;
+  return (PyObject *)h;
+}
+
+static PyObject *cown_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+  static char *kwlist[] = {"value", NULL};
+  PyObject *value = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:Cown", kwlist, &value)) {
+    return NULL;
+  }
+  return wrap_new_record(type, boc_cown_new(value));
+}
+
+static PyObject *pinned_new(PyTypeObject *type, PyObject *args,
+                            PyObject *kwds) {
+  static char *kwlist[] = {"value", NULL};
+  PyObject *value = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:PinnedCown", kwlist,
+                                   &value)) {
+    return NULL;
+  }
+  if (!boc_is_main_interp()) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "PinnedCown must be constructed on the main interpreter");
+    return NULL;
+  }
+  return wrap_new_record(type, boc_cown_new_pinned(value));
+}
+
+static PyObject *cown_init_subclass(PyObject *cls, PyObject *args,
+                                    PyObject *kwds) {
+  (void)cls;
+  (void)args;
+  (void)kwds;
+  PyErr_SetString(PyExc_TypeError, "Cown cannot be subclassed");
+  return NULL;
+}
+
+/* ---- ownership ------------------------------------------------------------ */
+
+/* On the main interpreter, reading a parked cown while nothing is in flight
+ * (after wait() or quiesce(), or before anything was scheduled) borrows it:
+ * main takes ownership, and gives it back before it next schedules. */
+static int ensure_owned(PyObject *self) {
+  boc_cown_t *c = rec_of(self);
+  int64_t owner = boc_cown_owner(c);
+  if (owner == boc_current_interp_id()) {
+    return 0;
+  }
+  if (owner == BOC_NO_OWNER && boc_is_main_interp() && boc_runtime_idle()) {
+    boc_state_t *st = boc_state();
+    if (st == NULL || boc_cown_acquire(c) < 0) {
+      return -1;
+    }
+    if (PyList_Append(st->borrowed, self) < 0) {
+      PyObject *exc = PyErr_GetRaisedException();
+      boc_cown_release_or_replace(c, NULL);
+      PyErr_SetRaisedException(exc);
+      return -1;
+    }
+    return 0;
+  }
+  PyErr_SetString(PyExc_RuntimeError,
+                  "The current interpreter does not own this cown");
+  return -1;
+}
+
+int boc_release_borrowed(boc_state_t *st) {
+  Py_ssize_t n = PyList_GET_SIZE(st->borrowed);
+  if (n == 0) {
+    return 0;
+  }
+  int64_t me = boc_current_interp_id();
+  for (Py_ssize_t i = 0; i < n; i++) {
+    boc_cown_t *c = rec_of(PyList_GET_ITEM(st->borrowed, i));
+    if (boc_cown_owner(c) == me) {
+      boc_cown_release_or_replace(c, NULL);
+    }
+  }
+  return PyList_SetSlice(st->borrowed, 0, n, NULL);
+}
+
+static PyObject *cown_get_value(PyObject *self, void *closure) {
+  (void)closure;
+  if (ensure_owned(self) < 0) {
+    return NULL;
+  }
+  boc_cown_t *c = rec_of(self);
+  /* Looking at an exception counts as handling it. */
+  atomic_fetch_or_explicit(&c->flags, BOC_COWN_REPORTED, BOC_RELAXED);
+  return Py_NewRef(boc_cown_value(c));
+}
+
+static int cown_set_value(PyObject *self, PyObject *v, void *closure) {
+  (void)closure;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_TypeError, "a cown's value cannot be deleted");
+    return -1;
+  }
+  if (ensure_owned(self) < 0) {
+    return -1;
+  }
+  return boc_cown_set_value(rec_of(self), v);
+}
+
+static PyObject *cown_get_exception(PyObject *self, void *closure) {
+  (void)closure;
+  if (ensure_owned(self) < 0) {
+    return NULL;
+  }
+  uint32_t flags = atomic_load_explicit(&rec_of(self)->flags, BOC_RELAXED);
+  return PyBool_FromLong((flags & BOC_COWN_EXCEPTION) != 0);
+}
+
+static int cown_set_exception(PyObject *self, PyObject *v, void *closure) {
+  (void)closure;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_TypeError, "exception cannot be deleted");
+    return -1;
+  }
+  int truth = PyObject_IsTrue(v);
+  if (truth < 0 || ensure_owned(self) < 0) {
+    return -1;
+  }
+  boc_cown_t *c = rec_of(self);
+  if (truth) {
+    atomic_fetch_or_explicit(&c->flags, BOC_COWN_EXCEPTION, BOC_RELAXED);
+  } else {
+    atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_EXCEPTION,
+                              BOC_RELAXED);
+  }
+  return 0;
+}
+
+static PyObject *cown_get_acquired(PyObject *self, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(boc_cown_owner(rec_of(self)) ==
+                         boc_current_interp_id());
+}
+
+static PyObject *cown_acquire(PyObject *self, PyObject *Py_UNUSED(a)) {
+  if (boc_cown_acquire(rec_of(self)) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *cown_release(PyObject *self, PyObject *Py_UNUSED(a)) {
+  if (boc_cown_release(rec_of(self)) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *cown_enter(PyObject *self, PyObject *Py_UNUSED(a)) {
+  boc_cown_t *c = rec_of(self);
+  if (boc_cown_acquire(c) < 0) {
+    return NULL;
+  }
+  return Py_NewRef(boc_cown_value(c));
+}
+
+static PyObject *cown_exit(PyObject *self, PyObject *args) {
+  (void)args;
+  if (boc_cown_release(rec_of(self)) < 0) {
+    return NULL;
+  }
+  Py_RETURN_FALSE;
+}
+
+static PyObject *cown_unwrap(PyObject *self, PyObject *Py_UNUSED(a)) {
+  boc_cown_t *c = rec_of(self);
+  if (!boc_runtime_idle()) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "unwrap() needs quiescence: call wait() or quiesce() "
+                    "first");
+    return NULL;
+  }
+  if (ensure_owned(self) < 0) {
+    return NULL;
+  }
+  PyObject *v = Py_NewRef(boc_cown_value(c));
+  uint32_t flags = atomic_fetch_and_explicit(
+      &c->flags, ~(uint32_t)BOC_COWN_EXCEPTION, BOC_RELAXED);
+  if (boc_cown_set_value(c, Py_None) < 0) {
+    Py_DECREF(v);
+    return NULL;
+  }
+  if ((flags & BOC_COWN_EXCEPTION) && PyExceptionInstance_Check(v)) {
+    PyErr_SetRaisedException(v);
+    return NULL;
+  }
+  return v;
+}
+
+static PyObject *cown_reduce(PyObject *self, PyObject *Py_UNUSED(a)) {
+  Py_ssize_t index = boc_transport_note_cown(rec_of(self));
+  if (index < 0) {
+    return NULL;
+  }
+  boc_state_t *st = boc_state();
+  if (st == NULL) {
+    return NULL;
+  }
+  return Py_BuildValue("O(n)", st->cown_ref, index);
+}
+
+static PyObject *cown_copy(PyObject *self, PyObject *Py_UNUSED(a)) {
+  return Py_NewRef(self); /* a handle is a reference: copies share it */
+}
+
+static PyObject *cown_deepcopy(PyObject *self, PyObject *memo) {
+  (void)memo;
+  return Py_NewRef(self);
+}
+
+/* ---- comparison, hashing, repr ------------------------------------------ */
+
+static PyObject *cown_richcompare(PyObject *a, PyObject *b, int op) {
+  boc_cown_t *x = boc_handle_record(a);
+  boc_cown_t *y = boc_handle_record(b);
+  if (x == NULL || y == NULL) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  Py_RETURN_RICHCOMPARE(x->id, y->id, op);
+}
+
+static Py_hash_t cown_hash(PyObject *self) {
+  Py_hash_t h = (Py_hash_t)(rec_of(self)->id * 0x9E3779B97F4A7C15ull >> 1);
+  return h == -1 ? -2 : h;
+}
+
+static PyObject *cown_repr(PyObject *self) {
+  boc_cown_t *c = rec_of(self);
+  const char *name = boc_cown_is_pinned(c) ? "PinnedCown" : "Cown";
+  if (boc_cown_owner(c) != boc_current_interp_id()) {
+    return PyUnicode_FromFormat("%s(#%llu, value=<not owner>)", name,
+                                (unsigned long long)c->id);
+  }
+  return PyUnicode_FromFormat("%s(#%llu, value=%R)", name,
+                              (unsigned long long)c->id, boc_cown_value(c));
+}
+
+static PyMethodDef cown_methods[] = {
+    {"acquire", cown_acquire, METH_NOARGS,
+     "Take ownership for this interpreter (non-blocking)."},
+    {"release", cown_release, METH_NOARGS,
+     "Give ownership back, serialising the value."},
+    {"unwrap", cown_unwrap, METH_NOARGS,
+     "After quiescence: return the value (re-raising a stored exception) "
+     "and reset the cown to None."},
+    {"__enter__", cown_enter, METH_NOARGS, NULL},
+    {"__exit__", cown_exit, METH_VARARGS, NULL},
+    {"__reduce__", cown_reduce, METH_NOARGS, NULL},
+    {"__copy__", cown_copy, METH_NOARGS, NULL},
+    {"__deepcopy__", cown_deepcopy, METH_O, NULL},
+    {"__init_subclass__", (PyCFunction)(void (*)(void))cown_init_subclass,
+     METH_VARARGS | METH_KEYWORDS | METH_CLASS, NULL},
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef cown_getset[] = {
+    {"value", cown_get_value, cown_set_value,
+     "The cown's value; the calling interpreter must own the cown.", NULL},
+    {"exception", cown_get_exception, cown_set_exception,
+     "True when the value is an exception raised by a behavior.", NULL},
+    {"acquired", cown_get_acquired, NULL,
+     "True when the calling interpreter owns the cown.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot cown_slots[] = {
+    {Py_tp_new, cown_new},
+    {Py_tp_dealloc, boc_handle_dealloc},
+    {Py_tp_methods, cown_methods},
+    {Py_tp_getset, cown_getset},
+    {Py_tp_richcompare, cown_richcompare},
+    {Py_tp_hash, cown_hash},
+    {Py_tp_repr, cown_repr},
+    {Py_tp_doc, "Cown(value=None)\n--\n\nA concurrently owned box holding "
+                "one value; behaviors scheduled with @when get exclusive "
+                "access to it."},
+    {0, NULL},
+};
+
+static PyType_Spec cown_spec = {
+    .name = "bocpy.Cown",
+    .basicsize = sizeof(boc_handle_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = cown_slots,
+};
+
+static PyType_Slot pinned_slots[] = {
+    {Py_tp_new, pinned_new},
+    {Py_tp_dealloc, boc_handle_dealloc},
+    {Py_tp_doc, "PinnedCown(value=None)\n--\n\nA cown whose value never "
+                "leaves the main interpreter; its behaviors run on the main "
+                "thread."},
+    {0, NULL},
+};
+
+static PyType_Spec pinned_spec = {
+    .name = "bocpy.PinnedCown",
+    .basicsize = sizeof(boc_handle_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = pinned_slots,
+};
+
+int boc_cown_types_init(PyObject *module, boc_state_t *st) {
+  st->cown_type =
+      (PyTypeObject *)PyType_FromModuleAndSpec(module, &cown_spec, NULL);
+  if (st->cown_type == NULL) {
+    return -1;
+  }
+  st->pinned_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+      module, &pinned_spec, (PyObject *)st->cown_type);
+  if (st->pinned_type == NULL) {
+    return -1;
+  }
+  if (PyModule_AddType(module, st->cown_type) < 0 ||
+      PyModule_AddType(module, st->pinned_type) < 0) {
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,16 @@
+/* cown_type.h - the Python handle types Cown and PinnedCown. */
+#ifndef BOCPY_CORE_COWN_TYPE_H
+#define BOCPY_CORE_COWN_TYPE_H
+
+#include <Python.h>
+
+#include "value/state.h"
+
+/* Creates the two heap types for this interpreter's module state. */
+int boc_cown_types_init(PyObject *module, boc_state_t *st);
+
+/* Main interpreter: gives back every cown that reading .value after
+ * wait()/quiesce() borrowed, so behaviors can use them again. */
+int boc_release_borrowed(boc_state_t *st);
+
+#endif /* BOCPY_CORE_COWN_TYPE_H */

@@ -1,0 +1,475 @@
+/* module.c - the bocpy._core extension module: types and functions only.
+ *
+ * Multi-phase initialisation (PEP 489) with per-interpreter module state, so
+ * the module can be imported in every worker sub-interpreter, each of which
+ * has its own GIL.  No Python object is kept in a C global.
+ */
+#include <Python.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "module/abi_table.h"
+#include "exec/behavior.h"
+#include "module/cown_type.h"
+#include "engine/messages.h"
+#include "module/messaging_module.h"
+#include "value/handle.h"
+#include "value/state.h"
+#include "exec/pinned.h"
+#include "engine/platform.h"
+#include "value/pycompat.h"
+#include "exec/runtime.h"
+#include "value/transport.h"
+
+static inline boc_state_t *get_state(PyObject *module) {
+  return (boc_state_t *)PyModule_GetState(module);
+}
+
+/* _cown_ref(index): the unpickling side of a cown handle's __reduce__. */
+static PyObject *cown_ref(PyObject *module, PyObject *arg) {
+  (void)module;
+  Py_ssize_t index = PyLong_AsSsize_t(arg);
+  if (index == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  boc_cown_t *c = boc_transport_cown_at(index);
+  return c != NULL ? boc_handle_new(c) : NULL;
+}
+
+/* ---- behavior code blobs ---------------------------------------------------- */
+
+typedef struct {
+  PyObject_HEAD
+  boc_code_t *code;
+} code_obj_t;
+
+static void code_dealloc(PyObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  boc_code_decref(((code_obj_t *)self)->code);
+  tp->tp_free(self);
+  Py_DECREF(tp);
+}
+
+static PyType_Slot code_slots[] = {
+    {Py_tp_dealloc, code_dealloc},
+    {Py_tp_doc, "Marshalled behavior code shared by every interpreter."},
+    {0, NULL},
+};
+
+static PyType_Spec code_spec = {
+    .name = "bocpy._core.BehaviorCode",
+    .basicsize = sizeof(code_obj_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = code_slots,
+};
+
+PyDoc_STRVAR(code_blob_doc,
+             "code_blob(marshalled: bytes, module: str, file: str | None)\n\n"
+             "Wraps marshal.dumps(code) of a behavior body for scheduling.");
+static PyObject *code_blob(PyObject *module, PyObject *args) {
+  const char *bytes, *modname, *file = NULL;
+  Py_ssize_t size;
+  if (!PyArg_ParseTuple(args, "y#sz:code_blob", &bytes, &size, &modname,
+                        &file)) {
+    return NULL;
+  }
+  boc_state_t *st = get_state(module);
+  code_obj_t *obj = PyObject_New(code_obj_t, st->code_type);
+  if (obj == NULL) {
+    return NULL;
+  }
+  obj->code = boc_code_new(bytes, (size_t)size, modname, file);
+  if (obj->code == NULL) {
+    obj->code = NULL;
+    Py_TYPE(obj)->tp_free(obj);
+    Py_DECREF(st->code_type);
+    return NULL;
+  }
+  return (PyObject *)obj;
+}
+
+/* ---- scheduling ------------------------------------------------------------- */
+
+PyDoc_STRVAR(schedule_doc,
+             "schedule(code, cowns, captures)\n\n"
+             "Schedules a behavior over cowns (handles, or lists/tuples of\n"
+             "handles) and returns its result Cown.  captures is None or a\n"
+             "tuple (cells, extras, globals).");
+static PyObject *schedule(PyObject *module, PyObject *const *args,
+                          Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "schedule() takes 3 arguments");
+    return NULL;
+  }
+  boc_state_t *st = get_state(module);
+  if (Py_TYPE(args[0]) != st->code_type) {
+    PyErr_SetString(PyExc_TypeError, "schedule(): bad behavior code");
+    return NULL;
+  }
+  if (PyList_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
+    return NULL;
+  }
+  boc_payload_t *captures = NULL;
+  if (args[2] != Py_None) {
+    captures = boc_payload_encode(args[2]);
+    if (captures == NULL) {
+      return NULL;
+    }
+  }
+  boc_behavior_t *b =
+      boc_behavior_new(((code_obj_t *)args[0])->code, args[1], captures);
+  if (b == NULL) {
+    return NULL;
+  }
+  boc_cown_t *result = boc_behavior_schedule(b, boc_runtime_dispatch());
+  if (result == NULL) {
+    return NULL;
+  }
+  PyObject *h = boc_handle_new(result);
+  boc_cown_decref(result);
+  return h;
+}
+
+/* ---- runtime control ------------------------------------------------------- */
+
+static int require_main(const char *what) {
+  if (!boc_is_main_interp()) {
+    PyErr_Format(PyExc_RuntimeError,
+                 "%s can only be called from the main interpreter", what);
+    return -1;
+  }
+  return 0;
+}
+
+PyDoc_STRVAR(start_doc, "start(worker_count: int, bootstrap: object)\n\n"
+                        "Starts the worker pool (main interpreter only).");
+static PyObject *start(PyObject *module, PyObject *args) {
+  int n;
+  PyObject *bootstrap;
+  if (!PyArg_ParseTuple(args, "iO:start", &n, &bootstrap)) {
+    return NULL;
+  }
+  if (require_main("start()") < 0) {
+    return NULL;
+  }
+  if (boc_release_borrowed(get_state(module)) < 0 ||
+      boc_runtime_start(n, bootstrap) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+/* Parses a timeout: None -> forever (-1); numbers >= 0; NaN rejected. */
+static int parse_timeout(PyObject *obj, double *out) {
+  if (obj == Py_None) {
+    *out = -1;
+    return 0;
+  }
+  if (PyBool_Check(obj) || !(PyLong_Check(obj) || PyFloat_Check(obj))) {
+    PyErr_Format(PyExc_TypeError, "timeout must be a number or None, not %s",
+                 Py_TYPE(obj)->tp_name);
+    return -1;
+  }
+  double t = PyFloat_AsDouble(obj);
+  if (t == -1 && PyErr_Occurred()) {
+    return -1;
+  }
+  if (isnan(t)) {
+    PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+    return -1;
+  }
+  *out = t < 0 ? 0 : t;
+  return 0;
+}
+
+PyDoc_STRVAR(wait_doc,
+             "wait(timeout, teardown, stats) -> list | None\n\n"
+             "Waits until no behavior is in flight, running pinned behaviors\n"
+             "meanwhile; then stops the runtime when teardown is true.");
+static PyObject *wait_(PyObject *module, PyObject *args) {
+  (void)module;
+  PyObject *timeout_obj;
+  int teardown, want_stats;
+  if (!PyArg_ParseTuple(args, "Opp:wait", &timeout_obj, &teardown,
+                        &want_stats)) {
+    return NULL;
+  }
+  double timeout;
+  if (parse_timeout(timeout_obj, &timeout) < 0 ||
+      require_main(teardown ? "wait()" : "quiesce()") < 0) {
+    return NULL;
+  }
+  PyObject *stats = NULL;
+  if (boc_runtime_wait(timeout, teardown, want_stats ? &stats : NULL) < 0) {
+    return NULL;
+  }
+  if (stats != NULL) {
+    return stats;
+  }
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(pump_doc,
+             "pump(deadline_ms, max_behaviors, raise_on_error) -> tuple\n\n"
+             "Runs ready pinned behaviors; returns (executed, deadline_reached,\n"
+             "raised).  Bounds are already validated (0 = unbounded).");
+static PyObject *pump(PyObject *module, PyObject *args) {
+  long long deadline_ms, max_behaviors;
+  int raise_on_error;
+  if (!PyArg_ParseTuple(args, "LLp:pump", &deadline_ms, &max_behaviors,
+                        &raise_on_error)) {
+    return NULL;
+  }
+  boc_pump_result_t r;
+  if (boc_pump(get_state(module), deadline_ms, max_behaviors, raise_on_error,
+               &r) < 0) {
+    return NULL;
+  }
+  return Py_BuildValue("(LOL)", (long long)r.executed,
+                       r.deadline_reached ? Py_True : Py_False,
+                       (long long)r.raised);
+}
+
+static PyObject *pinned_state(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  int64_t since = boc_pinned_nonempty_since();
+  int64_t age_ms = since > 0 ? (boc_now_ns() - since) / 1000000 : 0;
+  return Py_BuildValue("(LLL)", (long long)boc_pinned_depth(),
+                       (long long)age_ms, (long long)since);
+}
+
+static PyObject *set_wait_pump_poll(PyObject *module, PyObject *arg) {
+  (void)module;
+  long long ms = PyLong_AsLongLong(arg);
+  if (ms == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  boc_runtime_set_poll_ms(ms);
+  Py_RETURN_NONE;
+}
+
+static PyObject *shutdown_pool(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (require_main("shutdown_pool()") < 0 || boc_runtime_shutdown_pool() < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *running(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyBool_FromLong(boc_runtime_running());
+}
+
+static PyObject *worker_count(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLong(boc_runtime_worker_count());
+}
+
+static PyObject *worker_index(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLong(boc_sched_worker_index());
+}
+
+static PyObject *live_cowns(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLongLong(boc_cown_live_count());
+}
+
+static PyObject *record_sizes(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return Py_BuildValue("{s:n,s:n,s:n}", "cown", (Py_ssize_t)sizeof(boc_cown_t),
+                       "behavior_1", (Py_ssize_t)boc_behavior_record_size(1, 1),
+                       "behavior_2", (Py_ssize_t)boc_behavior_record_size(2, 2));
+}
+
+/* ---- platform queries ------------------------------------------------------- */
+
+PyDoc_STRVAR(interpreter_id_doc,
+             "interpreter_id() -> int\n\n"
+             "The id of the interpreter that calls it (0 for the main one).");
+static PyObject *interpreter_id(PyObject *module, PyObject *Py_UNUSED(arg)) {
+  (void)module;
+  return PyLong_FromLongLong(boc_current_interp_id());
+}
+
+PyDoc_STRVAR(is_main_interpreter_doc,
+             "is_main_interpreter() -> bool\n\n"
+             "True when called from the process's main interpreter.");
+static PyObject *is_main_interpreter(PyObject *module,
+                                     PyObject *Py_UNUSED(arg)) {
+  (void)module;
+  return PyBool_FromLong(boc_is_main_interp());
+}
+
+PyDoc_STRVAR(cpu_count_doc,
+             "cpu_count(physical=False) -> int\n\n"
+             "CPUs in this process's affinity mask; with physical=True, the\n"
+             "distinct physical cores among them.");
+static PyObject *cpu_count(PyObject *module, PyObject *args, PyObject *kwds) {
+  (void)module;
+  static char *kwlist[] = {"physical", NULL};
+  int physical = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p:cpu_count", kwlist,
+                                   &physical)) {
+    return NULL;
+  }
+  return PyLong_FromLong(physical ? boc_cpu_count_physical()
+                                  : boc_cpu_count_logical());
+}
+
+PyDoc_STRVAR(default_worker_count_doc,
+             "default_worker_count() -> int\n\n"
+             "BOCPY_WORKERS when it holds an integer in [1, 4096], else the\n"
+             "physical cores in the affinity mask minus one, at least 1.");
+static PyObject *default_worker_count(PyObject *module,
+                                      PyObject *Py_UNUSED(arg)) {
+  (void)module;
+  return PyLong_FromLong(boc_default_worker_count(getenv("BOCPY_WORKERS")));
+}
+
+static PyMethodDef core_methods[] = {
+    {"interpreter_id", interpreter_id, METH_NOARGS, interpreter_id_doc},
+    {"is_main_interpreter", is_main_interpreter, METH_NOARGS,
+     is_main_interpreter_doc},
+    {"cpu_count", (PyCFunction)(void (*)(void))cpu_count,
+     METH_VARARGS | METH_KEYWORDS, cpu_count_doc},
+    {"default_worker_count", default_worker_count, METH_NOARGS,
+     default_worker_count_doc},
+    {"_cown_ref", cown_ref, METH_O, "Unpickling hook for cown handles."},
+    {"code_blob", code_blob, METH_VARARGS, code_blob_doc},
+    {"schedule", (PyCFunction)(void (*)(void))schedule, METH_FASTCALL,
+     schedule_doc},
+    {"start", start, METH_VARARGS, start_doc},
+    {"wait", wait_, METH_VARARGS, wait_doc},
+    {"running", running, METH_NOARGS, "True while the runtime is up."},
+    {"pump", pump, METH_VARARGS, pump_doc},
+    {"pinned_state", pinned_state, METH_NOARGS,
+     "(depth, age_ms, since_ns) of the pinned queue."},
+    {"set_wait_pump_poll", set_wait_pump_poll, METH_O,
+     "Set wait()'s pinned-queue poll period in ms (validated by caller)."},
+    {"shutdown_pool", shutdown_pool, METH_NOARGS,
+     "Destroy the parked worker interpreters (after wait())."},
+    {"worker_count", worker_count, METH_NOARGS,
+     "Workers of the running runtime (0 when stopped)."},
+    {"worker_index", worker_index, METH_NOARGS,
+     "Index of the calling worker thread, -1 elsewhere."},
+    {"live_cowns", live_cowns, METH_NOARGS,
+     "Cown records alive in the process (for leak checks)."},
+    {"record_sizes", record_sizes, METH_NOARGS,
+     "Bytes of the C records (cown, behavior over 1 and 2 cowns)."},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ---- module definition ---------------------------------------------------- */
+
+static int core_exec(PyObject *module) {
+  boc_state_t *st = get_state(module);
+  st->interp_id = boc_current_interp_id();
+  if (boc_cown_types_init(module, st) < 0) {
+    return -1;
+  }
+  if (boc_messaging_add_functions(module) < 0) return -1;
+  st->code_type =
+      (PyTypeObject *)PyType_FromModuleAndSpec(module, &code_spec, NULL);
+  if (st->code_type == NULL) {
+    return -1;
+  }
+  PyObject *pickle = PyImport_ImportModule("pickle");
+  if (pickle == NULL) {
+    return -1;
+  }
+  st->pickle_dumps = PyObject_GetAttrString(pickle, "dumps");
+  st->pickle_loads = PyObject_GetAttrString(pickle, "loads");
+  Py_DECREF(pickle);
+  if (st->pickle_dumps == NULL || st->pickle_loads == NULL) {
+    return -1;
+  }
+  st->protocol = PyLong_FromLong(5);
+  st->cown_ref = PyObject_GetAttrString(module, "_cown_ref");
+  st->fn_cache = PyDict_New();
+  st->borrowed = PyList_New(0);
+  if (st->protocol == NULL || st->cown_ref == NULL || st->fn_cache == NULL ||
+      st->borrowed == NULL) {
+    return -1;
+  }
+  if (boc_abi_exec(module, st) < 0) { /* plugin ABI: capsule, type maps */
+    return -1;
+  }
+  PyObject *cap = PyCapsule_New(st, BOC_STATE_KEY, NULL);
+  PyObject *dict = PyInterpreterState_GetDict(PyInterpreterState_Get());
+  if (cap == NULL || dict == NULL ||
+      PyDict_SetItemString(dict, BOC_STATE_KEY, cap) < 0) {
+    Py_XDECREF(cap);
+    return -1;
+  }
+  Py_DECREF(cap);
+  boc_state_uncache(NULL); /* re-resolve: an older state may be cached */
+  return 0;
+}
+
+static int core_traverse(PyObject *module, visitproc visit, void *arg) {
+  boc_state_t *st = get_state(module);
+  Py_VISIT(st->cown_type);
+  Py_VISIT(st->pinned_type);
+  Py_VISIT(st->code_type);
+  Py_VISIT(st->pickle_dumps);
+  Py_VISIT(st->pickle_loads);
+  Py_VISIT(st->cown_ref);
+  Py_VISIT(st->fn_cache);
+  Py_VISIT(st->load_function);
+  Py_VISIT(st->borrowed);
+  Py_VISIT(st->ntype_map);
+  Py_VISIT(st->ntype_list);
+  Py_VISIT(st->shared_ref);
+  return 0;
+}
+
+static int core_clear(PyObject *module) {
+  boc_state_t *st = get_state(module);
+  Py_CLEAR(st->cown_type);
+  Py_CLEAR(st->pinned_type);
+  Py_CLEAR(st->code_type);
+  Py_CLEAR(st->pickle_dumps);
+  Py_CLEAR(st->pickle_loads);
+  Py_CLEAR(st->protocol);
+  Py_CLEAR(st->cown_ref);
+  Py_CLEAR(st->fn_cache);
+  Py_CLEAR(st->load_function);
+  Py_CLEAR(st->borrowed);
+  Py_CLEAR(st->ntype_map);
+  Py_CLEAR(st->ntype_list);
+  Py_CLEAR(st->shared_ref);
+  return 0;
+}
+
+static void core_free(void *module) {
+  core_clear((PyObject *)module);
+  boc_state_uncache(get_state((PyObject *)module));
+}
+
+static PyModuleDef_Slot core_slots[] = {
+    {Py_mod_exec, core_exec},
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#if BOC_HAVE_MOD_GIL_SLOT
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "bocpy._core",
+    .m_doc = "The bocpy runtime, written in C.",
+    .m_size = sizeof(boc_state_t),
+    .m_methods = core_methods,
+    .m_slots = core_slots,
+    .m_traverse = core_traverse,
+    .m_clear = core_clear,
+    .m_free = core_free,
+};
+
+PyMODINIT_FUNC PyInit__core(void); /* the one exported symbol */
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&core_module); }

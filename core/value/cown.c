@@ -1,0 +1,314 @@
+/* cown.c - cown records: ownership, values, lifetime (see cown.h). */
+#include "value/cown.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "value/pycompat.h"
+#include "value/transport.h"
+
+/* Source of cown ids: process-wide and increasing, because the ids are the
+ * global order in which behaviors lock cowns.  relaxed: uniqueness is all
+ * that is needed. */
+static _Atomic uint64_t next_cown_id = 1;
+
+/* Records alive in the process (leak checks; relaxed: a statistic). */
+static _Atomic int64_t live_cowns;
+
+int64_t boc_cown_live_count(void) {
+  return atomic_load_explicit(&live_cowns, BOC_RELAXED);
+}
+
+static boc_cown_t *cown_alloc(void) {
+  boc_cown_t *c = calloc(1, sizeof(*c));
+  if (c == NULL) {
+    PyErr_NoMemory();
+    return NULL;
+  }
+  atomic_init(&c->slot.last, NULL);
+  atomic_init(&c->owner, BOC_NO_OWNER);
+  atomic_init(&c->refs, 1); /* counted before anyone can see it */
+  atomic_init(&c->flags, 0);
+  c->id = atomic_fetch_add_explicit(&next_cown_id, 1, BOC_RELAXED);
+  atomic_fetch_add_explicit(&live_cowns, 1, BOC_RELAXED);
+  return c;
+}
+
+boc_cown_t *boc_cown_new(PyObject *value) {
+  /* A NULL payload stands for None: result cowns start that way, and most
+   * are created, filled and released without ever allocating one. */
+  boc_payload_t *p = NULL;
+  if (value != Py_None && (p = boc_payload_encode(value)) == NULL) {
+    return NULL;
+  }
+  boc_cown_t *c = cown_alloc();
+  if (c == NULL) {
+    boc_payload_free(p);
+    return NULL;
+  }
+  c->payload = p;
+  return c;
+}
+
+boc_cown_t *boc_cown_new_pinned(PyObject *value) {
+  boc_cown_t *c = cown_alloc();
+  if (c == NULL) {
+    return NULL;
+  }
+  atomic_store_explicit(&c->flags, BOC_COWN_PINNED, BOC_RELAXED);
+  atomic_store_explicit(&c->owner, boc_main_interp_id(), BOC_RELAXED);
+  c->value = Py_NewRef(value);
+  c->pin_ntype = boc_ntype_pinned_of(value);
+  return c;
+}
+
+/* ---- orphaned live values ------------------------------------------------
+ * A record can die on a thread that is not in the interpreter holding its
+ * live value (e.g. main auto-acquired a cown, then the last reference went
+ * away inside a payload freed on a worker).  The value is then queued here
+ * and released by its own interpreter at its next safe point.  Process-wide
+ * because any thread may produce an orphan for any interpreter. */
+typedef struct orphan {
+  struct orphan *next;
+  int64_t owner;
+  int32_t pin_ntype; /* the pinned cown's destroy hook runs first */
+  PyObject *value;
+} orphan_t;
+
+static boc_mutex_t *orphans_mu(void) {
+  /* Initialised once, on first use, by whoever gets here first. */
+  static boc_mutex_t mu;
+  static _Atomic int state; /* 0 new, 1 initialising, 2 ready */
+  int s = atomic_load_explicit(&state, BOC_ACQUIRE);
+  if (s != 2) {
+    int expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&state, &expected, 1,
+                                                BOC_ACQ_REL, BOC_ACQUIRE)) {
+      boc_mutex_init(&mu);
+      atomic_store_explicit(&state, 2, BOC_RELEASE);
+    } else {
+      while (atomic_load_explicit(&state, BOC_ACQUIRE) != 2) {
+        boc_cpu_relax();
+      }
+    }
+  }
+  return &mu;
+}
+static orphan_t *orphans; /* guarded by orphans_mu() */
+
+static int current_interp_is(int64_t id) {
+  PyThreadState *ts = boc_thread_state_unchecked();
+  return ts != NULL &&
+         PyInterpreterState_GetID(PyThreadState_GetInterpreter(ts)) == id;
+}
+
+static void free_live_value(boc_cown_t *c) {
+  PyObject *v = c->value;
+  c->value = NULL;
+  if (v == NULL) {
+    return;
+  }
+  int64_t owner = atomic_load_explicit(&c->owner, BOC_ACQUIRE);
+  if (current_interp_is(owner)) {
+    boc_ntype_pinned_destroy(c->pin_ntype, v);
+    Py_DECREF(v);
+    return;
+  }
+  orphan_t *o = malloc(sizeof(*o));
+  if (o == NULL) {
+    return; /* cannot queue it: leak rather than free it in the wrong place */
+  }
+  o->owner = owner;
+  o->pin_ntype = c->pin_ntype;
+  o->value = v;
+  boc_mutex_lock(orphans_mu());
+  o->next = orphans;
+  orphans = o;
+  boc_mutex_unlock(orphans_mu());
+}
+
+void boc_cown_collect_orphans(void) {
+  if (orphans == NULL) { /* racy peek: a miss is collected next time */
+    return;
+  }
+  int64_t me = boc_current_interp_id();
+  orphan_t *mine = NULL;
+  boc_mutex_lock(orphans_mu());
+  orphan_t **link = &orphans;
+  while (*link != NULL) {
+    orphan_t *o = *link;
+    if (o->owner == me) {
+      *link = o->next;
+      o->next = mine;
+      mine = o;
+    } else {
+      link = &o->next;
+    }
+  }
+  boc_mutex_unlock(orphans_mu());
+  while (mine != NULL) {
+    orphan_t *o = mine;
+    mine = o->next;
+    boc_ntype_pinned_destroy(o->pin_ntype, o->value);
+    Py_DECREF(o->value);
+    free(o);
+  }
+}
+
+/* Prints the one-line report for a cown dying with an exception nobody
+ * looked at (neither read its value nor cleared its flag).  Only where this
+ * thread runs Python: the report needs the exception's repr. */
+static void report_unhandled(boc_cown_t *c) {
+  uint32_t flags = atomic_load_explicit(&c->flags, BOC_RELAXED);
+  if (!(flags & BOC_COWN_EXCEPTION) || (flags & BOC_COWN_REPORTED) ||
+      boc_thread_state_unchecked() == NULL) {
+    return;
+  }
+  PyObject *exc = PyErr_GetRaisedException();
+  PyObject *value = NULL;
+  int64_t owner = atomic_load_explicit(&c->owner, BOC_ACQUIRE);
+  if (owner == boc_current_interp_id() && c->value != NULL) {
+    value = Py_NewRef(c->value);
+  } else if (owner == BOC_NO_OWNER && c->payload != NULL) {
+    value = boc_payload_decode(c->payload);
+  }
+  PyObject *r = value != NULL ? PyObject_Repr(value) : NULL;
+  const char *text = r != NULL ? PyUnicode_AsUTF8(r) : NULL;
+  fprintf(stderr, "Cown(#%llu) contains an unhandled exception: %s\n",
+          (unsigned long long)c->id, text != NULL ? text : "<unprintable>");
+  PyErr_Clear();
+  Py_XDECREF(r);
+  Py_XDECREF(value);
+  PyErr_SetRaisedException(exc);
+}
+
+void boc_cown_decref(boc_cown_t *c) {
+  /* acq_rel: the thread that frees must see every other holder's writes. */
+  if (atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL) != 1) {
+    return;
+  }
+  report_unhandled(c);
+  /* A live value (a pinned one included) is only ever released in its own
+   * interpreter: elsewhere it is queued for that interpreter. */
+  free_live_value(c);
+  boc_payload_free(c->payload);
+  free(c);
+  atomic_fetch_sub_explicit(&live_cowns, 1, BOC_RELAXED);
+}
+
+/* ---- ownership ------------------------------------------------------------ */
+
+static int not_owner_error(void) {
+  PyErr_SetString(PyExc_RuntimeError,
+                  "The current interpreter does not own this cown");
+  return -1;
+}
+
+int boc_cown_acquire(boc_cown_t *c) {
+  int64_t me = boc_current_interp_id();
+  if (boc_cown_is_pinned(c)) {
+    /* Held by main forever: only a registered type's acquire hook runs. */
+    return atomic_load_explicit(&c->owner, BOC_RELAXED) == me
+               ? boc_ntype_pinned_acquire(c->pin_ntype, c->value)
+               : (PyErr_SetString(PyExc_RuntimeError,
+                                  "a PinnedCown can only be acquired on the "
+                                  "main interpreter"),
+                  -1);
+  }
+  int64_t expected = BOC_NO_OWNER;
+  /* acquire: we must see the payload written by the releasing owner. */
+  if (!atomic_compare_exchange_strong_explicit(&c->owner, &expected, me,
+                                               BOC_ACQUIRE, BOC_ACQUIRE)) {
+    if (expected == me) {
+      return 0;
+    }
+    PyErr_SetString(PyExc_RuntimeError,
+                    "cown is owned by another interpreter");
+    return -1;
+  }
+  PyObject *v = c->payload != NULL ? boc_payload_decode(c->payload)
+                                   : Py_NewRef(Py_None);
+  if (v == NULL) {
+    /* The payload stays: no value is lost, and since payloads keep their
+     * own references, decoding the same bytes again later is safe. */
+    atomic_store_explicit(&c->owner, BOC_NO_OWNER, BOC_RELEASE);
+    return -1;
+  }
+  c->value = v;
+  return 0;
+}
+
+int boc_cown_release(boc_cown_t *c) {
+  int64_t me = boc_current_interp_id();
+  if (boc_cown_is_pinned(c)) {
+    /* Only a registered type's release hook runs (e.g. flush). */
+    return atomic_load_explicit(&c->owner, BOC_RELAXED) == me
+               ? boc_ntype_pinned_release(c->pin_ntype, c->value)
+               : (PyErr_SetString(PyExc_RuntimeError,
+                                  "a PinnedCown can only be released on the "
+                                  "main interpreter"),
+                  -1);
+  }
+  int64_t owner = atomic_load_explicit(&c->owner, BOC_ACQUIRE);
+  if (owner == BOC_NO_OWNER) {
+    return 0;
+  }
+  if (owner != me) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "cown is owned by another interpreter");
+    return -1;
+  }
+  int rc = 0;
+  if (c->value == Py_None) {
+    boc_payload_free(c->payload);
+    c->payload = NULL; /* None needs no payload */
+  } else {
+    boc_payload_t *p = boc_payload_encode(c->value);
+    if (p != NULL) {
+      boc_payload_free(c->payload);
+      c->payload = p;
+    } else {
+      rc = -1; /* keep the previous payload: the last good value */
+    }
+  }
+  Py_CLEAR(c->value);
+  /* release: the next owner's acquire-CAS must see the new payload. */
+  atomic_store_explicit(&c->owner, BOC_NO_OWNER, BOC_RELEASE);
+  return rc;
+}
+
+void boc_cown_release_or_replace(boc_cown_t *c, PyObject **error) {
+  if (error != NULL) {
+    *error = NULL;
+  }
+  if (boc_cown_release(c) == 0) {
+    return;
+  }
+  /* The cown is parked again with its previous payload (its last good
+   * value); only the error remains to report. */
+  PyObject *exc = PyErr_GetRaisedException();
+  if (error != NULL) {
+    *error = exc;
+  } else {
+    Py_DECREF(exc);
+  }
+}
+
+PyObject *boc_cown_value(boc_cown_t *c) {
+  if (atomic_load_explicit(&c->owner, BOC_ACQUIRE) != boc_current_interp_id()) {
+    not_owner_error();
+    return NULL;
+  }
+  return c->value != NULL ? c->value : Py_None;
+}
+
+int boc_cown_set_value(boc_cown_t *c, PyObject *v) {
+  if (atomic_load_explicit(&c->owner, BOC_ACQUIRE) != boc_current_interp_id()) {
+    return not_owner_error();
+  }
+  Py_XSETREF(c->value, Py_NewRef(v));
+  if (boc_cown_is_pinned(c)) {
+    c->pin_ntype = boc_ntype_pinned_of(v); /* hooks follow the new value */
+  }
+  return 0;
+}
