@@ -310,6 +310,21 @@ static int foreign_usable(fb_foreign_t *f) {
   return f->st->abi->owner_check(&f->rec->owner, FB_WHAT);
 }
 
+/* An int address: 0..UINTPTR_MAX.  0, or -1 with OverflowError "<prefix>%R
+ * is not a valid address". */
+static int address_of_int(PyObject *o, void **out, const char *prefix) {
+  unsigned long long v = PyLong_AsUnsignedLongLong(o);
+  if ((v == (unsigned long long)-1 && PyErr_Occurred()) ||
+      v > (unsigned long long)UINTPTR_MAX) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_OverflowError, "%s%R is not a valid address", prefix,
+                 o);
+    return -1;
+  }
+  *out = (void *)(uintptr_t)v;
+  return 0;
+}
+
 /* ---- ctypes introspection (where ctypes can be imported) ------------------ */
 
 /* The ctypes module, or NULL with ImportError saying why it matters. */
@@ -728,14 +743,10 @@ static int ptr_arg(const fb_fn_t *f, int i, PyObject *o, fb_val_t *v,
     return 0;
   }
   if (PyLong_Check(o)) {
-    v->p = PyLong_AsVoidPtr(o);
-    if (v->p == NULL && PyErr_Occurred()) {
-      PyErr_Format(PyExc_OverflowError,
-                   "argument %d of %s() (%s): %R is not a valid address",
-                   i + 1, f->name, f->args[i].name, o);
-      return -1;
-    }
-    return 0;
+    char prefix[128];
+    snprintf(prefix, sizeof(prefix), "argument %d of %s() (%s): ", i + 1,
+             f->name, f->args[i].name);
+    return address_of_int(o, &v->p, prefix);
   }
   if (is_foreign(st, o)) {
     fb_foreign_t *fo = (fb_foreign_t *)o;
@@ -1190,12 +1201,7 @@ static int destructor_arg(fb_state_t *st, PyObject *d, fb_fn_t **out) {
 static int memory_arg(PyObject *memory, void **address, Py_ssize_t *dflt) {
   *dflt = -1;
   if (PyLong_Check(memory)) {
-    *address = PyLong_AsVoidPtr(memory);
-    if (*address == NULL && PyErr_Occurred()) {
-      PyErr_Format(PyExc_OverflowError, "%R is not a valid address", memory);
-      return -1;
-    }
-    return 0;
+    return address_of_int(memory, address, "Foreign(): ");
   }
   PyObject *ct = PyImport_ImportModule("ctypes");
   if (ct == NULL) {
@@ -1228,24 +1234,32 @@ static int memory_arg(PyObject *memory, void **address, Py_ssize_t *dflt) {
     rc = ct_pointer_value(ct, memory, address);
     goto done;
   }
-  int is_data = ct_isinstance(ct, memory, "_CData");
-  int is_func = is_data > 0 ? ct_isinstance(ct, memory, "_CFuncPtr") : 0;
-  if (is_data < 0 || is_func < 0) {
+  int is_func = ct_isinstance(ct, memory, "_CFuncPtr");
+  if (is_func < 0) {
     goto done;
   }
-  if (!is_data || is_func) {
-    type_error("Foreign() needs an int address, a ctypes pointer or a "
-               "ctypes object, not ",
-               memory, is_func ? " (a function is not memory)" : "");
+  /* Any other ctypes data object has an address; anything else makes
+   * ctypes.addressof raise TypeError. */
+  PyObject *a = is_func ? NULL
+                        : PyObject_CallMethod(ct, "addressof", "O", memory);
+  if (a == NULL) {
+    if (is_func || PyErr_ExceptionMatches(PyExc_TypeError)) {
+      PyErr_Clear();
+      type_error("Foreign() needs an int address, a ctypes pointer or a "
+                 "ctypes object, not ",
+                 memory, is_func ? " (a function is not memory)" : "");
+    }
     goto done;
   }
   PyObject *owns = PyObject_GetAttrString(memory, "_b_needsfree_");
   int needsfree = owns != NULL ? PyObject_IsTrue(owns) : -1;
   Py_XDECREF(owns);
   if (needsfree < 0) {
+    Py_DECREF(a);
     goto done;
   }
   if (needsfree) {
+    Py_DECREF(a);
     type_error("Foreign() cannot take a ctypes ", memory,
                " that owns its memory (Python frees it with the object, "
                "which cannot leave this interpreter): allocate the memory "
@@ -1253,15 +1267,13 @@ static int memory_arg(PyObject *memory, void **address, Py_ssize_t *dflt) {
                "ctype.from_address()");
     goto done;
   }
-  PyObject *a = PyObject_CallMethod(ct, "addressof", "O", memory);
-  PyObject *s = a != NULL ? PyObject_CallMethod(ct, "sizeof", "O", memory)
-                          : NULL;
+  PyObject *s = PyObject_CallMethod(ct, "sizeof", "O", memory);
   if (s != NULL) {
     *address = PyLong_AsVoidPtr(a);
     *dflt = PyLong_AsSsize_t(s);
     rc = PyErr_Occurred() ? -1 : 0;
   }
-  Py_XDECREF(a);
+  Py_DECREF(a);
   Py_XDECREF(s);
 done:
   Py_DECREF(ct);
@@ -1434,8 +1446,9 @@ static PyObject *foreign_as_ctypes(PyObject *self, PyObject *ctype) {
   int is_vp = is_ptr == 0 ? ct_issubclass(ct, ctype, "c_void_p") : 0;
   int is_cp = is_ptr == 0 && is_vp == 0 ? ct_issubclass(ct, ctype, "c_char_p")
                                         : 0;
-  int is_data = ct_issubclass(ct, ctype, "_CData");
-  if (is_ptr < 0 || is_vp < 0 || is_cp < 0 || is_data < 0) {
+  int is_data = PyType_Check(ctype) &&
+                PyObject_HasAttrString(ctype, "from_buffer");
+  if (is_ptr < 0 || is_vp < 0 || is_cp < 0) {
     goto done;
   }
   if (is_ptr || is_vp || is_cp) {
