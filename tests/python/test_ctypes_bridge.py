@@ -455,3 +455,55 @@ def test_pinned_foreign_in_a_plain_cown(c: ctypes.CDLL) -> None:
     with pytest.raises(TypeError, match=msg):
         bocpy.send("fb-pinned", f)
     assert f.size == 8  # untouched
+
+
+# ---- one abi3 binary ---------------------------------------------------------------------
+
+
+def test_abi3audit_clean_and_the_312_binary_runs_the_example(tmp_path: Path) -> None:
+    """Builds the plugin once, against CPython 3.12, checks it with abi3audit
+    and for private symbols, then runs examples/ctypes_bridge.py with that
+    binary under the interpreter running the tests (3.12 or 3.13)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from test_abi_packaging import assert_stable_abi_only
+    from test_abi_support import REPO, find_python, find_tool
+
+    py312, cmake, ninja = find_python("3.12"), find_tool("cmake"), find_tool("ninja")
+    assert py312 and cmake and ninja, "needs CPython 3.12, cmake and ninja"
+    build = tmp_path / "build"
+    for cmd in ([cmake, "-S", str(REPO), "-B", str(build), "-G", "Ninja",
+                 f"-DCMAKE_MAKE_PROGRAM={ninja}", f"-DPython_EXECUTABLE={py312}",
+                 "-DCMAKE_BUILD_TYPE=Release"],
+                [cmake, "--build", str(build), "--target", "ctypes_bridge"]):
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    plugin = build / "plugins" / "ctypes_bridge" / "ctypes_bridge.abi3.so"
+    assert plugin.is_file()
+    assert_stable_abi_only(plugin)
+    audit = subprocess.run([sys.executable, "-m", "abi3audit", "--strict", "--summary",
+                            "--assume-minimum-abi3", "3.12", str(plugin)],
+                           capture_output=True, text=True)
+    report = " ".join((audit.stdout + audit.stderr).split())
+    assert audit.returncode == 0, report
+    assert "0 ABI version mismatches and 0 ABI violations found" in report, report
+
+    # The installed package, with the plugin replaced by the 3.12 build.
+    site = tmp_path / "site"
+    shutil.copytree(Path(bocpy.__file__).parent, site / "bocpy",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(plugin, site / "bocpy" / "plugins" / plugin.name)
+    env = {**os.environ, "PYTHONPATH": str(site), "BOCPY_WORKERS": "2"}
+    where = subprocess.run(
+        [sys.executable, "-c",
+         "import bocpy.plugins.ctypes_bridge as m, sys; print(m.__file__, sys.version_info[:2])"],
+        env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.split()[0] == str(site / "bocpy" / "plugins" / plugin.name)
+    run = subprocess.run([sys.executable, str(REPO / "examples" / "ctypes_bridge.py"), "4", "0.25"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1] == "4 of 4 checksums match zlib.crc32"
