@@ -507,3 +507,24 @@ def test_abi3audit_clean_and_the_312_binary_runs_the_example(tmp_path: Path) -> 
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1] == "4 of 4 checksums match zlib.crc32"
+
+
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    """benchmarks/bench_ctypes_bridge.py runs at tiny sizes (its figures are
+    reported, not checked)."""
+    import json
+    import subprocess
+    import sys
+
+    from test_abi_support import REPO
+
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_ctypes_bridge.py"),
+                          "--quick", "--json"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [r["call"] for r in figures["overhead"]][:2] == ["labs(-5)", "crc32(0, bytes[64], 64)"]
+    assert all(r["ctypes_ns"] > 0 and r["cfunction_ns"] > 0 for r in figures["overhead"])
+    par = figures["parallel"]
+    assert par["calls"] == 80 and par["buffer_bytes"] >= 4096
+    assert par["workers_1_calls_per_s"] > 0 and par["workers_2_calls_per_s"] > 0
