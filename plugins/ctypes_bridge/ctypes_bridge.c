@@ -1289,12 +1289,18 @@ static PyObject *foreign_new(PyTypeObject *type, PyObject *args,
                                    &memory, &size_obj, &dtor, &pinned)) {
     return NULL;
   }
+  /* A Python subclass has no module: refused below. */
   fb_state_t *st = PyType_GetModuleState(type);
   if (st == NULL) {
-    return NULL;
+    PyErr_Clear();
   }
-  if (type == st->pinned_type) {
+  if (st != NULL && type == st->pinned_type) {
     pinned = 1;
+  } else if (st == NULL || type != st->foreign_type) {
+    PyErr_SetString(PyExc_TypeError,
+                    "Foreign cannot be subclassed: bocpy moves exact types "
+                    "only");
+    return NULL;
   }
   if (pinned && !st->abi->interp_is_main()) {
     PyErr_SetString(PyExc_RuntimeError,
@@ -1520,21 +1526,17 @@ static PyType_Slot foreign_slots[] = {
 static PyType_Spec foreign_spec = {
     .name = "bocpy.plugins.ctypes_bridge.Foreign",
     .basicsize = sizeof(fb_foreign_t),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    /* BASETYPE for PinnedForeign only: foreign_new refuses other
+     * subclasses, which the core would not move (exact types only). */
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_BASETYPE,
     .slots = foreign_slots,
 };
 
-/* The same type with another name and registration (the core keys
- * registrations by exact type, and one type is either shareable or
- * pinned). */
+/* A subclass of Foreign with its own registration (the core keys
+ * registrations by exact type, and one type is either shareable or pinned);
+ * it inherits every slot. */
 static PyType_Slot pinned_slots[] = {
-    {Py_tp_new, foreign_new},
-    {Py_tp_dealloc, foreign_dealloc},
-    {Py_tp_repr, foreign_repr},
-    {Py_tp_methods, foreign_methods},
-    {Py_tp_getset, foreign_getset},
-    {Py_bf_getbuffer, foreign_getbuffer},
-    {Py_bf_releasebuffer, foreign_releasebuffer},
     {Py_tp_doc,
      "PinnedForeign(memory, size=None, *, destructor=None)\n--\n\n"
      "Foreign memory pinned to the main interpreter (a thread-affine "
@@ -1649,8 +1651,8 @@ static int fb_exec(PyObject *module) {
       PyModule_AddType(module, st->foreign_type) < 0) {
     return -1;
   }
-  st->pinned_type =
-      (PyTypeObject *)PyType_FromModuleAndSpec(module, &pinned_spec, NULL);
+  st->pinned_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+      module, &pinned_spec, (PyObject *)st->foreign_type);
   if (st->pinned_type == NULL ||
       PyModule_AddType(module, st->pinned_type) < 0) {
     return -1;

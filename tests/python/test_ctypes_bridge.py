@@ -528,3 +528,19 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     par = figures["parallel"]
     assert par["calls"] == 80 and par["buffer_bytes"] >= 4096
     assert par["workers_1_calls_per_s"] > 0 and par["workers_2_calls_per_s"] > 0
+
+
+def test_types() -> None:
+    assert issubclass(cb.PinnedForeign, cb.Foreign)
+    p = cb.PinnedForeign(4096, 8)
+    assert p.pinned and isinstance(p, cb.Foreign)
+
+    class Mine(cb.Foreign):
+        pass
+
+    with pytest.raises(TypeError, match="Foreign cannot be subclassed: bocpy moves exact "
+                                        "types only"):
+        Mine(4096, 8)
+    with pytest.raises(TypeError):
+        class NotAllowed(cb.CFunction):  # type: ignore[misc]
+            pass
