@@ -309,3 +309,32 @@ def test_destructors_run_at_exit(helper_path: Path) -> None:
     frees = [ln for ln in proc.stderr.splitlines() if ln.startswith("fbh_free ")]
     assert len(frees) == 3, proc.stderr
     assert len(set(frees)) == 3  # three different blocks, each freed once
+
+
+def test_worker_side_errors(c: Any) -> None:
+    f = cb.Foreign(c.malloc(8), 8, destructor=c.free)
+    box = Cown(f)
+
+    @when(box)
+    def attempts(box):
+        out = []
+        try:
+            cb.Foreign(4096, 8, pinned=True)
+        except RuntimeError as e:
+            out.append(str(e))
+        try:
+            box.value.as_ctypes(None)
+        except (ImportError, TypeError) as e:
+            out.append(f"{type(e).__name__}: {e}")
+        return out
+
+    wait()
+    pinned_msg, as_ctypes_msg = attempts.value
+    assert pinned_msg == ("a pinned Foreign can only be created on the main interpreter "
+                          "(it lives in a PinnedCown)")
+    if sys.version_info < (3, 13):
+        assert as_ctypes_msg.startswith(
+            "ImportError: Foreign.as_ctypes() needs ctypes, which cannot be imported in "
+            "this interpreter (module _ctypes does not support loading in subinterpreters)")
+    else:  # ctypes imports on a 3.13 worker; None is not a ctypes type
+        assert as_ctypes_msg.startswith("TypeError: as_ctypes() needs a ctypes type")
