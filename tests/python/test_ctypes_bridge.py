@@ -544,3 +544,23 @@ def test_types() -> None:
     with pytest.raises(TypeError):
         class NotAllowed(cb.CFunction):  # type: ignore[misc]
             pass
+
+
+def test_stub_names_match_the_module() -> None:
+    import ast
+
+    stub = Path(cb.__file__).with_name("ctypes_bridge.pyi")
+    tree = ast.parse(stub.read_text(encoding="utf-8"))
+    declared: dict[str, set[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            declared[node.name] = {n.name for n in node.body if isinstance(n, ast.FunctionDef)}
+        elif isinstance(node, ast.FunctionDef):
+            declared[node.name] = set()
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            declared[node.target.id] = set()
+    public = {n for n in dir(cb) if not n.startswith("__")}
+    assert public == set(declared), public ^ set(declared)
+    for cls in ("Foreign", "CFunction"):
+        members = {n for n in dir(getattr(cb, cls)) if not n.startswith("_")}
+        assert members <= declared[cls], members - declared[cls]

@@ -296,18 +296,21 @@ def test_destructors_run_at_exit(helper_path: Path) -> None:
         libc.malloc.argtypes = [ctypes.c_size_t]
         kept = Cown(cb.Foreign(libc.malloc(8), 8, destructor=lib.fbh_free))
         plain = cb.Foreign(libc.malloc(8), 8, destructor=lib.fbh_free)
-        pinned = PinnedCown(cb.Foreign(libc.malloc(8), 8, destructor=lib.fbh_free,
-                                       pinned=True))
+        pf = cb.Foreign(libc.malloc(8), 8, destructor=lib.fbh_free, pinned=True)
+        print("pinned", hex(pf.address), threading.get_ident(), flush=True)
+        pinned = PinnedCown(pf)
+        del pf
         @when(kept)
         def touch(kept):
             return kept.value.size
-        print("main", threading.get_ident(), flush=True)
     """)
     proc = run_script(code)
     assert proc.returncode == 0, proc.stderr
-    frees = [ln for ln in proc.stderr.splitlines() if ln.startswith("fbh_free ")]
+    frees = [ln.split() for ln in proc.stderr.splitlines() if ln.startswith("fbh_free ")]
     assert len(frees) == 3, proc.stderr
-    assert len(set(frees)) == 3  # three different blocks, each freed once
+    assert len({f[1] for f in frees}) == 3  # three different blocks, each freed once
+    _, pinned_address, main_thread = proc.stdout.split()
+    assert [f[3] for f in frees if f[1] == pinned_address] == [main_thread]
 
 
 def test_worker_side_errors(c: Any) -> None:

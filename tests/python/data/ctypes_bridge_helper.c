@@ -20,10 +20,11 @@ static atomic_long active, max_active, arrived;
 /* A destructor: counts, notes the thread, says so on stderr (unbuffered,
  * so it shows even when the process is exiting), frees. */
 void fbh_free(void *p) {
-  char line[64];
+  char line[96];
   atomic_fetch_add(&frees, 1);
   atomic_store(&free_thread, (unsigned long)pthread_self());
-  int n = snprintf(line, sizeof(line), "fbh_free %p\n", p);
+  int n = snprintf(line, sizeof(line), "fbh_free %p thread %lu\n", p,
+                   (unsigned long)pthread_self());
   if (n > 0 && write(2, line, (size_t)n) < 0) {
     /* nothing to do */
   }
