@@ -26,6 +26,7 @@ def _signatures() -> dict[str, tuple[list[Any], Any]]:
         "fbh_frees": ([], ctypes.c_long),
         "fbh_free_thread": ([], ctypes.c_ulong),
         "fbh_busy": ([ctypes.c_long], ctypes.c_long),
+        "fbh_hold": ([ctypes.c_void_p, ctypes.c_long], ctypes.c_long),
         "fbh_active": ([], ctypes.c_long),
         "fbh_max_active": ([], ctypes.c_long),
         "fbh_reset": ([], None),

@@ -283,6 +283,27 @@ def test_nogil_lets_other_main_threads_run(lib: Any) -> None:
         assert lib.fbh_max_active() == expected, nogil
 
 
+def test_foreign_cannot_move_during_a_nogil_call(lib: Any, c: Any) -> None:
+    """Another thread of the interpreter cannot send a Foreign away while a
+    nogil foreign call is using it."""
+    lib.fbh_reset()
+    f = cb.Foreign(c.malloc(8), 8, destructor=c.free)
+    hold = cb.CFunction(lib.fbh_hold, nogil=True)
+    active = cb.CFunction(lib.fbh_active)
+    t = threading.Thread(target=hold, args=(f, 1_000_000))
+    t.start()
+    while active() == 0 and t.is_alive():  # until the call is inside the C function
+        pass
+    assert t.is_alive(), "the 1 s call ended before this thread got the GIL back"
+    with pytest.raises(BufferError, match="cannot move a Foreign while 1 buffer export\\(s\\) "
+                                          "or foreign call\\(s\\) use it"):
+        Cown(f)
+    t.join()
+    box = Cown(f)  # free again once the call returned
+    assert not f.acquired
+    del box
+
+
 def test_destructors_run_at_exit(helper_path: Path) -> None:
     code = textwrap.dedent(f"""
         import ctypes, threading

@@ -55,6 +55,12 @@ long fbh_busy(long usec) {
   return usec;
 }
 
+/* fbh_busy with a pointer argument (the pointer is not touched). */
+long fbh_hold(void *p, long usec) {
+  (void)p;
+  return fbh_busy(usec);
+}
+
 long fbh_active(void) { return atomic_load(&active); }
 long fbh_max_active(void) { return atomic_load(&max_active); }
 
