@@ -861,7 +861,8 @@ static PyObject *convert_ret(const fb_fn_t *f, const fb_val_t *rv) {
   case K_VOID:
     Py_RETURN_NONE;
   case K_SINT:
-    return PyLong_FromLongLong(widened ? (long long)rv->sa : (long long)rv->s64);
+    return PyLong_FromLongLong(widened ? (long long)rv->sa
+                                       : (long long)rv->s64);
   case K_UINT: {
     unsigned long long u = widened ? (unsigned long long)rv->ua
                                    : (unsigned long long)rv->u64;
