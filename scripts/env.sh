@@ -8,7 +8,7 @@ BOCPY_VENVS="$BOCPY_ROOT/.venv"
 BOCPY_PYTHONS="${BOCPY_PYTHONS:-3.12 3.13}"
 
 # Debian packages the build and the tests need.
-bocpy_apt_packages="build-essential clang pkg-config libcmocka-dev ninja-build
+bocpy_apt_packages="build-essential clang pkg-config libcmocka-dev ninja-build libffi-dev
   valgrind xvfb xauth tk-dev"
 
 bocpy_install_system_packages() {

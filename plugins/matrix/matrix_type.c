@@ -632,6 +632,15 @@ static PyObject *get_address(PyObject *self, void *closure) {
   return PyLong_FromVoidPtr(MX(self)->buf);
 }
 
+/* The address of the first element, for foreign-function bridges (the
+ * ctypes bridge passes a Matrix to C as this pointer).  A data access, so
+ * owner-checked. */
+static PyObject *get_data_address(PyObject *self, void *closure) {
+  (void)closure;
+  mx_t *m = MX(self);
+  return mx_own(m) < 0 ? NULL : PyLong_FromVoidPtr(MX_DATA(m));
+}
+
 static const char component_names[] = "xyzw";
 
 static PyObject *get_component(PyObject *self, void *closure) {
@@ -1144,6 +1153,9 @@ static PyGetSetDef mx_getset[] = {
      NULL},
     {"_buffer_address", get_address, NULL,
      "Address of the shared buffer (identifies it across moves).", NULL},
+    {"_data_address", get_data_address, NULL,
+     "Address of the first element (owner only; for foreign functions).",
+     NULL},
     COMPONENT(x, 0),
     COMPONENT(y, 1),
     COMPONENT(z, 2),

@@ -83,3 +83,22 @@ def test_sketches() -> None:
         "overlapped: True",
     ]
 
+
+
+def test_ctypes_bridge() -> None:
+    import importlib.util
+    import zlib
+
+    from conftest import EXAMPLES
+
+    spec = importlib.util.spec_from_file_location("ctypes_bridge_example",
+                                                  EXAMPLES / "ctypes_bridge.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)  # defines pattern(); main() does not run
+    size = 1 << 20
+    assert run_example("ctypes_bridge.py") == [
+        f"buffer {i}: {size} bytes, crc32 {zlib.crc32(example.pattern(i, size)):#010x} "
+        "(matches zlib.crc32)"
+        for i in range(8)
+    ] + ["8 of 8 checksums match zlib.crc32"]
