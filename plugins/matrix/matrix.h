@@ -84,6 +84,9 @@ typedef struct {
   mx_buf_t *buf;        /* one reference, never NULL after construction */
   const bocpy_abi *abi; /* the process's table (plain data) */
   int moved;            /* this wrapper gave its record away, for good */
+  Py_ssize_t exports;   /* live buffer-protocol views (memoryview, ...) */
+  Py_ssize_t view_shape[2];   /* what the views describe (fixed while */
+  Py_ssize_t view_strides[2]; /* exports > 0: see mx_exported) */
 } mx_t;
 
 #define MX(o) ((mx_t *)(o))
@@ -94,6 +97,10 @@ typedef struct {
 
 /* 1 when o is a Matrix (of any interpreter's type: compares tp_dealloc). */
 int mx_check(PyObject *o);
+/* 0 when no buffer view of m exists, else -1 with BufferError: a matrix
+ * cannot move to another interpreter, or change its shape, while memory
+ * views of it are alive (`what` names the operation). */
+int mx_exported(mx_t *m, const char *what);
 /* The state of the module that made m's type. */
 mx_state_t *mx_state_of(PyObject *m);
 /* 0 when this interpreter owns m (and m has not been moved), else -1 with

@@ -311,6 +311,9 @@ static void *mx_share(PyObject *obj) {
                     "The current interpreter does not own this " MX_WHAT);
     return NULL;
   }
+  if (mx_exported(m, "move") < 0) {
+    return NULL; /* a view would keep pointing at memory we give away */
+  }
   if (m->abi->owner_give(&m->buf->owner, MX_WHAT) < 0) {
     return NULL; /* RuntimeError: not ours to send */
   }

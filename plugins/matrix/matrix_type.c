@@ -1151,6 +1151,65 @@ static PyGetSetDef mx_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+/* ---- the buffer protocol ------------------------------------------------------
+ * A Matrix exports its record as a writable, C-contiguous rows x columns
+ * array of float64 (format "d"), so memoryview(m), NumPy and C plugins
+ * (bocpy.plugins.opencl) read and write the numbers in place.  Owner only.
+ * While a view is alive the matrix may not move to another interpreter
+ * (share refuses) nor change shape (transpose(in_place=True) refuses). */
+
+int mx_exported(mx_t *m, const char *what) {
+  if (m->exports == 0) {
+    return 0;
+  }
+  PyErr_Format(PyExc_BufferError,
+               "cannot %s a matrix while %zd buffer view(s) of it are alive "
+               "(a memoryview, or an array made from it): release them "
+               "first",
+               what, m->exports);
+  return -1;
+}
+
+static int mx_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+  mx_t *m = MX(self);
+  if (mx_own(m) < 0) {
+    view->obj = NULL;
+    return -1;
+  }
+  if ((flags & PyBUF_F_CONTIGUOUS) == PyBUF_F_CONTIGUOUS && MX_ROWS(m) > 1 &&
+      MX_COLS(m) > 1) {
+    PyErr_SetString(PyExc_BufferError,
+                    "a Matrix is row-major (C-contiguous), not Fortran-"
+                    "contiguous: transpose it first");
+    view->obj = NULL;
+    return -1;
+  }
+  m->view_shape[0] = MX_ROWS(m);
+  m->view_shape[1] = MX_COLS(m);
+  m->view_strides[0] = MX_COLS(m) * (Py_ssize_t)sizeof(double);
+  m->view_strides[1] = (Py_ssize_t)sizeof(double);
+  view->buf = MX_DATA(m);
+  view->obj = Py_NewRef(self);
+  view->len = MX_SIZE(m) * (Py_ssize_t)sizeof(double);
+  view->readonly = 0;
+  view->itemsize = (Py_ssize_t)sizeof(double);
+  view->format = (flags & PyBUF_FORMAT) ? "d" : NULL;
+  /* A plain byte buffer (PyBUF_SIMPLE) has no shape: ndim 1 over bytes. */
+  view->ndim = (flags & PyBUF_ND) ? 2 : 1;
+  view->shape = (flags & PyBUF_ND) ? m->view_shape : NULL;
+  view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? m->view_strides
+                                                           : NULL;
+  view->suboffsets = NULL;
+  view->internal = NULL;
+  m->exports++;
+  return 0;
+}
+
+static void mx_releasebuffer(PyObject *self, Py_buffer *view) {
+  (void)view;
+  MX(self)->exports--;
+}
+
 static PyType_Slot mx_slots[] = {
     {Py_tp_new, mx_tp_new},
     {Py_tp_dealloc, mx_dealloc},
@@ -1158,6 +1217,8 @@ static PyType_Slot mx_slots[] = {
     {Py_tp_str, mx_str},
     {Py_tp_methods, mx_methods},
     {Py_tp_getset, mx_getset},
+    {Py_bf_getbuffer, mx_getbuffer},
+    {Py_bf_releasebuffer, mx_releasebuffer},
     {Py_mp_length, mx_length},
     {Py_mp_subscript, mx_subscript},
     {Py_mp_ass_subscript, mx_ass_subscript},
