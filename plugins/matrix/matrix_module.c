@@ -503,6 +503,10 @@ static int mx_exec(PyObject *module) {
   if (st->type == NULL || PyModule_AddType(module, st->type) < 0) {
     return -1;
   }
+  st->view_type = mx_view_type_create(module);
+  if (st->view_type == NULL) {
+    return -1;
+  }
   mx_rng_seed_entropy(&st->rng);
   bocpy_shareable_spec spec = {
       .struct_size = sizeof(bocpy_shareable_spec),
@@ -519,12 +523,14 @@ static int mx_exec(PyObject *module) {
 static int mx_traverse(PyObject *module, visitproc visit, void *arg) {
   mx_state_t *st = PyModule_GetState(module);
   Py_VISIT(st->type);
+  Py_VISIT(st->view_type);
   return 0;
 }
 
 static int mx_clear(PyObject *module) {
   mx_state_t *st = PyModule_GetState(module);
   Py_CLEAR(st->type);
+  Py_CLEAR(st->view_type);
   return 0;
 }
 
