@@ -44,7 +44,11 @@
   X(clEnqueueReadBuffer)                                                      \
   X(clEnqueueWriteBuffer)                                                     \
   X(clEnqueueFillBuffer)                                                      \
-  X(clFinish)
+  X(clFinish)                                                                 \
+  X(clEnqueueMarkerWithWaitList)                                              \
+  X(clGetEventInfo)                                                           \
+  X(clWaitForEvents)                                                          \
+  X(clReleaseEvent)
 
 typedef struct clx_api {
 #define CLX_FIELD(name) cl_api_##name name;

@@ -21,10 +21,16 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define OCL_DEVICE_ENV "BOCPY_OPENCL_DEVICE"
 #define OCL_MAX_PLATFORMS 16
 #define OCL_MAX_DEVICES 64
+/* Copies up to this size run with the GIL held (see queue_wait). */
+#define OCL_GIL_COPY_LIMIT (1u << 20)
+/* How long queue_wait spins before it releases the GIL (1 ms: a small
+ * kernel finishes well within it, and it is 1/5 of the switch interval). */
+#define OCL_SPIN_NS 1000000
 
 static void ctx_dealloc(PyObject *self);
 static void child_dealloc(PyObject *self);
@@ -135,6 +141,54 @@ static void raise_cl(ocl_state *st, PyObject *type, cl_int code,
 #define OOM_HINT                                                              \
   " (the device ran out of memory or resources: use smaller buffers or "      \
   "release some)"
+
+/* ---- waiting for the queue ---------------------------------------------------
+ * Releasing the GIL around every wait looks right but is slow for short
+ * kernels: when another thread of the main interpreter wants the GIL, it
+ * takes it and this thread gets it back only after the switch interval (5
+ * ms), which caps pinned dispatch at ~200 behaviors a second.  So a wait
+ * first spins briefly, holding the GIL, on a marker event; only work that
+ * is still running after OCL_SPIN_NS is waited for with the GIL released. */
+
+static long long now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Waits until every command queued on q so far has run; CL_SUCCESS or the
+ * error of a failed command. */
+static cl_int queue_wait(const clx_api *cl, cl_command_queue q) {
+  cl_event ev = NULL;
+  cl_int err = cl->clEnqueueMarkerWithWaitList(q, 0, NULL, &ev);
+  if (err != CL_SUCCESS) {
+    cl_int ferr;
+    Py_BEGIN_ALLOW_THREADS
+    ferr = cl->clFinish(q);
+    Py_END_ALLOW_THREADS
+    return ferr;
+  }
+  cl_int status = CL_QUEUED;
+  const long long start = now_ns();
+  do {
+    if (cl->clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS,
+                           sizeof(status), &status, NULL) != CL_SUCCESS) {
+      status = CL_QUEUED; /* fall back to waiting */
+      break;
+    }
+  } while (status > CL_COMPLETE && now_ns() - start < OCL_SPIN_NS);
+  if (status > CL_COMPLETE) {
+    Py_BEGIN_ALLOW_THREADS
+    err = cl->clWaitForEvents(1, &ev);
+    Py_END_ALLOW_THREADS
+    if (cl->clGetEventInfo(ev, CL_EVENT_COMMAND_EXECUTION_STATUS,
+                           sizeof(status), &status, NULL) != CL_SUCCESS) {
+      status = err == CL_SUCCESS ? CL_COMPLETE : err;
+    }
+  }
+  cl->clReleaseEvent(ev);
+  return status < 0 ? status : CL_SUCCESS;
+}
 
 /* ---- devices --------------------------------------------------------------- */
 
@@ -771,12 +825,7 @@ static PyObject *ctx_finish(PyObject *self, PyObject *Py_UNUSED(a)) {
   if (ctx_usable(c) < 0) {
     return NULL;
   }
-  cl_int err;
-  cl_command_queue q = c->queue;
-  const clx_api *cl = clx_get();
-  Py_BEGIN_ALLOW_THREADS
-  err = cl->clFinish(q);
-  Py_END_ALLOW_THREADS
+  cl_int err = queue_wait(clx_get(), c->queue);
   if (err != CL_SUCCESS) {
     raise_cl(c->st, NULL, err, "a queued OpenCL command failed", NULL);
     return NULL;
@@ -927,10 +976,15 @@ static cl_mem upload(ocl_ctx_t *c, const Py_buffer *view, ocl_kind k,
   cl_int err = CL_SUCCESS;
   cl_mem mem;
   cl_context ctx = c->context;
-  Py_BEGIN_ALLOW_THREADS
-  mem = cl->clCreateBuffer(ctx, flags | CL_MEM_COPY_HOST_PTR, bytes, host,
-                           &err);
-  Py_END_ALLOW_THREADS
+  if (bytes <= OCL_GIL_COPY_LIMIT) {
+    mem = cl->clCreateBuffer(ctx, flags | CL_MEM_COPY_HOST_PTR, bytes, host,
+                             &err);
+  } else {
+    Py_BEGIN_ALLOW_THREADS
+    mem = cl->clCreateBuffer(ctx, flags | CL_MEM_COPY_HOST_PTR, bytes, host,
+                             &err);
+    Py_END_ALLOW_THREADS
+  }
   free(tmp);
   if (mem == NULL) {
     raise_cl(c->st, NULL, err, "cannot create an OpenCL buffer", OOM_HINT);
@@ -1247,13 +1301,18 @@ static PyObject *buf_read(PyObject *self, PyObject *args, PyObject *kw) {
     }
     dst = tmp;
   }
-  cl_int err;
   cl_command_queue q = c->queue;
   cl_mem mem = b->mem;
-  Py_BEGIN_ALLOW_THREADS
-  err = cl->clEnqueueReadBuffer(q, mem, CL_TRUE, 0, bytes, dst, 0, NULL,
-                                NULL);
-  Py_END_ALLOW_THREADS
+  cl_int err = queue_wait(cl, q); /* the kernels writing it first */
+  if (err == CL_SUCCESS && bytes <= OCL_GIL_COPY_LIMIT) {
+    err = cl->clEnqueueReadBuffer(q, mem, CL_TRUE, 0, bytes, dst, 0, NULL,
+                                  NULL);
+  } else if (err == CL_SUCCESS) {
+    Py_BEGIN_ALLOW_THREADS
+    err = cl->clEnqueueReadBuffer(q, mem, CL_TRUE, 0, bytes, dst, 0, NULL,
+                                  NULL);
+    Py_END_ALLOW_THREADS
+  }
   if (err == CL_SUCCESS && tmp != NULL) {
     to_doubles(b->dtype, tmp, view.buf, b->count);
   }
@@ -1310,13 +1369,18 @@ static PyObject *buf_write(PyObject *self, PyObject *source) {
     src = tmp;
   }
   const clx_api *cl = clx_get();
-  cl_int err;
   cl_command_queue q = c->queue;
   cl_mem mem = b->mem;
-  Py_BEGIN_ALLOW_THREADS
-  err = cl->clEnqueueWriteBuffer(q, mem, CL_TRUE, 0, bytes, src, 0, NULL,
-                                 NULL);
-  Py_END_ALLOW_THREADS
+  cl_int err = queue_wait(cl, q); /* the kernels using it first */
+  if (err == CL_SUCCESS && bytes <= OCL_GIL_COPY_LIMIT) {
+    err = cl->clEnqueueWriteBuffer(q, mem, CL_TRUE, 0, bytes, src, 0, NULL,
+                                   NULL);
+  } else if (err == CL_SUCCESS) {
+    Py_BEGIN_ALLOW_THREADS
+    err = cl->clEnqueueWriteBuffer(q, mem, CL_TRUE, 0, bytes, src, 0, NULL,
+                                   NULL);
+    Py_END_ALLOW_THREADS
+  }
   free(tmp);
   PyBuffer_Release(&view);
   if (err != CL_SUCCESS) {
@@ -2192,12 +2256,7 @@ static int hook_release(PyObject *value) {
   if (c->closed) {
     return 0;
   }
-  const clx_api *cl = clx_get();
-  cl_int err;
-  cl_command_queue q = c->queue;
-  Py_BEGIN_ALLOW_THREADS
-  err = cl->clFinish(q);
-  Py_END_ALLOW_THREADS
+  cl_int err = queue_wait(clx_get(), c->queue);
   if (err != CL_SUCCESS) {
     raise_cl(c->st, NULL, err, "a queued OpenCL command failed", NULL);
     return -1;
