@@ -954,6 +954,13 @@ static cl_mem upload(ocl_ctx_t *c, const Py_buffer *view, ocl_kind k,
   const clx_api *cl = clx_get();
   size_t n = (size_t)view->len / sizeof(double);
   size_t bytes = n * kind_size(k);
+  if ((cl_ulong)bytes > c->max_alloc) {
+    PyErr_Format(PyExc_ValueError,
+                 "a buffer of %zu bytes is larger than the device's largest "
+                 "allocation (%llu bytes)",
+                 bytes, (unsigned long long)c->max_alloc);
+    return NULL;
+  }
   void *host = view->buf;
   void *tmp = NULL;
   if (k != OCL_F64) {
@@ -964,14 +971,6 @@ static cl_mem upload(ocl_ctx_t *c, const Py_buffer *view, ocl_kind k,
     }
     from_doubles(k, view->buf, tmp, n);
     host = tmp;
-  }
-  if ((cl_ulong)bytes > c->max_alloc) {
-    free(tmp);
-    PyErr_Format(PyExc_ValueError,
-                 "a buffer of %zu bytes is larger than the device's largest "
-                 "allocation (%llu bytes)",
-                 bytes, (unsigned long long)c->max_alloc);
-    return NULL;
   }
   cl_int err = CL_SUCCESS;
   cl_mem mem;
@@ -1739,12 +1738,15 @@ static PyObject *prog_kernel(PyObject *self, PyObject *name) {
     ocl_arg_t *a = &kr->args[i];
     cl_kernel_arg_address_qualifier aq = 0;
     if (cl->clGetKernelArgInfo(k, i, CL_KERNEL_ARG_ADDRESS_QUALIFIER,
-                               sizeof(aq), &aq, NULL) != CL_SUCCESS ||
-        cl->clGetKernelArgInfo(k, i, CL_KERNEL_ARG_TYPE_NAME,
+                               sizeof(aq), &aq, NULL) != CL_SUCCESS) {
+      kr->has_info = 0; /* CL_KERNEL_ARG_INFO_NOT_AVAILABLE */
+      break;
+    }
+    if (cl->clGetKernelArgInfo(k, i, CL_KERNEL_ARG_TYPE_NAME,
                                sizeof(a->type_name) - 1, a->type_name,
                                NULL) != CL_SUCCESS) {
-      kr->has_info = 0;
-      break;
+      /* a type name longer than the buffer: a typedef we cannot set */
+      snprintf(a->type_name, sizeof(a->type_name), "?");
     }
     if (cl->clGetKernelArgInfo(k, i, CL_KERNEL_ARG_NAME, sizeof(a->name) - 1,
                                a->name, NULL) != CL_SUCCESS) {
@@ -2268,10 +2270,6 @@ static void hook_destroy(PyObject *value) {
   ctx_close_impl((ocl_ctx_t *)value);
 }
 
-static void hook_destroy_child(PyObject *value) {
-  child_release((ocl_child_t *)value);
-}
-
 /* ---- type specs ---------------------------------------------------------------------- */
 
 static PyMethodDef ctx_methods[] = {
@@ -2539,7 +2537,10 @@ static int register_pinned(ocl_state *st, PyTypeObject *type, int context) {
       .type = type,
       .acquire = context ? hook_acquire : NULL,
       .release = context ? hook_release : NULL,
-      .destroy = context ? hook_destroy : hook_destroy_child,
+      /* Children are released when their last reference goes (on the main
+       * interpreter, where pinned values die), or with their context: a
+       * PinnedCown dying does not free a buffer still referenced. */
+      .destroy = context ? hook_destroy : NULL,
   };
   return st->abi->register_pinned(&spec);
 }

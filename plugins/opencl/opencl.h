@@ -112,8 +112,8 @@ typedef struct {
   int global;               /* a __global / __constant pointer */
   int local;                /* a __local pointer (not supported) */
   ocl_kind kind;            /* scalar type, or pointee type of a pointer */
-  char type_name[48];       /* as the compiler reported it */
-  char name[48];            /* the parameter's name */
+  char type_name[96];       /* as the compiler reported it */
+  char name[64];            /* the parameter's name */
 } ocl_arg_t;
 
 typedef struct {
