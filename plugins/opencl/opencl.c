@@ -364,7 +364,6 @@ static void no_device(ocl_state *st, PyObject *why) {
         "%d: %S (%S, %S)", (int)i, PyDict_GetItemString(d, "name"),
         PyDict_GetItemString(d, "type"), PyDict_GetItemString(d, "platform"));
     if (s == NULL || PyList_Append(names, s) < 0) {
-      Py_XDECREF(s);
       Py_CLEAR(names);
     }
     Py_XDECREF(s);
