@@ -148,8 +148,10 @@ def test_device_selection(monkeypatch) -> None:
 
 @pytest.mark.parametrize("sel", [99, -1, "99", "no-such-device-xyz", "accelerator-xyz"])
 def test_no_matching_device(sel) -> None:
-    with pytest.raises(opencl.NoDeviceError, match="no OpenCL device matches"):
+    with pytest.raises(opencl.NoDeviceError, match="no OpenCL device matches") as info:
         opencl.Context(sel)
+    first = opencl.devices()[0]
+    assert f"the devices are: ['0: {first['name']} ({first['type']}, " in str(info.value)
 
 
 def test_bad_device_and_dtype_arguments() -> None:
@@ -586,6 +588,24 @@ def test_destroyed_with_its_pinned_cown() -> None:
     bocpy.start()
     wait()
     assert ctx.closed and buf.released
+
+
+def test_a_buffer_outlives_its_pinned_cown(ctx) -> None:
+    buf = ctx.buffer(Matrix(1, 2, 5.0))
+    holder = PinnedCown(buf)
+
+    @when(holder)
+    def use(holder):
+        return holder.value.read().tolist()
+
+    wait()
+    assert use.value == [[5.0, 5.0]]
+    del holder, use
+    gc.collect()
+    bocpy.start()
+    wait()
+    assert not buf.released  # still referenced: freed with its last reference
+    assert buf.read().tolist() == [[5.0, 5.0]]
 
 
 def test_launch_in_one_behavior_read_later(prog) -> None:
