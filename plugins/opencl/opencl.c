@@ -19,6 +19,8 @@
 #include "opencl.h"
 
 #include <ctype.h>
+#include <float.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -889,33 +891,59 @@ static PyObject *matrix_new(ocl_state *st, Py_ssize_t rows, Py_ssize_t cols) {
   return PyObject_CallFunction(t, "nn", rows, cols);
 }
 
-/* Converts n doubles to the element type k (into dst). */
-static void from_doubles(ocl_kind k, const double *src, void *dst, size_t n) {
+/* Converts n doubles to the element type k (into dst): floats round to
+ * nearest (beyond float's range: infinity), integers truncate toward zero.
+ * 0, or -1 with ValueError naming the first element an integer type cannot
+ * hold (NaN, infinite or out of range: a C conversion would be undefined). */
+static int from_doubles(ocl_kind k, const double *src, void *dst, size_t n) {
+  size_t i = 0;
   switch (k) {
   case OCL_F32: {
     float *d = dst;
-    for (size_t i = 0; i < n; i++) {
-      d[i] = (float)src[i];
+    for (; i < n; i++) {
+      const double v = src[i];
+      d[i] = v > FLT_MAX    ? INFINITY
+             : v < -FLT_MAX ? -INFINITY
+                            : (float)v; /* NaN stays NaN */
     }
-    break;
+    return 0;
   }
   case OCL_I32: {
     int32_t *d = dst;
-    for (size_t i = 0; i < n; i++) {
-      d[i] = (int32_t)src[i];
+    for (; i < n; i++) {
+      const double v = src[i];
+      if (!(v > -2147483649.0 && v < 2147483648.0)) {
+        goto range;
+      }
+      d[i] = (int32_t)v;
     }
-    break;
+    return 0;
   }
   case OCL_I64: {
     int64_t *d = dst;
-    for (size_t i = 0; i < n; i++) {
-      d[i] = (int64_t)src[i];
+    for (; i < n; i++) {
+      const double v = src[i];
+      if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) {
+        goto range;
+      }
+      d[i] = (int64_t)v;
     }
-    break;
+    return 0;
   }
   default:
     memcpy(dst, src, n * sizeof(double));
+    return 0;
   }
+range: {
+  PyObject *value = PyFloat_FromDouble(src[i]);
+  if (value != NULL) {
+    PyErr_Format(PyExc_ValueError,
+                 "element %zu of the Matrix (%R) does not fit in %s", i,
+                 value, kind_name(k));
+    Py_DECREF(value);
+  }
+  return -1;
+}
 }
 
 static void to_doubles(ocl_kind k, const void *src, double *dst, size_t n) {
@@ -968,7 +996,10 @@ static cl_mem upload(ocl_ctx_t *c, const Py_buffer *view, ocl_kind k,
       PyErr_NoMemory();
       return NULL;
     }
-    from_doubles(k, view->buf, tmp, n);
+    if (from_doubles(k, view->buf, tmp, n) < 0) {
+      free(tmp);
+      return NULL;
+    }
     host = tmp;
   }
   cl_int err = CL_SUCCESS;
@@ -1363,7 +1394,11 @@ static PyObject *buf_write(PyObject *self, PyObject *source) {
       PyBuffer_Release(&view);
       return PyErr_NoMemory();
     }
-    from_doubles(b->dtype, view.buf, tmp, b->count);
+    if (from_doubles(b->dtype, view.buf, tmp, b->count) < 0) {
+      free(tmp);
+      PyBuffer_Release(&view);
+      return NULL;
+    }
     src = tmp;
   }
   const clx_api *cl = clx_get();
@@ -2457,7 +2492,7 @@ static PyObject *mod_runtime(PyObject *module, PyObject *Py_UNUSED(a)) {
 PyDoc_STRVAR(open_doc,
              "open(device=None, dtype=None) -> PinnedCown[Context]\n\n"
              "Opens a Context (see Context) and puts it in a new PinnedCown: "
-             "pinned behavior over it use it on the main thread; it is "
+             "pinned behaviors over it use it on the main thread; it is "
              "closed when the PinnedCown dies, or at exit.");
 static PyObject *mod_open(PyObject *module, PyObject *args, PyObject *kw) {
   ocl_state *st = mod_state(module);

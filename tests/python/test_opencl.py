@@ -379,6 +379,19 @@ def test_bad_buffer_dtype(ctx, prog) -> None:
     saxpy_works(ctx, prog)
 
 
+def test_integer_buffers_refuse_values_they_cannot_hold(ctx, prog) -> None:
+    with pytest.raises(ValueError, match=r"element 1 of the Matrix \(3000000000.0\) does not fit in int32"):
+        ctx.buffer(Matrix(1, 3, [1.0, 3e9, 2.0]), dtype="int32")
+    b = ctx.buffer(3, dtype="int64")
+    with pytest.raises(ValueError, match=r"element 2 of the Matrix \(nan\) does not fit in int64"):
+        b.write(Matrix(1, 3, [1.0, 2.0, float("nan")]))
+    b.write(Matrix(1, 3, [1.9, -1.9, 2.0**40]))  # truncated toward zero
+    assert b.read().tolist() == [[1.0, -1.0, 2.0**40]]
+    f = ctx.buffer(Matrix(1, 2, [1e300, -1e300]), dtype="float32")
+    assert f.read().tolist() == [[float("inf"), float("-inf")]]
+    saxpy_works(ctx, prog)
+
+
 def test_read_and_write_need_the_buffers_shape(ctx, prog) -> None:
     b = ctx.buffer((2, 3))
     with pytest.raises(ValueError, match=r"cannot read a buffer of shape \(2, 3\) into a Matrix of shape \(3, 2\)"):
