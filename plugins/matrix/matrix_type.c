@@ -1019,7 +1019,7 @@ static PyObject *mx_sq_item(PyObject *self, Py_ssize_t i) {
 #define FAST (METH_FASTCALL | METH_KEYWORDS)
 #define FN(f) ((PyCFunction)(void (*)(void))(f))
 
-/* ---- data(): the numbers as a memoryview ---------------------------------------
+/* ---- data(): the numbers as a memoryview ------------------------------------
  * Matrix.data() returns a writable, C-contiguous rows x columns float64
  * memoryview of the record (format "d"), so NumPy and C plugins
  * (bocpy.plugins.opencl) read and write the numbers in place.  The buffer

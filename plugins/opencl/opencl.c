@@ -37,7 +37,7 @@
 static void ctx_dealloc(PyObject *self);
 static void child_dealloc(PyObject *self);
 
-/* ---- small helpers --------------------------------------------------------- */
+/* ---- small helpers ------------------------------------------------------- */
 
 static const char *kind_name(ocl_kind k) {
   switch (k) {
@@ -123,7 +123,8 @@ static void raise_cl(ocl_state *st, PyObject *type, cl_int code,
   if (msg == NULL) {
     return;
   }
-  PyObject *exc = PyObject_CallFunctionObjArgs(type != NULL ? type : st->error, msg, NULL);
+  PyObject *exc = PyObject_CallFunctionObjArgs(
+      type != NULL ? type : st->error, msg, NULL);
   Py_DECREF(msg);
   if (exc == NULL) {
     return;
@@ -144,7 +145,7 @@ static void raise_cl(ocl_state *st, PyObject *type, cl_int code,
   " (the device ran out of memory or resources: use smaller buffers or "      \
   "release some)"
 
-/* ---- waiting for the queue ---------------------------------------------------
+/* ---- waiting for the queue --------------------------------------------------
  * Releasing the GIL around every wait looks right but is slow for short
  * kernels: when another thread of the main interpreter wants the GIL, it
  * takes it and this thread gets it back only after the switch interval (5
@@ -192,7 +193,7 @@ static cl_int queue_wait(const clx_api *cl, cl_command_queue q) {
   return status < 0 ? status : CL_SUCCESS;
 }
 
-/* ---- devices --------------------------------------------------------------- */
+/* ---- devices ------------------------------------------------------------- */
 
 typedef struct {
   cl_platform_id platform;
@@ -525,7 +526,7 @@ static int select_device(ocl_state *st, PyObject *sel, ocl_dev_ref *ref,
   return 0;
 }
 
-/* ---- checks every method makes ---------------------------------------------- */
+/* ---- checks every method makes ------------------------------------------- */
 
 /* The main interpreter, the Context's thread. */
 static int ctx_here(ocl_ctx_t *c, const char *what) {
@@ -596,7 +597,7 @@ static int child_usable(ocl_child_t *ch) {
   return 0;
 }
 
-/* ---- children ---------------------------------------------------------------- */
+/* ---- children ------------------------------------------------------------ */
 
 static void child_link(ocl_ctx_t *c, ocl_child_t *ch, int kind) {
   ch->ctx = (ocl_ctx_t *)Py_NewRef((PyObject *)c);
@@ -657,7 +658,7 @@ static void child_release(ocl_child_t *ch) {
   }
 }
 
-/* ---- the Context --------------------------------------------------------------- */
+/* ---- the Context --------------------------------------------------------- */
 
 static void open_unlink(ocl_ctx_t *c) {
   if (!c->open_linked) {
@@ -834,7 +835,7 @@ static PyObject *ctx_finish(PyObject *self, PyObject *Py_UNUSED(a)) {
   Py_RETURN_NONE;
 }
 
-/* ---- Matrix access (Matrix.data(): its buffer) ------------------------------------ */
+/* ---- Matrix access (Matrix.data(): its buffer) --------------------------- */
 
 static PyObject *matrix_type(ocl_state *st) {
   if (st->matrix_type == NULL) {
@@ -1023,7 +1024,7 @@ static cl_mem upload(ocl_ctx_t *c, const Py_buffer *view, ocl_kind k,
   return mem;
 }
 
-/* ---- sizes ------------------------------------------------------------------------- */
+/* ---- sizes --------------------------------------------------------------- */
 
 /* One positive size: 0, or -1 with TypeError / ValueError / OverflowError
  * naming `what`. */
@@ -1118,7 +1119,7 @@ static int parse_work(PyObject *o, const char *what, size_t out[3],
   return 0;
 }
 
-/* ---- Buffers ---------------------------------------------------------------------- */
+/* ---- Buffers ------------------------------------------------------------- */
 
 static ocl_buffer_t *buffer_alloc(ocl_ctx_t *c) {
   ocl_buffer_t *b =
@@ -1452,7 +1453,7 @@ static PyObject *buf_get_dtype(PyObject *self, void *c) {
   return PyUnicode_FromString(kind_name(((ocl_buffer_t *)self)->dtype));
 }
 
-/* ---- common to the children ------------------------------------------------------- */
+/* ---- common to the children ---------------------------------------------- */
 
 static PyObject *child_get_context(PyObject *self, void *c) {
   (void)c;
@@ -1488,7 +1489,7 @@ static PyObject *any_reduce(PyObject *self, PyObject *Py_UNUSED(a)) {
   return st != NULL ? st->abi->reduce_shared(self) : NULL;
 }
 
-/* ---- Programs and Kernels ------------------------------------------------------------ */
+/* ---- Programs and Kernels ------------------------------------------------ */
 
 /* Prepended to every program: enables doubles where the device has them and
  * names the context's Matrix element type real_t; #line keeps the build
@@ -1591,7 +1592,9 @@ static PyObject *ctx_program(PyObject *self, PyObject *args, PyObject *kw) {
         "the OpenCL program did not compile for %S (%s):\n%U",
         PyDict_GetItemString(c->info, "name"), clx_error_name(err), log);
     PyObject *exc =
-        msg != NULL ? PyObject_CallFunctionObjArgs(c->st->build_error, msg, NULL) : NULL;
+        msg != NULL
+            ? PyObject_CallFunctionObjArgs(c->st->build_error, msg, NULL)
+            : NULL;
     Py_XDECREF(msg);
     PyObject *code = PyLong_FromLong((long)err);
     if (exc != NULL && code != NULL &&
@@ -1832,7 +1835,7 @@ static PyObject *kern_get_work_group_size(PyObject *self, void *c) {
   return PyLong_FromSize_t(((ocl_kernel_t *)self)->work_group_size);
 }
 
-/* ---- run ----------------------------------------------------------------------------- */
+/* ---- run ----------------------------------------------------------------- */
 
 /* Describes argument i for messages: "argument 2 ('x', a 'float*')". */
 static PyObject *arg_label(ocl_kernel_t *k, cl_uint i) {
@@ -2186,8 +2189,8 @@ static PyObject *ctx_run(PyObject *self, PyObject *const *args,
       if (label != NULL) {
         PyObject *what = PyUnicode_FromFormat("cannot set %U", label);
         if (what != NULL) {
-          raise_cl(c->st, PyExc_TypeError, err, PyUnicode_AsUTF8AndSize(what, NULL),
-                   NULL);
+          raise_cl(c->st, PyExc_TypeError, err,
+                   PyUnicode_AsUTF8AndSize(what, NULL), NULL);
           Py_DECREF(what);
         }
         Py_DECREF(label);
@@ -2225,7 +2228,7 @@ done:
   Py_RETURN_NONE;
 }
 
-/* ---- Context attributes ------------------------------------------------------------- */
+/* ---- Context attributes -------------------------------------------------- */
 
 static PyObject *ctx_get_device(PyObject *self, void *c) {
   (void)c;
@@ -2278,7 +2281,7 @@ static PyObject *kern_repr(PyObject *self) {
                               k->base.linked ? "" : " released");
 }
 
-/* ---- pinned-type hooks (main thread, GIL held) ---------------------------------------- */
+/* ---- pinned-type hooks (main thread, GIL held) --------------------------- */
 
 static int hook_acquire(PyObject *value) {
   ocl_ctx_t *c = (ocl_ctx_t *)value;
@@ -2304,7 +2307,7 @@ static void hook_destroy(PyObject *value) {
   ctx_close_impl((ocl_ctx_t *)value);
 }
 
-/* ---- type specs ---------------------------------------------------------------------- */
+/* ---- type specs ---------------------------------------------------------- */
 
 static PyMethodDef ctx_methods[] = {
     {"program", (PyCFunction)(void (*)(void))ctx_program,
@@ -2470,7 +2473,7 @@ static PyType_Spec buf_spec = {
     .slots = buf_slots,
 };
 
-/* ---- module functions -------------------------------------------------------------- */
+/* ---- module functions ---------------------------------------------------- */
 
 static ocl_state *mod_state(PyObject *module) {
   return (ocl_state *)PyModule_GetState(module);
@@ -2551,7 +2554,7 @@ static PyMethodDef mod_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-/* ---- module ---------------------------------------------------------------------------- */
+/* ---- module -------------------------------------------------------------- */
 
 static int add_exception(PyObject *module, const char *name, const char *doc,
                          PyObject *base, PyObject **slot) {
