@@ -10,4 +10,7 @@ ABI (``*.abi3.so``) and bocpy's C ABI table (see docs/c_abi.md).
 * :mod:`bocpy.plugins.matrix` - ``Matrix``, a dense float64 matrix that
   moves between interpreters without copying (re-exported as
   ``bocpy.Matrix``).
+* :mod:`bocpy.plugins.opencl` - OpenCL contexts as pinned values: programs,
+  kernels and device buffers used from pinned behaviors, with ``Matrix``
+  data (the OpenCL runtime is loaded at run time; see docs/opencl.md).
 """

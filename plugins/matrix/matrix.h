@@ -74,6 +74,7 @@ typedef struct {
 typedef struct {
   const bocpy_abi *abi;
   PyTypeObject *type; /* strong: this interpreter's Matrix type */
+  PyTypeObject *view_type; /* strong: the exporter behind Matrix.data() */
   mx_rng_t rng;       /* this interpreter's generator */
 } mx_state_t;
 
@@ -84,6 +85,9 @@ typedef struct {
   mx_buf_t *buf;        /* one reference, never NULL after construction */
   const bocpy_abi *abi; /* the process's table (plain data) */
   int moved;            /* this wrapper gave its record away, for good */
+  Py_ssize_t exports;   /* live views from data() (memoryviews) */
+  Py_ssize_t view_shape[2];   /* what the views describe (fixed while */
+  Py_ssize_t view_strides[2]; /* exports > 0: see mx_exported) */
 } mx_t;
 
 #define MX(o) ((mx_t *)(o))
@@ -94,6 +98,10 @@ typedef struct {
 
 /* 1 when o is a Matrix (of any interpreter's type: compares tp_dealloc). */
 int mx_check(PyObject *o);
+/* 0 when no buffer view of m exists, else -1 with BufferError: a matrix
+ * cannot move to another interpreter, or change its shape, while memory
+ * views of it are alive (`what` names the operation). */
+int mx_exported(mx_t *m, const char *what);
 /* The state of the module that made m's type. */
 mx_state_t *mx_state_of(PyObject *m);
 /* 0 when this interpreter owns m (and m has not been moved), else -1 with
@@ -166,6 +174,8 @@ double mx_rng_normal(mx_rng_t *r);   /* N(0, 1) */
 
 /* matrix_type.c: this interpreter's Matrix type (new reference). */
 PyTypeObject *mx_type_create(PyObject *module);
+/* The type of the objects behind Matrix.data()'s memoryviews. */
+PyTypeObject *mx_view_type_create(PyObject *module);
 
 /* matrix_module.c */
 PyObject *mx_meth_reduce(PyObject *self, PyObject *unused);

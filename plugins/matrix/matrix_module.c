@@ -311,6 +311,9 @@ static void *mx_share(PyObject *obj) {
                     "The current interpreter does not own this " MX_WHAT);
     return NULL;
   }
+  if (mx_exported(m, "move") < 0) {
+    return NULL; /* a view would keep pointing at memory we give away */
+  }
   if (m->abi->owner_give(&m->buf->owner, MX_WHAT) < 0) {
     return NULL; /* RuntimeError: not ours to send */
   }
@@ -500,6 +503,10 @@ static int mx_exec(PyObject *module) {
   if (st->type == NULL || PyModule_AddType(module, st->type) < 0) {
     return -1;
   }
+  st->view_type = mx_view_type_create(module);
+  if (st->view_type == NULL) {
+    return -1;
+  }
   mx_rng_seed_entropy(&st->rng);
   bocpy_shareable_spec spec = {
       .struct_size = sizeof(bocpy_shareable_spec),
@@ -516,12 +523,14 @@ static int mx_exec(PyObject *module) {
 static int mx_traverse(PyObject *module, visitproc visit, void *arg) {
   mx_state_t *st = PyModule_GetState(module);
   Py_VISIT(st->type);
+  Py_VISIT(st->view_type);
   return 0;
 }
 
 static int mx_clear(PyObject *module) {
   mx_state_t *st = PyModule_GetState(module);
   Py_CLEAR(st->type);
+  Py_CLEAR(st->view_type);
   return 0;
 }
 

@@ -792,6 +792,9 @@ MX_FASTCALL_DECL(mx_meth_transpose) {
   if (!in_place) {
     return mx_transposed(m);
   }
+  if (mx_exported(m, "transpose in place") < 0) {
+    return NULL;
+  }
   const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
   if (R > 1 && C > 1) {
     double *tmp = malloc((size_t)(R * C) * sizeof(double));

@@ -1028,6 +1028,120 @@ static PyObject *mx_sq_item(PyObject *self, Py_ssize_t i) {
 #define FAST (METH_FASTCALL | METH_KEYWORDS)
 #define FN(f) ((PyCFunction)(void (*)(void))(f))
 
+/* ---- data(): the numbers as a memoryview ------------------------------------
+ * Matrix.data() returns a writable, C-contiguous rows x columns float64
+ * memoryview of the record (format "d"), so NumPy and C plugins
+ * (bocpy.plugins.opencl) read and write the numbers in place.  The buffer
+ * is exported by a small helper object, not by Matrix itself: a Matrix
+ * with the buffer protocol would make `b"xy" + m` concatenate bytes.
+ * Owner only.  While a view is alive the matrix may not move to another
+ * interpreter (share refuses) nor change shape (transpose(in_place=True)
+ * refuses). */
+
+typedef struct {
+  PyObject_HEAD
+  PyObject *matrix; /* strong */
+} mx_dataview_t;
+
+int mx_exported(mx_t *m, const char *what) {
+  if (m->exports == 0) {
+    return 0;
+  }
+  PyErr_Format(PyExc_BufferError,
+               "cannot %s a matrix while %zd view(s) of its data are alive "
+               "(memoryviews from data(), or arrays made from them): "
+               "release them first",
+               what, m->exports);
+  return -1;
+}
+
+static int mx_view_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+  mx_t *m = MX(((mx_dataview_t *)self)->matrix);
+  view->obj = NULL;
+  if (mx_own(m) < 0) {
+    return -1;
+  }
+  if ((flags & PyBUF_F_CONTIGUOUS) == PyBUF_F_CONTIGUOUS && MX_ROWS(m) > 1 &&
+      MX_COLS(m) > 1) {
+    PyErr_SetString(PyExc_BufferError,
+                    "a Matrix is row-major (C-contiguous), not Fortran-"
+                    "contiguous: transpose it first");
+    return -1;
+  }
+  m->view_shape[0] = MX_ROWS(m);
+  m->view_shape[1] = MX_COLS(m);
+  m->view_strides[0] = MX_COLS(m) * (Py_ssize_t)sizeof(double);
+  m->view_strides[1] = (Py_ssize_t)sizeof(double);
+  view->buf = MX_DATA(m);
+  view->obj = Py_NewRef(self);
+  view->len = MX_SIZE(m) * (Py_ssize_t)sizeof(double);
+  view->readonly = 0;
+  view->itemsize = (Py_ssize_t)sizeof(double);
+  view->format = (flags & PyBUF_FORMAT) ? "d" : NULL;
+  /* A plain byte buffer (PyBUF_SIMPLE) has no shape: 1-D over bytes. */
+  view->ndim = (flags & PyBUF_ND) ? 2 : 1;
+  view->shape = (flags & PyBUF_ND) ? m->view_shape : NULL;
+  view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? m->view_strides
+                                                           : NULL;
+  view->suboffsets = NULL;
+  view->internal = NULL;
+  m->exports++;
+  return 0;
+}
+
+static void mx_view_releasebuffer(PyObject *self, Py_buffer *view) {
+  (void)view;
+  MX(((mx_dataview_t *)self)->matrix)->exports--;
+}
+
+static void mx_view_dealloc(PyObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  Py_CLEAR(((mx_dataview_t *)self)->matrix);
+  freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+  tp_free(self);
+  Py_DECREF(tp);
+}
+
+static PyType_Slot mx_view_slots[] = {
+    {Py_tp_dealloc, mx_view_dealloc},
+    {Py_bf_getbuffer, mx_view_getbuffer},
+    {Py_bf_releasebuffer, mx_view_releasebuffer},
+    {Py_tp_doc, "The exporter behind Matrix.data() (internal)."},
+    {0, NULL},
+};
+
+static PyType_Spec mx_view_spec = {
+    .name = "bocpy.plugins.matrix._DataView",
+    .basicsize = sizeof(mx_dataview_t),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = mx_view_slots,
+};
+
+PyTypeObject *mx_view_type_create(PyObject *module) {
+  return (PyTypeObject *)PyType_FromModuleAndSpec(module, &mx_view_spec,
+                                                  NULL);
+}
+
+static PyObject *mx_meth_data(PyObject *self, PyObject *Py_UNUSED(unused)) {
+  mx_t *m = MX(self);
+  if (mx_own(m) < 0) {
+    return NULL;
+  }
+  mx_state_t *st = mx_state_of(self);
+  if (st == NULL) {
+    return NULL;
+  }
+  mx_dataview_t *v = (mx_dataview_t *)PyType_GenericAlloc(st->view_type, 0);
+  if (v == NULL) {
+    return NULL;
+  }
+  v->matrix = Py_NewRef(self);
+  PyObject *mv = PyMemoryView_FromObject((PyObject *)v);
+  Py_DECREF(v); /* the memoryview holds the exporter */
+  return mv;
+}
+
 static PyMethodDef mx_methods[] = {
     /* construction */
     {"zeros", FN(mx_meth_zeros), FAST | METH_CLASS,
@@ -1062,6 +1176,11 @@ static PyMethodDef mx_methods[] = {
      "b (each a matrix, a sequence or a number; broadcast)."},
     {"copy", mx_meth_copy, METH_NOARGS,
      "copy()\n--\n\nAn independent copy owned by this interpreter."},
+    {"data", mx_meth_data, METH_NOARGS,
+     "data()\n--\n\nA writable rows x columns float64 memoryview of the "
+     "numbers, without copying (numpy.asarray(m.data()) shares them).  "
+     "While a view is alive the matrix cannot move to another interpreter "
+     "or be transposed in place (BufferError)."},
     {"tolist", mx_meth_tolist, METH_NOARGS,
      "tolist()\n--\n\nThe values as a list of rows (lists of floats)."},
     {"__copy__", mx_meth_copy, METH_NOARGS, NULL},

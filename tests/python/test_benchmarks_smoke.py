@@ -50,3 +50,15 @@ def test_pinned_and_messaging_workloads_run(script: str, tmp_path: Path) -> None
     assert out.returncode == 0, out.stderr
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["check"] is True and figures["ops"] == 200
+
+
+def test_opencl_benchmark_runs(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(RUN.parent / "bench_opencl.py"), "--quick", "--json"],
+                         capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["check"] is True
+    assert figures["dispatch"]["behaviors"] == 50 and figures["dispatch"]["pump_per_s"] > 0
+    for key in ("upload_s", "kernel_s", "read_s", "cpu_s"):
+        assert figures["saxpy"][key] > 0
+    assert figures["matmul"]["matmul_tiled_check"] is True

@@ -102,3 +102,31 @@ def test_ctypes_bridge() -> None:
         "(matches zlib.crc32)"
         for i in range(8)
     ] + ["8 of 8 checksums match zlib.crc32"]
+def test_gpu_saxpy() -> None:
+    # Runs on whatever OpenCL device is there (PoCL on the CPU in CI).
+    (line,) = run_example("gpu_saxpy.py")
+    assert line.startswith("max abs error: "), line
+    assert float(line.split(": ")[1]) <= 1e-5
+
+
+def test_gpu_pipeline() -> None:
+    assert run_example("gpu_pipeline.py") == (
+        [f"batch {b}: 256 row sums match" for b in range(8)]
+        + ["8 batches of 256x512: all match the CPU"]
+    )
+
+
+def test_gpu_examples_exit_2_without_a_device() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from conftest import EXAMPLES
+
+    for name in ("gpu_saxpy.py", "gpu_pipeline.py"):
+        proc = subprocess.run(
+            [sys.executable, str(EXAMPLES / name)],
+            env={**os.environ, "BOCPY_OPENCL_LIBRARY": "/nonexistent/libOpenCL.so.1"},
+            capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert "no OpenCL device: no OpenCL runtime" in proc.stderr
