@@ -64,6 +64,15 @@ typedef void (*bocpy_pin_destroy_fn)(PyObject *value);
  * Returns 0, or -1 with an exception set (stored on the result cown). */
 typedef int (*bocpy_behavior_fn)(PyObject **cowns, Py_ssize_t n, void *ctx);
 
+/* The body of a C behavior scheduled with schedule_call (ABI 1.1), and of
+ * call_on_pinned_thread: module is the plugin's module in the interpreter
+ * that runs it; cowns[0..n) are handles of this interpreter (NULL, 0 for
+ * call_on_pinned_thread); args is the tuple passed at scheduling, rebuilt
+ * here (an empty tuple when NULL was passed).  Returns a new reference (the
+ * result cown's value) or NULL with an exception set. */
+typedef PyObject *(*bocpy_call_fn)(PyObject *module, PyObject **cowns,
+                                   Py_ssize_t n, PyObject *args, void *ctx);
+
 /* ---- registration specs ---------------------------------------------------
  * Size-prefixed: set struct_size = sizeof(the spec) and leave reserved 0; the
  * core refuses a size it does not know (unless the extra bytes are all zero)
@@ -204,6 +213,57 @@ typedef struct bocpy_abi {
    * noticeboard (no error when absent). Affinity: any interpreter; attached
    * thread state; not from inside a notice_update function. */
   int (*notice_delete)(const char *key);
+  /* [25] since 1.1. Schedules a behavior whose body is the C function fn over
+   * the cowns (like @when(*cowns)) and returns its result Cown (new
+   * reference). args (NULL or a tuple) is copied now like a cown value (cown
+   * handles travel as references, shareable types by share/rebuild) and
+   * rebuilt in the interpreter that runs fn; module is the calling plugin's
+   * module, whose name is imported there. fn runs on a worker (on the pinned
+   * thread when a PinnedCown is named) as fn(module, handles, n, args, ctx)
+   * and returns a new reference, which becomes the result cown's value (it
+   * must be able to travel), or NULL with an exception set, which becomes the
+   * result cown's exception. free_ctx(ctx), if not NULL, is called exactly
+   * once after the behavior retired, or when scheduling fails (any thread,
+   * some interpreter's thread state attached: ctx must be plain C data).
+   * Affinity: any interpreter; attached thread state (the main interpreter
+   * starts the runtime if needed); a native thread may call it after
+   * PyGILState_Ensure. */
+  PyObject *(*schedule_call)(PyObject *module, PyObject *const *cowns, Py_ssize_t n, bocpy_call_fn fn, PyObject *args, void *ctx, bocpy_free_fn free_ctx);
+  /* [26] since 1.1. 1 when the cown's value is an exception a behavior raised
+   * (a result cown's error state, Cown.exception), else 0. Affinity: like
+   * cown_get: the interpreter holding the cown; on the main interpreter after
+   * wait() / quiesce() it borrows the cown as .value does; a PinnedCown only
+   * on the pinned thread. */
+  int (*cown_exception)(PyObject *cown);
+  /* [27] since 1.1. bocpy.wait(timeout): waits until every behavior has run,
+   * then stops the runtime (timeout < 0: forever). Afterwards cown_get borrows
+   * any cown on the main interpreter. Affinity: main interpreter; attached
+   * thread state (released while waiting); pinned work runs meanwhile only
+   * when called on the pinned thread. */
+  int (*wait)(double timeout);
+  /* [28] since 1.1. bocpy.quiesce(timeout): like wait, but the runtime keeps
+   * running. Affinity: main interpreter; attached thread state (released while
+   * waiting); pinned work runs meanwhile only when called on the pinned
+   * thread. */
+  int (*quiesce)(double timeout);
+  /* [29] since 1.1. Runs fn(module, NULL, 0, args, ctx) on the pinned thread
+   * (the main thread of the main interpreter), from its next pump() or wait(),
+   * like a behavior over no cown; returns its result Cown (new reference),
+   * which receives fn's return value or exception. args, module, ctx and
+   * free_ctx as for schedule_call. Affinity: any interpreter; attached thread
+   * state (the main interpreter starts the runtime if needed). */
+  PyObject *(*call_on_pinned_thread)(PyObject *module, bocpy_call_fn fn, PyObject *args, void *ctx, bocpy_free_fn free_ctx);
+  /* [30] since 1.1. 1 on the pinned thread (the main thread of the main
+   * interpreter, where pinned behaviors and every pinned-value hook run), else
+   * 0. Affinity: any thread; no thread state needed. */
+  int (*on_pinned_thread)(void);
+  /* [31] since 1.1. PyType_GetModuleByDef for the 3.12 limited API: 1 when the
+   * type of obj, or one of its bases, was created by a module of definition
+   * def in the calling interpreter (*module, when not NULL, receives that
+   * module, borrowed), else 0 (*module = NULL). A plugin checks its own types
+   * with it in every interpreter, then compares Py_TYPE(obj) with the type in
+   * that module's state. Affinity: any interpreter; attached thread state. */
+  int (*type_check)(PyObject *obj, PyModuleDef *def, PyObject **module);
 /* END GENERATED */
 } bocpy_abi;
 
