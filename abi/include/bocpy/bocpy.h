@@ -52,10 +52,13 @@ typedef PyObject *(*bocpy_rebuild_fn)(PyTypeObject *type, void *payload);
 typedef void (*bocpy_free_fn)(void *payload);
 typedef void (*bocpy_unshare_fn)(PyObject *obj, void *payload);
 
-/* Pinned-type hooks, all optional, all on the main thread with the GIL:
- * acquire / release: a behavior acquires / releases the PinnedCown holding
- * the value (return 0, or -1 with an exception: the behavior's result cown
- * gets it); destroy: the PinnedCown holding the value dies (must not fail). */
+/* Pinned-type hooks, all optional, all on the pinned thread (the main
+ * thread of the main interpreter) with the GIL, never elsewhere:
+ * acquire / release: a behavior (or `with`) acquires / releases the
+ * PinnedCown holding the value (return 0, or -1 with an exception: the
+ * behavior's result cown gets it); destroy: exactly once, when the
+ * PinnedCown holding the value dies, when the value is replaced, or at exit
+ * for every live value (must not fail). */
 typedef int (*bocpy_pin_hook_fn)(PyObject *value);
 typedef void (*bocpy_pin_destroy_fn)(PyObject *value);
 
@@ -150,10 +153,13 @@ typedef struct bocpy_abi {
   PyObject *(*reduce_shared)(PyObject *obj);
   /* [10] since 1.0. Registers spec->type as a pinned type: its values may only
    * live in a PinnedCown (putting one in a Cown, a message or the noticeboard
-   * raises TypeError naming PinnedCown). Optional hooks run on the main thread
-   * when a behavior acquires / releases the PinnedCown holding the value, and
-   * when that PinnedCown dies. Affinity: any interpreter; attached thread
-   * state; call from the plugin's Py_mod_exec in every interpreter. */
+   * raises TypeError naming PinnedCown). Optional hooks run on the pinned
+   * thread (the main thread of the main interpreter) only: acquire / release
+   * when a behavior (or `with`) acquires / releases the PinnedCown holding the
+   * value; destroy exactly once, when that PinnedCown dies, when its value is
+   * replaced, or at exit for every live value. Affinity: any interpreter;
+   * attached thread state; call from the plugin's Py_mod_exec in every
+   * interpreter. */
   int (*register_pinned)(const bocpy_pinned_spec *spec);
   /* [11] since 1.0. A new Cown holding value (new reference). Affinity: any
    * interpreter; attached thread state. */
@@ -166,28 +172,33 @@ typedef struct bocpy_abi {
   int (*cown_check)(PyObject *obj);
   /* [14] since 1.0. The value of a cown the caller holds (new reference).
    * Affinity: the interpreter holding the cown (inside a behavior that names
-   * it; main for a PinnedCown); attached thread state. */
+   * it; the pinned thread for a PinnedCown); since 1.1, on the main
+   * interpreter after wait() / quiesce() it borrows a parked cown as .value
+   * does; attached thread state. */
   PyObject *(*cown_get)(PyObject *cown);
-  /* [15] since 1.0. Replaces the value of a cown the caller holds. Affinity:
-   * the interpreter holding the cown; attached thread state. */
+  /* [15] since 1.0. Replaces the value of a cown the caller holds (a
+   * PinnedCown's old value gets its destroy hook). Affinity: the interpreter
+   * holding the cown (the pinned thread for a PinnedCown); borrows like
+   * cown_get; attached thread state. */
   int (*cown_set)(PyObject *cown, PyObject *value);
   /* [16] since 1.0. Schedules a behavior whose body is the C function fn over
    * the cowns (like @when(*cowns)); returns its result Cown (new reference),
    * which receives None, or the exception fn raised. fn runs on a worker (on
-   * the main thread when a PinnedCown is named) as fn(handles, n, ctx) and
+   * the pinned thread when a PinnedCown is named) as fn(handles, n, ctx) and
    * returns 0, or -1 with an exception set. free_ctx(ctx), if not NULL, is
    * called exactly once after the behavior retired, or when scheduling fails.
    * Affinity: any interpreter; attached thread state (the main interpreter
    * starts the runtime if needed). */
   PyObject *(*schedule_c)(PyObject *const *cowns, Py_ssize_t n, bocpy_behavior_fn fn, void *ctx, bocpy_free_fn free_ctx);
-  /* [17] since 1.0. Pinned behaviors ready and waiting for the main thread's
+  /* [17] since 1.0. Pinned behaviors ready and waiting for the pinned thread's
    * pump. Affinity: any thread; no thread state needed. */
   int64_t (*pinned_queue_depth)(void);
   /* [18] since 1.0. Milliseconds the pinned queue has been continuously non-
    * empty (0 when empty). Affinity: any thread; no thread state needed. */
   int64_t (*pinned_queue_age_ms)(void);
-  /* [19] since 1.0. 1 while the main thread is inside pump() (running a pinned
-   * behavior), else 0. Affinity: main interpreter; attached thread state. */
+  /* [19] since 1.0. 1 while the pinned thread is inside pump() (running a
+   * pinned behavior), else 0. Affinity: main interpreter; attached thread
+   * state. */
   int (*pump_in_progress)(void);
   /* [20] since 1.0. bocpy.send(tag, value): copies value (cown handles travel
    * as references, shareable types by share/rebuild) onto the queue of `tag`
