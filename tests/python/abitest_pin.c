@@ -23,6 +23,17 @@
 
 #include <bocpy/bocpy.h>
 
+/* Built a second time with -DPIN_PINNED_ONLY as module abitest_pinonly,
+ * without the Py_mod_multiple_interpreters slot: a pinned-only plugin that
+ * only the main interpreter ever imports. */
+#ifdef PIN_PINNED_ONLY
+#define PIN_NAME "abitest_pinonly"
+#define PIN_INIT PyInit_abitest_pinonly
+#else
+#define PIN_NAME "abitest_pin"
+#define PIN_INIT PyInit_abitest_pin
+#endif
+
 typedef struct {
   const bocpy_abi *abi;
   PyTypeObject *ctx_type;
@@ -149,7 +160,7 @@ static PyType_Slot ctx_slots[] = {
 };
 
 static PyType_Spec ctx_spec = {
-    .name = "abitest_pin.Ctx",
+    .name = PIN_NAME ".Ctx",
     .basicsize = sizeof(ctx_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = ctx_slots,
@@ -163,7 +174,7 @@ static PyType_Slot spare_slots[] = {
 };
 
 static PyType_Spec spare_spec = {
-    .name = "abitest_pin.Spare",
+    .name = PIN_NAME ".Spare",
     .basicsize = sizeof(ctx_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = spare_slots,
@@ -265,7 +276,7 @@ static PyType_Slot blob_slots[] = {
 };
 
 static PyType_Spec blob_spec = {
-    .name = "abitest_pin.Blob",
+    .name = PIN_NAME ".Blob",
     .basicsize = sizeof(blob_t),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
     .slots = blob_slots,
@@ -531,15 +542,17 @@ static void pin_free(void *m) { pin_clear((PyObject *)m); }
 
 static PyModuleDef_Slot slots[] = {
     {Py_mod_exec, pin_exec},
+#ifndef PIN_PINNED_ONLY
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
     {0, NULL},
 };
 
 static struct PyModuleDef def = {
-    PyModuleDef_HEAD_INIT, .m_name = "abitest_pin",
+    PyModuleDef_HEAD_INIT, .m_name = PIN_NAME,
     .m_size = sizeof(pin_state), .m_methods = methods, .m_slots = slots,
     .m_traverse = pin_traverse, .m_clear = pin_clear, .m_free = pin_free,
 };
 
-PyMODINIT_FUNC PyInit_abitest_pin(void);
-PyMODINIT_FUNC PyInit_abitest_pin(void) { return PyModuleDef_Init(&def); }
+PyMODINIT_FUNC PIN_INIT(void);
+PyMODINIT_FUNC PIN_INIT(void) { return PyModuleDef_Init(&def); }

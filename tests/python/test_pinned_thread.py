@@ -36,6 +36,16 @@ def pin_plugin() -> Path:
 
 
 @functools.lru_cache(maxsize=None)
+def pinonly_plugin() -> Path:
+    """The same source as abitest_pinonly, without the multiple-interpreters
+    slot (a pinned-only plugin)."""
+    root = session_tmp("bocpy-abi-pinonly-")
+    cc_plugin(HERE / "abitest_pin.c", root, "abitest_pinonly", [bocpy.get_include()],
+              defines=("PIN_PINNED_ONLY",))
+    return root
+
+
+@functools.lru_cache(maxsize=None)
 def probe10_plugin() -> Path:
     """The probe plugin (1.0 entries only) compiled against the ABI 1.0
     headers kept in tests/abi10, as module abitest_probe10."""
@@ -325,6 +335,34 @@ def test_exit_destroys_each_live_pinned_value_once_on_main(mode: str) -> None:
 
 def bocpy_started(res) -> bool:
     return "destroy b" in res.stderr
+
+
+PINONLY = """
+import bocpy
+from bocpy import Cown, PinnedCown, when, wait
+import abitest_pinonly as P
+p = PinnedCown(P.Ctx("solo"))
+c = Cown(1)
+@when(p, c)
+def both(p, c):
+    return p.value.use() + c.value
+@when(c)
+def on_worker(c):
+    try:
+        import abitest_pinonly
+    except ImportError as e:
+        return "ImportError"
+    return "imported"
+wait()
+print(both.value, on_worker.value)
+"""
+
+
+def test_a_pinned_only_plugin_needs_no_multiple_interpreters_slot() -> None:
+    res = run_script(PINONLY, env={"PYTHONPATH": str(pinonly_plugin())})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["2", "ImportError"]  # workers cannot import it
+    assert res.stderr.count("destroy solo pinned=1") == 1, res.stderr
 
 
 FILES = """
