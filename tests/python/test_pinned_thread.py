@@ -121,17 +121,37 @@ def test_pump_from_another_thread_raises_naming_the_rule() -> None:
     assert ctx.value.counts()["use"] == 1
 
 
-def test_pump_from_a_worker_raises() -> None:
+def test_pump_and_wait_from_a_worker_raise() -> None:
     @when()
     def w():
-        try:
-            bocpy.pump()
-        except RuntimeError as e:
-            return str(e)
-        return "no error"
+        out = []
+        for fn in (bocpy.pump, bocpy.wait, bocpy.quiesce):
+            try:
+                fn()
+                out.append("no error")
+            except RuntimeError as e:
+                out.append(str(e))
+        return out
 
     wait()
-    assert "pinned thread" in w.value
+    assert "pinned thread" in w.value[0]
+    assert all("main interpreter" in m for m in w.value[1:]), w.value
+
+
+def test_pinned_cown_made_on_another_thread_runs_hooks_on_main(capfd) -> None:
+    import abitest_pin as P
+
+    kind, p = in_thread(lambda: PinnedCown(P.Ctx("made-elsewhere")))
+    assert kind == "ok"
+
+    @when(p)
+    def b(p):
+        return p.value.use()
+
+    wait()
+    assert b.value == 1
+    del p
+    assert capfd.readouterr().err.count("destroy made-elsewhere pinned=1") == 1
 
 
 def test_with_value_acquire_off_the_pinned_thread_raise() -> None:
