@@ -261,6 +261,10 @@ def _at_exit() -> None:
     # Worker interpreters are pooled across start/wait cycles; end them
     # before the main interpreter finalises.
     _core.shutdown_pool()
+    # Then every live pinned value's destroy hook, once, on this (main)
+    # thread, while the interpreter is still whole (docs/pinned_cowns.md).
+    if _core.on_pinned_thread():
+        _core._pinned_at_exit()
 
 
 if _IS_MAIN:

@@ -121,15 +121,16 @@ def pump(deadline_ms: int | None = None, max_behaviors: int | None = None,
     ``PumpResult(0, False, 0)``.
 
     Raises:
-        RuntimeError: not on the main interpreter; called from inside a
+        RuntimeError: not on the pinned thread (the main thread of the
+            main interpreter: a worker or another thread); called from inside a
             pinned behavior (pump is not reentrant); the watchdog's
             ``raise_ms`` was exceeded.
         TypeError / OverflowError: bad bounds.
     """
     deadline = _bound("deadline_ms", deadline_ms)
     limit = _bound("max_behaviors", max_behaviors)
-    if not _core.is_main_interpreter():
-        raise RuntimeError("pump() can only be called from the main interpreter")
+    if not _core.on_pinned_thread():
+        _core.pump(0, 1, False)  # raises the RuntimeError naming the rule
     _check_watchdog()
     return PumpResult(*_core.pump(deadline, limit, bool(raise_on_error)))
 

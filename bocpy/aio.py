@@ -10,7 +10,9 @@ await result cowns from coroutines.
 Awaiting works through the pinned-cown machinery itself: ``result(c)``
 schedules a pinned behavior over ``c`` and a ``PinnedCown`` holding an
 ``asyncio.Future``; the pump task runs it on the loop's thread once ``c``
-is ready, and it completes the future.  Main interpreter only.
+is ready, and it completes the future.  The loop must run on the pinned
+thread (the main thread of the main interpreter): pump() raises
+RuntimeError anywhere else.
 """
 
 from __future__ import annotations

@@ -76,6 +76,15 @@ size_t boc_behavior_record_size(int32_t nargs, int32_t ncowns) {
   return record_size(nargs, ncowns, &a, &b);
 }
 
+void boc_cfn_free(boc_cfn_t *cfn) {
+  if (cfn->free_ctx != NULL) {
+    cfn->free_ctx(cfn->ctx);
+  }
+  free(cfn->module);
+  boc_payload_free(cfn->args);
+  free(cfn);
+}
+
 static void behavior_free(boc_behavior_t *b) {
   for (int32_t i = 0; i < b->ncowns; i++) {
     boc_cown_decref(b->cowns[i]);
@@ -88,10 +97,7 @@ static void behavior_free(boc_behavior_t *b) {
     boc_code_decref(b->code);
   }
   if (b->cfn != NULL) {
-    if (b->cfn->free_ctx != NULL) {
-      b->cfn->free_ctx(b->cfn->ctx);
-    }
-    free(b->cfn);
+    boc_cfn_free(b->cfn);
   }
   free(b);
 }
@@ -200,10 +206,7 @@ fail:
 boc_behavior_t *boc_behavior_new_cfn(PyObject *args, boc_cfn_t *cfn) {
   boc_behavior_t *b = boc_behavior_new(NULL, args, NULL);
   if (b == NULL) {
-    if (cfn->free_ctx != NULL) {
-      cfn->free_ctx(cfn->ctx);
-    }
-    free(cfn);
+    boc_cfn_free(cfn);
     return NULL;
   }
   b->cfn = cfn;
@@ -376,9 +379,41 @@ static PyObject *behavior_args(boc_behavior_t *b, PyObject *extras) {
   return args;
 }
 
-/* Runs a C body over handles of the flattened cowns.  0, or -1 with an
- * exception set. */
-static int run_cfn(boc_behavior_t *b) {
+/* Calls a 1.1 body: imports the plugin's module here and rebuilds the
+ * arguments.  The return value (new reference), or NULL with an
+ * exception. */
+static PyObject *call_cfn(boc_cfn_t *cfn, PyObject **handles, Py_ssize_t n) {
+  PyObject *module = PyImport_ImportModule(cfn->module);
+  if (module == NULL) {
+    return NULL;
+  }
+  PyObject *args = cfn->args != NULL ? boc_payload_decode(cfn->args)
+                                     : PyTuple_New(0);
+  PyObject *r = NULL;
+  if (args != NULL) {
+    r = cfn->call(module, n > 0 ? handles : NULL, n, args, cfn->ctx);
+    if (r == NULL && !PyErr_Occurred()) {
+      PyErr_Format(PyExc_SystemError,
+                   "a C behavior of '%s' returned NULL without setting an "
+                   "exception",
+                   cfn->module);
+    } else if (r != NULL && PyErr_Occurred()) {
+      Py_CLEAR(r);
+      PyErr_Format(PyExc_SystemError,
+                   "a C behavior of '%s' returned a value with an exception "
+                   "set",
+                   cfn->module);
+    }
+    Py_DECREF(args);
+  }
+  Py_DECREF(module);
+  return r;
+}
+
+/* Runs a C body over handles of the flattened cowns.  0 with *retval set
+ * (a new reference), or -1 with an exception set. */
+static int run_cfn(boc_behavior_t *b, PyObject **retval) {
+  *retval = NULL;
   PyObject *small[8];
   PyObject **handles = small;
   if (b->ncowns > 8) {
@@ -397,11 +432,17 @@ static int run_cfn(boc_behavior_t *b) {
       break;
     }
   }
-  if (rc == 0) {
+  if (rc == 0 && b->cfn->call != NULL) {
+    *retval = call_cfn(b->cfn, handles, b->ncowns);
+    rc = *retval != NULL ? 0 : -1;
+  } else if (rc == 0) {
     rc = b->cfn->fn(handles, b->ncowns, b->cfn->ctx) < 0 ? -1 : 0;
     if (rc < 0 && !PyErr_Occurred()) {
       PyErr_SetString(PyExc_SystemError,
                       "a C behavior failed without setting an exception");
+    }
+    if (rc == 0) {
+      *retval = Py_NewRef(Py_None);
     }
   }
   for (int32_t i = 0; i < made; i++) {
@@ -470,11 +511,9 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
     nacq = i + 1;
   }
   if (error == NULL && b->cfn != NULL) { /* a C body (C ABI) */
-    body_raised = run_cfn(b) < 0;
+    body_raised = run_cfn(b, &retval) < 0;
     if (body_raised) {
       error = PyErr_GetRaisedException();
-    } else {
-      retval = Py_NewRef(Py_None);
     }
   } else if (error == NULL) {
     PyObject *args = behavior_args(b, extras);

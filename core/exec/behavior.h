@@ -55,11 +55,22 @@ typedef struct boc_bhdr {
  * fn(handles, n, ctx) -> 0, or -1 with an exception set; free_ctx(ctx) is
  * called once when the record is freed (any thread, a GIL held). */
 typedef int (*boc_cfn_body_t)(PyObject **cowns, Py_ssize_t n, void *ctx);
+/* The ABI 1.1 body (schedule_call): returns the result value (new
+ * reference) or NULL with an exception; gets the plugin's module of the
+ * running interpreter and the scheduled arguments rebuilt there. */
+typedef PyObject *(*boc_cfn_call_t)(PyObject *module, PyObject **cowns,
+                                    Py_ssize_t n, PyObject *args, void *ctx);
 typedef struct boc_cfn {
-  boc_cfn_body_t fn;
+  boc_cfn_body_t fn;    /* a 1.0 body, or NULL */
+  boc_cfn_call_t call;  /* a 1.1 body, or NULL */
+  char *module;         /* 1.1: the plugin's module name (malloc'd) */
+  boc_payload_t *args;  /* 1.1: the arguments tuple, or NULL */
   void *ctx;
   void (*free_ctx)(void *ctx); /* may be NULL */
 } boc_cfn_t;
+
+/* Frees a cfn record: calls free_ctx(ctx) once, frees module and args. */
+void boc_cfn_free(boc_cfn_t *cfn);
 
 typedef struct boc_behavior {
   boc_bhdr_t hdr;

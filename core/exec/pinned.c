@@ -85,9 +85,16 @@ int boc_pump(boc_state_t *st, int64_t deadline_ms, int64_t max_behaviors,
   out->executed = 0;
   out->raised = 0;
   out->deadline_reached = 0;
-  if (!boc_is_main_interp()) {
+  if (!boc_on_pinned_thread()) {
     PyErr_SetString(PyExc_RuntimeError,
-                    "pump() can only be called from the main interpreter");
+                    boc_is_main_interp()
+                        ? "pump() can only be called from the pinned thread "
+                          "(the main thread of the main interpreter): "
+                          "pinned behaviors and pinned-value hooks run only "
+                          "there; call pump() from the main thread"
+                        : "pump() can only be called from the main "
+                          "interpreter's main thread (the pinned thread), "
+                          "not from a worker");
     return -1;
   }
   if (st->pumping) {

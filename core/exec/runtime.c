@@ -169,8 +169,10 @@ static PyObject *stats_list(runtime_t *r) {
   return list;
 }
 
-/* Runs every pinned behavior that is ready (main thread, GIL held). */
+/* Runs every pinned behavior that is ready, and frees the pinned values
+ * whose last handle died on another thread (pinned thread, GIL held). */
 static void run_pinned(void) {
+  boc_cown_collect_orphans();
   boc_behavior_t *b;
   while ((b = boc_pinned_pop()) != NULL) {
     boc_behavior_run(b, NULL);
@@ -241,10 +243,15 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   if (timeout >= 0 && timeout < 1e9) {
     deadline = boc_now_ns() + (int64_t)(timeout * 1e9);
   }
+  /* Only the pinned thread runs pinned work; a wait() on any other thread
+   * waits for it to do so (through pump() or its own wait()). */
+  int pinned_thread = boc_on_pinned_thread();
   int dropped_seed = boc_term_seed_dec(&r->term);
   uint64_t kicks = atomic_load_explicit(&r->term.kicks, BOC_ACQUIRE);
   for (;;) {
-    run_pinned();
+    if (pinned_thread) {
+      run_pinned();
+    }
     int64_t wait_ns = atomic_load_explicit(&poll_ns, BOC_RELAXED);
     if (deadline >= 0) {
       int64_t left = deadline - boc_now_ns();

@@ -8,6 +8,7 @@
  */
 #include <Python.h>
 
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -179,8 +180,66 @@ static int check_type(PyTypeObject *type, const char *what) {
   return 0;
 }
 
+/* The registry is process-wide and a registration cannot be undone, so a
+ * plugin may register only types its own module created: a heap type made
+ * by an extension module (PyType_FromModuleAndSpec) whose module definition
+ * lives in the same shared object as the code calling us.  That refuses
+ * builtins and other static types (registering bytearray would change how
+ * every bytearray travels), classes defined in Python, and types of other
+ * extension modules (bocpy's own included).  caller: the return address of
+ * the entry, i.e. code of the registering plugin. */
+static int check_own_type(PyTypeObject *type, const void *caller,
+                          const char *what) {
+  PyObject *name = PyType_GetQualName(type);
+  if (name == NULL) {
+    return -1;
+  }
+  int rc = -1;
+  if (!(PyType_GetFlags(type) & Py_TPFLAGS_HEAPTYPE)) {
+    PyErr_Format(PyExc_TypeError,
+                 "%s.type '%U' is a static type (a builtin or another "
+                 "extension's type): a plugin may only register heap types "
+                 "its own module created with PyType_FromModuleAndSpec",
+                 what, name);
+    goto done;
+  }
+  PyObject *module = PyType_GetModule(type); /* borrowed */
+  if (module == NULL) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError,
+                 "%s.type '%U' was not created by an extension module (a "
+                 "class defined in Python?): a plugin may only register heap "
+                 "types its own module created with PyType_FromModuleAndSpec",
+                 what, name);
+    goto done;
+  }
+  PyModuleDef *def = PyModule_GetDef(module);
+  Dl_info mine, theirs;
+  if (def == NULL || caller == NULL || dladdr(caller, &theirs) == 0 ||
+      dladdr((const void *)def, &mine) == 0 ||
+      mine.dli_fbase != theirs.dli_fbase) {
+    PyErr_Clear();
+    const char *owner = PyModule_GetName(module);
+    if (owner == NULL) {
+      PyErr_Clear();
+      owner = "?";
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "%s.type '%U' belongs to module '%s', which is not the "
+                 "plugin registering it: a plugin may only register types "
+                 "its own module created",
+                 what, name, owner);
+    goto done;
+  }
+  rc = 0;
+done:
+  Py_DECREF(name);
+  return rc;
+}
+
 static int abi_register_shareable(const bocpy_shareable_spec *spec) {
   static const char what[] = "bocpy_shareable_spec";
+  const void *caller = __builtin_return_address(0);
   if (spec == NULL) {
     PyErr_Format(PyExc_ValueError, "%s is NULL", what);
     return -1;
@@ -194,6 +253,9 @@ static int abi_register_shareable(const bocpy_shareable_spec *spec) {
       spec->free_payload == NULL) {
     PyErr_Format(PyExc_ValueError,
                  "%s needs share, rebuild and free_payload callbacks", what);
+    return -1;
+  }
+  if (check_own_type(spec->type, caller, what) < 0) {
     return -1;
   }
   boc_ntype_hooks_t hooks = {
@@ -216,13 +278,15 @@ static PyObject *abi_reduce_shared(PyObject *obj) {
 
 static int abi_register_pinned(const bocpy_pinned_spec *spec) {
   static const char what[] = "bocpy_pinned_spec";
+  const void *caller = __builtin_return_address(0);
   if (spec == NULL) {
     PyErr_Format(PyExc_ValueError, "%s is NULL", what);
     return -1;
   }
   if (check_spec(spec, spec->struct_size, spec->reserved,
                  sizeof(bocpy_pinned_spec), what) < 0 ||
-      check_type(spec->type, what) < 0) {
+      check_type(spec->type, what) < 0 ||
+      check_own_type(spec->type, caller, what) < 0) {
     return -1;
   }
   boc_ntype_hooks_t hooks = {
@@ -283,7 +347,7 @@ static boc_cown_t *record_or_error(PyObject *cown) {
 
 static PyObject *abi_cown_get(PyObject *cown) {
   boc_cown_t *c = record_or_error(cown);
-  if (c == NULL) {
+  if (c == NULL || boc_handle_ensure_owned(cown) < 0) {
     return NULL;
   }
   PyObject *v = boc_cown_value(c); /* borrowed */
@@ -292,10 +356,22 @@ static PyObject *abi_cown_get(PyObject *cown) {
 
 static int abi_cown_set(PyObject *cown, PyObject *value) {
   boc_cown_t *c = record_or_error(cown);
-  if (c == NULL) {
+  if (c == NULL || boc_handle_ensure_owned(cown) < 0) {
     return -1;
   }
   return boc_cown_set_value(c, value != NULL ? value : Py_None);
+}
+
+static int abi_cown_exception(PyObject *cown) {
+  boc_cown_t *c = record_or_error(cown);
+  if (c == NULL || boc_handle_ensure_owned(cown) < 0) {
+    return -1;
+  }
+  if (boc_cown_is_pinned(c) && !boc_on_pinned_thread()) {
+    return boc_cown_value(c) == NULL ? -1 : 0; /* raises the thread rule */
+  }
+  uint32_t flags = atomic_load_explicit(&c->flags, BOC_RELAXED);
+  return (flags & BOC_COWN_EXCEPTION) != 0;
 }
 
 /* ---- C behaviors ------------------------------------------------------------------ */
@@ -316,14 +392,15 @@ static int ensure_running(void) {
   return 0;
 }
 
-static PyObject *abi_schedule_c(PyObject *const *cowns, Py_ssize_t n,
-                                bocpy_behavior_fn fn, void *ctx,
-                                bocpy_free_fn free_ctx) {
+/* Schedules a C behavior over cowns[0..n); takes ownership of cfn (freed,
+ * free_ctx called, also on failure).  on_pinned: run it on the pinned
+ * thread even without a PinnedCown. */
+static PyObject *schedule_cfn(PyObject *const *cowns, Py_ssize_t n,
+                              boc_cfn_t *cfn, int on_pinned) {
   PyObject *args = NULL;
-  boc_cfn_t *cfn = NULL;
-  if (fn == NULL || n < 0 || (n > 0 && cowns == NULL)) {
+  if (n < 0 || (n > 0 && cowns == NULL)) {
     PyErr_SetString(PyExc_ValueError,
-                    "schedule_c needs a body function and n >= 0 cowns");
+                    "a C behavior needs a body function and n >= 0 cowns");
     goto fail;
   }
   boc_state_t *st = boc_state();
@@ -336,7 +413,7 @@ static PyObject *abi_schedule_c(PyObject *const *cowns, Py_ssize_t n,
   }
   for (Py_ssize_t i = 0; i < n; i++) {
     if (cowns[i] == NULL) {
-      PyErr_SetString(PyExc_TypeError, "schedule_c: a cown is NULL");
+      PyErr_SetString(PyExc_TypeError, "a C behavior's cown is NULL");
       goto fail;
     }
     PyTuple_SET_ITEM(args, i, Py_NewRef(cowns[i]));
@@ -347,14 +424,6 @@ static PyObject *abi_schedule_c(PyObject *const *cowns, Py_ssize_t n,
   if (PyList_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
     goto fail;
   }
-  cfn = malloc(sizeof(*cfn));
-  if (cfn == NULL) {
-    PyErr_NoMemory();
-    goto fail;
-  }
-  cfn->fn = fn;
-  cfn->ctx = ctx;
-  cfn->free_ctx = free_ctx;
   /* From here on the behavior owns cfn (and calls free_ctx), also when
    * building or scheduling it fails. */
   boc_behavior_t *b = boc_behavior_new_cfn(args, cfn);
@@ -362,14 +431,158 @@ static PyObject *abi_schedule_c(PyObject *const *cowns, Py_ssize_t n,
   if (b == NULL) {
     return NULL;
   }
+  if (on_pinned) {
+    b->hdr.pinned = 1;
+  }
   return handle_for(boc_behavior_schedule(b, boc_runtime_dispatch()));
 
 fail:
   Py_XDECREF(args);
-  if (free_ctx != NULL) {
-    free_ctx(ctx);
-  }
+  boc_cfn_free(cfn);
   return NULL;
+}
+
+/* A cfn record, or NULL with MemoryError after calling free_ctx(ctx). */
+static boc_cfn_t *cfn_new(void *ctx, bocpy_free_fn free_ctx) {
+  boc_cfn_t *cfn = calloc(1, sizeof(*cfn));
+  if (cfn == NULL) {
+    PyErr_NoMemory();
+    if (free_ctx != NULL) {
+      free_ctx(ctx);
+    }
+    return NULL;
+  }
+  cfn->ctx = ctx;
+  cfn->free_ctx = free_ctx;
+  return cfn;
+}
+
+static PyObject *abi_schedule_c(PyObject *const *cowns, Py_ssize_t n,
+                                bocpy_behavior_fn fn, void *ctx,
+                                bocpy_free_fn free_ctx) {
+  boc_cfn_t *cfn = cfn_new(ctx, free_ctx);
+  if (cfn == NULL) {
+    return NULL;
+  }
+  if (fn == NULL) {
+    PyErr_SetString(PyExc_ValueError,
+                    "schedule_c needs a body function and n >= 0 cowns");
+    boc_cfn_free(cfn);
+    return NULL;
+  }
+  cfn->fn = fn;
+  return schedule_cfn(cowns, n, cfn, 0);
+}
+
+/* Fills in a 1.1 body: the module's name, the encoded arguments.  0, or -1
+ * with an exception (cfn untouched but for what was filled in). */
+static int cfn_set_call(boc_cfn_t *cfn, PyObject *module, bocpy_call_fn fn,
+                        PyObject *args) {
+  if (fn == NULL) {
+    PyErr_SetString(PyExc_ValueError, "schedule_call needs a body function");
+    return -1;
+  }
+  if (module == NULL || !PyModule_Check(module)) {
+    PyErr_Format(PyExc_TypeError,
+                 "schedule_call needs the plugin's module object, not %.200s",
+                 module != NULL ? Py_TYPE(module)->tp_name : "NULL");
+    return -1;
+  }
+  if (args != NULL && !PyTuple_Check(args)) {
+    PyErr_Format(PyExc_TypeError,
+                 "schedule_call's args must be a tuple or NULL, not %.200s",
+                 Py_TYPE(args)->tp_name);
+    return -1;
+  }
+  const char *name = PyModule_GetName(module);
+  if (name == NULL) {
+    return -1;
+  }
+  cfn->module = strdup(name);
+  if (cfn->module == NULL) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  if (args != NULL && PyTuple_GET_SIZE(args) > 0) {
+    cfn->args = boc_payload_encode(args);
+    if (cfn->args == NULL) {
+      return -1;
+    }
+  }
+  cfn->call = fn;
+  return 0;
+}
+
+static PyObject *abi_schedule_call(PyObject *module, PyObject *const *cowns,
+                                   Py_ssize_t n, bocpy_call_fn fn,
+                                   PyObject *args, void *ctx,
+                                   bocpy_free_fn free_ctx) {
+  boc_cfn_t *cfn = cfn_new(ctx, free_ctx);
+  if (cfn == NULL) {
+    return NULL;
+  }
+  if (cfn_set_call(cfn, module, fn, args) < 0) {
+    boc_cfn_free(cfn);
+    return NULL;
+  }
+  return schedule_cfn(cowns, n, cfn, 0);
+}
+
+static PyObject *abi_call_on_pinned_thread(PyObject *module, bocpy_call_fn fn,
+                                           PyObject *args, void *ctx,
+                                           bocpy_free_fn free_ctx) {
+  boc_cfn_t *cfn = cfn_new(ctx, free_ctx);
+  if (cfn == NULL) {
+    return NULL;
+  }
+  if (cfn_set_call(cfn, module, fn, args) < 0) {
+    boc_cfn_free(cfn);
+    return NULL;
+  }
+  return schedule_cfn(NULL, 0, cfn, 1);
+}
+
+/* bocpy.wait / bocpy.quiesce (Python: they keep the lifecycle lock and
+ * the watchdog check); timeout < 0 means forever. */
+static int call_bocpy_wait(const char *name, double timeout) {
+  PyObject *bocpy = PyImport_ImportModule("bocpy");
+  if (bocpy == NULL) {
+    return -1;
+  }
+  PyObject *r = timeout < 0
+                    ? PyObject_CallMethod(bocpy, name, NULL)
+                    : PyObject_CallMethod(bocpy, name, "d", timeout);
+  Py_DECREF(bocpy);
+  Py_XDECREF(r);
+  return r != NULL ? 0 : -1;
+}
+
+static int abi_wait(double timeout) { return call_bocpy_wait("wait", timeout); }
+
+static int abi_quiesce(double timeout) {
+  return call_bocpy_wait("quiesce", timeout);
+}
+
+static int abi_on_pinned_thread(void) { return boc_on_pinned_thread(); }
+
+static int abi_type_check(PyObject *obj, PyModuleDef *def, PyObject **module) {
+  if (module != NULL) {
+    *module = NULL;
+  }
+  if (obj == NULL || def == NULL ||
+      !(PyType_GetFlags(Py_TYPE(obj)) & Py_TPFLAGS_HEAPTYPE)) {
+    return 0; /* static types were made by no module */
+  }
+  PyObject *exc = PyErr_GetRaisedException();
+  PyObject *m = PyType_GetModuleByDef(Py_TYPE(obj), def); /* borrowed */
+  if (m == NULL) {
+    PyErr_Clear();
+  }
+  PyErr_SetRaisedException(exc);
+  if (module != NULL) {
+    *module = m;
+  }
+  return m != NULL;
 }
 
 /* ---- pump state ------------------------------------------------------------------ */

@@ -36,6 +36,13 @@ static const bocpy_abi boc_abi = {
     .notice_write = abi_notice_write,
     .notice_read = abi_notice_read,
     .notice_delete = abi_notice_delete,
+    .schedule_call = abi_schedule_call,
+    .cown_exception = abi_cown_exception,
+    .wait = abi_wait,
+    .quiesce = abi_quiesce,
+    .call_on_pinned_thread = abi_call_on_pinned_thread,
+    .on_pinned_thread = abi_on_pinned_thread,
+    .type_check = abi_type_check,
 };
 
 /* Layout pins: entry i sits i function pointers after the header. */
@@ -89,6 +96,20 @@ _Static_assert(offsetof(bocpy_abi, notice_read) == sizeof(bocpy_abi_header) + 23
                "ABI entry notice_read moved");
 _Static_assert(offsetof(bocpy_abi, notice_delete) == sizeof(bocpy_abi_header) + 24 * BOCPY_ABI_ENTRY_SIZE,
                "ABI entry notice_delete moved");
+_Static_assert(offsetof(bocpy_abi, schedule_call) == sizeof(bocpy_abi_header) + 25 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry schedule_call moved");
+_Static_assert(offsetof(bocpy_abi, cown_exception) == sizeof(bocpy_abi_header) + 26 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry cown_exception moved");
+_Static_assert(offsetof(bocpy_abi, wait) == sizeof(bocpy_abi_header) + 27 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry wait moved");
+_Static_assert(offsetof(bocpy_abi, quiesce) == sizeof(bocpy_abi_header) + 28 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry quiesce moved");
+_Static_assert(offsetof(bocpy_abi, call_on_pinned_thread) == sizeof(bocpy_abi_header) + 29 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry call_on_pinned_thread moved");
+_Static_assert(offsetof(bocpy_abi, on_pinned_thread) == sizeof(bocpy_abi_header) + 30 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry on_pinned_thread moved");
+_Static_assert(offsetof(bocpy_abi, type_check) == sizeof(bocpy_abi_header) + 31 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry type_check moved");
 _Static_assert(sizeof(bocpy_abi) == sizeof(bocpy_abi_header) +
                    BOCPY_ABI_ENTRY_COUNT * BOCPY_ABI_ENTRY_SIZE,
                "the ABI table has padding or stray fields");

@@ -71,7 +71,7 @@ static PyObject *cown_init_subclass(PyObject *cls, PyObject *args,
 /* On the main interpreter, reading a parked cown while nothing is in flight
  * (after wait() or quiesce(), or before anything was scheduled) borrows it:
  * main takes ownership, and gives it back before it next schedules. */
-static int ensure_owned(PyObject *self) {
+int boc_handle_ensure_owned(PyObject *self) {
   boc_cown_t *c = rec_of(self);
   int64_t owner = boc_cown_owner(c);
   if (owner == boc_current_interp_id()) {
@@ -112,13 +112,17 @@ int boc_release_borrowed(boc_state_t *st) {
 
 static PyObject *cown_get_value(PyObject *self, void *closure) {
   (void)closure;
-  if (ensure_owned(self) < 0) {
+  if (boc_handle_ensure_owned(self) < 0) {
     return NULL;
   }
   boc_cown_t *c = rec_of(self);
+  PyObject *v = boc_cown_value(c);
+  if (v == NULL) {
+    return NULL;
+  }
   /* Looking at an exception counts as handling it. */
   atomic_fetch_or_explicit(&c->flags, BOC_COWN_REPORTED, BOC_RELAXED);
-  return Py_NewRef(boc_cown_value(c));
+  return Py_NewRef(v);
 }
 
 static int cown_set_value(PyObject *self, PyObject *v, void *closure) {
@@ -127,7 +131,7 @@ static int cown_set_value(PyObject *self, PyObject *v, void *closure) {
     PyErr_SetString(PyExc_TypeError, "a cown's value cannot be deleted");
     return -1;
   }
-  if (ensure_owned(self) < 0) {
+  if (boc_handle_ensure_owned(self) < 0) {
     return -1;
   }
   return boc_cown_set_value(rec_of(self), v);
@@ -135,7 +139,7 @@ static int cown_set_value(PyObject *self, PyObject *v, void *closure) {
 
 static PyObject *cown_get_exception(PyObject *self, void *closure) {
   (void)closure;
-  if (ensure_owned(self) < 0) {
+  if (boc_handle_ensure_owned(self) < 0) {
     return NULL;
   }
   uint32_t flags = atomic_load_explicit(&rec_of(self)->flags, BOC_RELAXED);
@@ -149,7 +153,7 @@ static int cown_set_exception(PyObject *self, PyObject *v, void *closure) {
     return -1;
   }
   int truth = PyObject_IsTrue(v);
-  if (truth < 0 || ensure_owned(self) < 0) {
+  if (truth < 0 || boc_handle_ensure_owned(self) < 0) {
     return -1;
   }
   boc_cown_t *c = rec_of(self);
@@ -187,7 +191,7 @@ static PyObject *cown_enter(PyObject *self, PyObject *Py_UNUSED(a)) {
   if (boc_cown_acquire(c) < 0) {
     return NULL;
   }
-  return Py_NewRef(boc_cown_value(c));
+  return Py_XNewRef(boc_cown_value(c));
 }
 
 static PyObject *cown_exit(PyObject *self, PyObject *args) {
@@ -206,16 +210,15 @@ static PyObject *cown_unwrap(PyObject *self, PyObject *Py_UNUSED(a)) {
                     "first");
     return NULL;
   }
-  if (ensure_owned(self) < 0) {
+  if (boc_handle_ensure_owned(self) < 0) {
     return NULL;
   }
-  PyObject *v = Py_NewRef(boc_cown_value(c));
+  PyObject *v = boc_cown_take_value(c);
+  if (v == NULL) {
+    return NULL;
+  }
   uint32_t flags = atomic_fetch_and_explicit(
       &c->flags, ~(uint32_t)BOC_COWN_EXCEPTION, BOC_RELAXED);
-  if (boc_cown_set_value(c, Py_None) < 0) {
-    Py_DECREF(v);
-    return NULL;
-  }
   if ((flags & BOC_COWN_EXCEPTION) && PyExceptionInstance_Check(v)) {
     PyErr_SetRaisedException(v);
     return NULL;
@@ -266,6 +269,10 @@ static PyObject *cown_repr(PyObject *self) {
   if (boc_cown_owner(c) != boc_current_interp_id()) {
     return PyUnicode_FromFormat("%s(#%llu, value=<not owner>)", name,
                                 (unsigned long long)c->id);
+  }
+  if (boc_cown_is_pinned(c) && !boc_on_pinned_thread()) {
+    return PyUnicode_FromFormat("%s(#%llu, value=<pinned thread only>)",
+                                name, (unsigned long long)c->id);
   }
   return PyUnicode_FromFormat("%s(#%llu, value=%R)", name,
                               (unsigned long long)c->id, boc_cown_value(c));

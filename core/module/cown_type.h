@@ -13,4 +13,9 @@ int boc_cown_types_init(PyObject *module, boc_state_t *st);
  * wait()/quiesce() borrowed, so behaviors can use them again. */
 int boc_release_borrowed(boc_state_t *st);
 
+/* Makes sure the calling interpreter holds the cown of handle self, the way
+ * .value does: already held here, or (main interpreter, nothing in flight)
+ * borrowed until the next schedule.  0, or -1 with RuntimeError. */
+int boc_handle_ensure_owned(PyObject *self);
+
 #endif /* BOCPY_CORE_COWN_TYPE_H */

@@ -240,6 +240,37 @@ static PyObject *pinned_state(PyObject *module, PyObject *Py_UNUSED(a)) {
                        (long long)age_ms, (long long)since);
 }
 
+PyDoc_STRVAR(on_pinned_thread_doc,
+             "on_pinned_thread() -> bool\n\n"
+             "True on the pinned thread: the main thread of the main\n"
+             "interpreter, the one thread that runs pinned behaviors and the\n"
+             "hooks of pinned values.");
+static PyObject *on_pinned_thread(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyBool_FromLong(boc_on_pinned_thread());
+}
+
+PyDoc_STRVAR(pinned_at_exit_doc,
+             "_pinned_at_exit() -> None\n\n"
+             "At exit, after the remaining behaviors ran: runs the destroy\n"
+             "hook of every live pinned value exactly once (pinned thread).");
+static PyObject *pinned_at_exit(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (!boc_on_pinned_thread()) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "_pinned_at_exit() must run on the pinned thread (the "
+                    "main thread of the main interpreter)");
+    return NULL;
+  }
+  boc_pinned_destroy_all();
+  Py_RETURN_NONE;
+}
+
+static PyObject *pinned_live(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLongLong(boc_pinned_live_count());
+}
+
 static PyObject *set_wait_pump_poll(PyObject *module, PyObject *arg) {
   (void)module;
   long long ms = PyLong_AsLongLong(arg);
@@ -348,6 +379,11 @@ static PyMethodDef core_methods[] = {
     {"pump", pump, METH_VARARGS, pump_doc},
     {"pinned_state", pinned_state, METH_NOARGS,
      "(depth, age_ms, since_ns) of the pinned queue."},
+    {"on_pinned_thread", on_pinned_thread, METH_NOARGS,
+     on_pinned_thread_doc},
+    {"_pinned_at_exit", pinned_at_exit, METH_NOARGS, pinned_at_exit_doc},
+    {"_pinned_live", pinned_live, METH_NOARGS,
+     "PinnedCowns holding a value of a registered pinned type (tests)."},
     {"set_wait_pump_poll", set_wait_pump_poll, METH_O,
      "Set wait()'s pinned-queue poll period in ms (validated by caller)."},
     {"shutdown_pool", shutdown_pool, METH_NOARGS,

@@ -19,6 +19,91 @@ int64_t boc_cown_live_count(void) {
   return atomic_load_explicit(&live_cowns, BOC_RELAXED);
 }
 
+/* ---- live pinned values ----------------------------------------------------
+ * Every PinnedCown whose value is of a registered pinned type (pin_ntype >
+ * 0) is listed here, so that (a) one such value can live in one PinnedCown
+ * only, and (b) at exit every one of them is destroyed exactly once, on the
+ * pinned thread, before the interpreter finalises.  Weak pointers: a record
+ * removes itself when it dies.  Process-global because there is one pinned
+ * thread; a plain array, since programs hold few hooked pinned values.
+ * pins_mu also guards `value` and `pin_ntype` of the listed records against
+ * the (rare) readers that are not on the pinned thread: construction on
+ * another thread of the main interpreter scans the list. */
+static boc_mutex_t pins_mu;
+static boc_once_t pins_once = BOC_ONCE_INIT;
+static boc_cown_t **pins;    /* guarded by pins_mu */
+static size_t npins, pins_cap; /* guarded by pins_mu */
+
+static void pins_init(void) { boc_mutex_init(&pins_mu); }
+
+static void pins_lock(void) {
+  boc_once(&pins_once, pins_init);
+  boc_mutex_lock(&pins_mu);
+}
+
+/* pins_mu held.  0, or -1 with MemoryError. */
+static int pins_add(boc_cown_t *c) {
+  if (npins == pins_cap) {
+    size_t cap = pins_cap ? pins_cap * 2 : 16;
+    boc_cown_t **p = realloc(pins, cap * sizeof(*p));
+    if (p == NULL) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    pins = p;
+    pins_cap = cap;
+  }
+  pins[npins++] = c;
+  return 0;
+}
+
+/* pins_mu held. */
+static void pins_remove(boc_cown_t *c) {
+  for (size_t i = 0; i < npins; i++) {
+    if (pins[i] == c) {
+      pins[i] = pins[--npins];
+      return;
+    }
+  }
+}
+
+/* pins_mu held.  The listed record other than self holding v, or NULL. */
+static boc_cown_t *pins_holder(PyObject *v, const boc_cown_t *self) {
+  for (size_t i = 0; i < npins; i++) {
+    if (pins[i] != self && pins[i]->value == v) {
+      return pins[i];
+    }
+  }
+  return NULL;
+}
+
+static int pinned_twice_error(PyObject *v, const boc_cown_t *holder) {
+  PyErr_Format(PyExc_TypeError,
+               "this %.200s is already the value of PinnedCown #%llu: a value "
+               "of a pinned type lives in one PinnedCown at a time (its "
+               "destroy hook runs once, when that PinnedCown dies); make a "
+               "new %.200s or share the PinnedCown",
+               Py_TYPE(v)->tp_name, (unsigned long long)holder->id,
+               Py_TYPE(v)->tp_name);
+  return -1;
+}
+
+int64_t boc_pinned_live_count(void) {
+  pins_lock();
+  int64_t n = (int64_t)npins;
+  boc_mutex_unlock(&pins_mu);
+  return n;
+}
+
+static int pinned_thread_error(const char *what) {
+  PyErr_Format(PyExc_RuntimeError,
+               "a PinnedCown can only be %s on the pinned thread (the main "
+               "thread of the main interpreter): its value and its hooks "
+               "live there; schedule a behavior on it instead",
+               what);
+  return -1;
+}
+
 static boc_cown_t *cown_alloc(void) {
   boc_cown_t *c = calloc(1, sizeof(*c));
   if (c == NULL) {
@@ -57,8 +142,24 @@ boc_cown_t *boc_cown_new_pinned(PyObject *value) {
   }
   atomic_store_explicit(&c->flags, BOC_COWN_PINNED, BOC_RELAXED);
   atomic_store_explicit(&c->owner, boc_main_interp_id(), BOC_RELAXED);
-  c->value = Py_NewRef(value);
-  c->pin_ntype = boc_ntype_pinned_of(value);
+  int32_t pin = boc_ntype_pinned_of(value);
+  if (pin == 0) {
+    c->value = Py_NewRef(value);
+    return c;
+  }
+  pins_lock();
+  boc_cown_t *holder = pins_holder(value, c);
+  int rc = holder != NULL ? pinned_twice_error(value, holder) : pins_add(c);
+  if (rc == 0) {
+    c->value = Py_NewRef(value);
+    c->pin_ntype = pin;
+  }
+  boc_mutex_unlock(&pins_mu);
+  if (rc < 0) {
+    free(c);
+    atomic_fetch_sub_explicit(&live_cowns, 1, BOC_RELAXED);
+    return NULL;
+  }
   return c;
 }
 
@@ -70,7 +171,7 @@ boc_cown_t *boc_cown_new_pinned(PyObject *value) {
  * because any thread may produce an orphan for any interpreter. */
 typedef struct orphan {
   struct orphan *next;
-  int64_t owner;
+  int64_t owner; /* the interpreter, or PINNED_THREAD */
   int32_t pin_ntype; /* the pinned cown's destroy hook runs first */
   PyObject *value;
 } orphan_t;
@@ -96,6 +197,10 @@ static boc_mutex_t *orphans_mu(void) {
 }
 static orphan_t *orphans; /* guarded by orphans_mu() */
 
+/* The owner of an orphaned pinned value: only the pinned thread frees it
+ * (its destroy hook runs there), not just any thread of main. */
+#define PINNED_THREAD ((int64_t)-3)
+
 static int current_interp_is(int64_t id) {
   PyThreadState *ts = boc_thread_state_unchecked();
   return ts != NULL &&
@@ -103,13 +208,28 @@ static int current_interp_is(int64_t id) {
 }
 
 static void free_live_value(boc_cown_t *c) {
+  int32_t pin = c->pin_ntype;
+  if (pin > 0) {
+    pins_lock();
+    pins_remove(c);
+    boc_mutex_unlock(&pins_mu);
+  }
   PyObject *v = c->value;
   c->value = NULL;
   if (v == NULL) {
     return;
   }
   int64_t owner = atomic_load_explicit(&c->owner, BOC_ACQUIRE);
-  if (current_interp_is(owner)) {
+  if (boc_cown_is_pinned(c)) {
+    /* A pinned value is freed (and destroyed) on the pinned thread only:
+     * elsewhere it waits for the next pump(), wait() or the exit. */
+    if (boc_on_pinned_thread()) {
+      boc_ntype_pinned_destroy(pin, v);
+      Py_DECREF(v);
+      return;
+    }
+    owner = PINNED_THREAD;
+  } else if (current_interp_is(owner)) {
     boc_ntype_pinned_destroy(c->pin_ntype, v);
     Py_DECREF(v);
     return;
@@ -119,7 +239,7 @@ static void free_live_value(boc_cown_t *c) {
     return; /* cannot queue it: leak rather than free it in the wrong place */
   }
   o->owner = owner;
-  o->pin_ntype = c->pin_ntype;
+  o->pin_ntype = pin;
   o->value = v;
   boc_mutex_lock(orphans_mu());
   o->next = orphans;
@@ -132,12 +252,13 @@ void boc_cown_collect_orphans(void) {
     return;
   }
   int64_t me = boc_current_interp_id();
+  int pinned_thread = boc_on_pinned_thread();
   orphan_t *mine = NULL;
   boc_mutex_lock(orphans_mu());
   orphan_t **link = &orphans;
   while (*link != NULL) {
     orphan_t *o = *link;
-    if (o->owner == me) {
+    if (o->owner == me || (pinned_thread && o->owner == PINNED_THREAD)) {
       *link = o->next;
       o->next = mine;
       mine = o;
@@ -207,13 +328,12 @@ static int not_owner_error(void) {
 int boc_cown_acquire(boc_cown_t *c) {
   int64_t me = boc_current_interp_id();
   if (boc_cown_is_pinned(c)) {
-    /* Held by main forever: only a registered type's acquire hook runs. */
-    return atomic_load_explicit(&c->owner, BOC_RELAXED) == me
+    /* Held by main forever: only a registered type's acquire hook runs,
+     * and only on the pinned thread. */
+    (void)me;
+    return boc_on_pinned_thread()
                ? boc_ntype_pinned_acquire(c->pin_ntype, c->value)
-               : (PyErr_SetString(PyExc_RuntimeError,
-                                  "a PinnedCown can only be acquired on the "
-                                  "main interpreter"),
-                  -1);
+               : pinned_thread_error("acquired");
   }
   int64_t expected = BOC_NO_OWNER;
   /* acquire: we must see the payload written by the releasing owner. */
@@ -241,13 +361,12 @@ int boc_cown_acquire(boc_cown_t *c) {
 int boc_cown_release(boc_cown_t *c) {
   int64_t me = boc_current_interp_id();
   if (boc_cown_is_pinned(c)) {
-    /* Only a registered type's release hook runs (e.g. flush). */
-    return atomic_load_explicit(&c->owner, BOC_RELAXED) == me
+    /* Only a registered type's release hook runs (e.g. flush), and only
+     * on the pinned thread. */
+    (void)me;
+    return boc_on_pinned_thread()
                ? boc_ntype_pinned_release(c->pin_ntype, c->value)
-               : (PyErr_SetString(PyExc_RuntimeError,
-                                  "a PinnedCown can only be released on the "
-                                  "main interpreter"),
-                  -1);
+               : pinned_thread_error("released");
   }
   int64_t owner = atomic_load_explicit(&c->owner, BOC_ACQUIRE);
   if (owner == BOC_NO_OWNER) {
@@ -299,16 +418,123 @@ PyObject *boc_cown_value(boc_cown_t *c) {
     not_owner_error();
     return NULL;
   }
+  if (boc_cown_is_pinned(c) && !boc_on_pinned_thread()) {
+    pinned_thread_error("read");
+    return NULL;
+  }
   return c->value != NULL ? c->value : Py_None;
+}
+
+/* A pinned cown's new value: the registry follows it; the old value's
+ * destroy hook runs when destroy_old (pinned thread). */
+static int set_pinned_value(boc_cown_t *c, PyObject *v, int destroy_old) {
+  if (!boc_on_pinned_thread()) {
+    return pinned_thread_error("written");
+  }
+  if (v == c->value) {
+    return 0;
+  }
+  int32_t pin = boc_ntype_pinned_of(v);
+  int32_t old_pin = c->pin_ntype;
+  PyObject *old = c->value;
+  if (pin > 0 || old_pin > 0) {
+    pins_lock();
+    boc_cown_t *holder = pin > 0 ? pins_holder(v, c) : NULL;
+    int rc = 0;
+    if (holder != NULL) {
+      rc = pinned_twice_error(v, holder);
+    } else if (pin > 0 && old_pin == 0) {
+      rc = pins_add(c);
+    } else if (pin == 0) {
+      pins_remove(c);
+    }
+    if (rc == 0) {
+      c->value = Py_NewRef(v);
+      c->pin_ntype = pin;
+    }
+    boc_mutex_unlock(&pins_mu);
+    if (rc < 0) {
+      return -1;
+    }
+  } else {
+    c->value = Py_NewRef(v);
+  }
+  if (destroy_old) {
+    boc_ntype_pinned_destroy(old_pin, old);
+  }
+  Py_XDECREF(old);
+  return 0;
 }
 
 int boc_cown_set_value(boc_cown_t *c, PyObject *v) {
   if (atomic_load_explicit(&c->owner, BOC_ACQUIRE) != boc_current_interp_id()) {
     return not_owner_error();
   }
-  Py_XSETREF(c->value, Py_NewRef(v));
   if (boc_cown_is_pinned(c)) {
-    c->pin_ntype = boc_ntype_pinned_of(v); /* hooks follow the new value */
+    return set_pinned_value(c, v, 1);
+  }
+  Py_XSETREF(c->value, Py_NewRef(v));
+  return 0;
+}
+
+PyObject *boc_cown_take_value(boc_cown_t *c) {
+  PyObject *v = boc_cown_value(c);
+  if (v == NULL) {
+    return NULL;
+  }
+  Py_INCREF(v);
+  int rc = boc_cown_is_pinned(c) ? set_pinned_value(c, Py_None, 0)
+                                 : boc_cown_set_value(c, Py_None);
+  if (rc < 0) {
+    Py_DECREF(v);
+    return NULL;
+  }
+  return v;
+}
+
+/* 1 + 1 reference taken when c's count was not already 0 (dying). */
+static int try_incref(boc_cown_t *c) {
+  intptr_t n = atomic_load_explicit(&c->refs, BOC_RELAXED);
+  while (n > 0) {
+    /* relaxed: like boc_cown_incref; the record cannot be freed while
+     * pins_mu (held by the caller) lists it. */
+    if (atomic_compare_exchange_weak_explicit(&c->refs, &n, n + 1,
+                                              BOC_RELAXED, BOC_RELAXED)) {
+      return 1;
+    }
   }
   return 0;
+}
+
+void boc_pinned_destroy_all(void) {
+  boc_cown_collect_orphans();
+  for (;;) {
+    boc_cown_t *c = NULL;
+    pins_lock();
+    while (npins > 0) {
+      boc_cown_t *cand = pins[npins - 1];
+      npins--; /* unlisted: its hooks will not run again */
+      if (try_incref(cand)) {
+        c = cand;
+        break;
+      }
+      /* Dying on another thread right now: it queues its value as an
+       * orphan, collected below. */
+    }
+    int32_t pin = 0;
+    PyObject *v = NULL;
+    if (c != NULL) {
+      pin = c->pin_ntype;
+      c->pin_ntype = 0;
+      v = Py_XNewRef(c->value);
+    }
+    boc_mutex_unlock(&pins_mu);
+    if (c == NULL) {
+      break;
+    }
+    boc_ntype_pinned_destroy(pin, v);
+    Py_XDECREF(v);
+    boc_cown_decref(c);
+  }
+  boc_cown_collect_orphans();
 }

@@ -45,7 +45,9 @@ typedef struct boc_cown {
 /* A new parked cown holding `value` (encoded now), refs = 1.  NULL with an
  * exception set on failure (the value is not transferable). */
 boc_cown_t *boc_cown_new(PyObject *value);
-/* A new pinned cown: held by the main interpreter forever.  Main only. */
+/* A new pinned cown: held by the main interpreter forever.  Main only.
+ * NULL with TypeError when value (of a registered pinned type) already is
+ * the value of another PinnedCown. */
 boc_cown_t *boc_cown_new_pinned(PyObject *value);
 
 static inline void boc_cown_incref(boc_cown_t *c) {
@@ -80,11 +82,25 @@ int boc_cown_release(boc_cown_t *c);
  * (a new reference) in *error when error != NULL, else discarded. */
 void boc_cown_release_or_replace(boc_cown_t *c, PyObject **error);
 
-/* Live value (borrowed) if the current interpreter holds the cown; else NULL
- * with RuntimeError. */
+/* Live value (borrowed) if the current interpreter holds the cown (and, for
+ * a PinnedCown, this is the pinned thread); else NULL with RuntimeError. */
 PyObject *boc_cown_value(boc_cown_t *c);
-/* Replaces the live value (steals nothing; increfs v). */
+/* Replaces the live value (steals nothing; increfs v).  For a PinnedCown:
+ * pinned thread only; TypeError when v (of a registered pinned type) is the
+ * value of another PinnedCown; the old value's destroy hook runs. */
 int boc_cown_set_value(boc_cown_t *c, PyObject *v);
+
+/* Takes the value out of a cown the caller holds, leaving None (a new
+ * reference; NULL with RuntimeError).  A pinned value's destroy hook does
+ * not run: the caller owns the value now. */
+PyObject *boc_cown_take_value(boc_cown_t *c);
+
+/* Pinned cowns holding a value of a registered pinned type (tests). */
+int64_t boc_pinned_live_count(void);
+/* At exit, on the pinned thread: runs the destroy hook of every pinned
+ * value still alive, exactly once (later deaths of those cowns run no
+ * hook), and frees the pinned values orphaned by other threads. */
+void boc_pinned_destroy_all(void);
 
 /* Cown records currently alive in the process. */
 int64_t boc_cown_live_count(void);

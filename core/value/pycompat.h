@@ -44,4 +44,18 @@ static inline PyThreadState *boc_thread_state_unchecked(void) {
 #endif
 }
 
+/* The pinned thread: the main thread of the main interpreter, the one
+ * thread that runs pinned behaviors and every hook of a pinned value.
+ * CPython knows it (it is also the thread that handles signals) through
+ * _PyOS_IsMainThread(), exported by both 3.12 (intrcheck.h) and 3.13
+ * (moved to an internal header there, still PyAPI_FUNC); it needs an
+ * attached thread state, so a thread without one is never the pinned
+ * thread here.  CPython updates its record of the main thread after fork. */
+#if PY_VERSION_HEX >= 0x030D0000
+PyAPI_FUNC(int) _PyOS_IsMainThread(void);
+#endif
+static inline int boc_on_pinned_thread(void) {
+  return boc_thread_state_unchecked() != NULL && _PyOS_IsMainThread();
+}
+
 #endif /* BOCPY_CORE_PYCOMPAT_H */

@@ -162,7 +162,7 @@ def test_manifest_rejects_a_lower_minor_after_a_higher_one(tmp_path: Path) -> No
     root = copy_tree(tmp_path)
     with (root / GEN.MANIFEST).open("a") as f:
         f.write("\n[a]\nminor = 5\nsignature = int a(void)\naffinity = x\nerrors = y\nsummary = z\n"
-                "\n[b]\nminor = 1\nsignature = int b(void)\naffinity = x\nerrors = y\nsummary = z\n")
+                "\n[b]\nminor = 2\nsignature = int b(void)\naffinity = x\nerrors = y\nsummary = z\n")
     with pytest.raises(ValueError, match="append-only"):
         GEN.load_manifest(root)
 
@@ -170,6 +170,6 @@ def test_manifest_rejects_a_lower_minor_after_a_higher_one(tmp_path: Path) -> No
 def test_manifest_rejects_a_signature_with_another_name(tmp_path: Path) -> None:
     root = copy_tree(tmp_path)
     with (root / GEN.MANIFEST).open("a") as f:
-        f.write("\n[a]\nminor = 0\nsignature = int b(void)\naffinity = x\nerrors = y\nsummary = z\n")
+        f.write("\n[a]\nminor = 9\nsignature = int b(void)\naffinity = x\nerrors = y\nsummary = z\n")
     with pytest.raises(ValueError, match="bad signature"):
         GEN.load_manifest(root)

@@ -52,10 +52,13 @@ typedef PyObject *(*bocpy_rebuild_fn)(PyTypeObject *type, void *payload);
 typedef void (*bocpy_free_fn)(void *payload);
 typedef void (*bocpy_unshare_fn)(PyObject *obj, void *payload);
 
-/* Pinned-type hooks, all optional, all on the main thread with the GIL:
- * acquire / release: a behavior acquires / releases the PinnedCown holding
- * the value (return 0, or -1 with an exception: the behavior's result cown
- * gets it); destroy: the PinnedCown holding the value dies (must not fail). */
+/* Pinned-type hooks, all optional, all on the pinned thread (the main
+ * thread of the main interpreter) with the GIL, never elsewhere:
+ * acquire / release: a behavior (or `with`) acquires / releases the
+ * PinnedCown holding the value (return 0, or -1 with an exception: the
+ * behavior's result cown gets it); destroy: exactly once, when the
+ * PinnedCown holding the value dies, when the value is replaced, or at exit
+ * for every live value (must not fail). */
 typedef int (*bocpy_pin_hook_fn)(PyObject *value);
 typedef void (*bocpy_pin_destroy_fn)(PyObject *value);
 
@@ -63,6 +66,15 @@ typedef void (*bocpy_pin_destroy_fn)(PyObject *value);
  * cowns[0..n) are handles (Cown / PinnedCown objects) of this interpreter.
  * Returns 0, or -1 with an exception set (stored on the result cown). */
 typedef int (*bocpy_behavior_fn)(PyObject **cowns, Py_ssize_t n, void *ctx);
+
+/* The body of a C behavior scheduled with schedule_call (ABI 1.1), and of
+ * call_on_pinned_thread: module is the plugin's module in the interpreter
+ * that runs it; cowns[0..n) are handles of this interpreter (NULL, 0 for
+ * call_on_pinned_thread); args is the tuple passed at scheduling, rebuilt
+ * here (an empty tuple when NULL was passed).  Returns a new reference (the
+ * result cown's value) or NULL with an exception set. */
+typedef PyObject *(*bocpy_call_fn)(PyObject *module, PyObject **cowns,
+                                   Py_ssize_t n, PyObject *args, void *ctx);
 
 /* ---- registration specs ---------------------------------------------------
  * Size-prefixed: set struct_size = sizeof(the spec) and leave reserved 0; the
@@ -141,10 +153,13 @@ typedef struct bocpy_abi {
   PyObject *(*reduce_shared)(PyObject *obj);
   /* [10] since 1.0. Registers spec->type as a pinned type: its values may only
    * live in a PinnedCown (putting one in a Cown, a message or the noticeboard
-   * raises TypeError naming PinnedCown). Optional hooks run on the main thread
-   * when a behavior acquires / releases the PinnedCown holding the value, and
-   * when that PinnedCown dies. Affinity: any interpreter; attached thread
-   * state; call from the plugin's Py_mod_exec in every interpreter. */
+   * raises TypeError naming PinnedCown). Optional hooks run on the pinned
+   * thread (the main thread of the main interpreter) only: acquire / release
+   * when a behavior (or `with`) acquires / releases the PinnedCown holding the
+   * value; destroy exactly once, when that PinnedCown dies, when its value is
+   * replaced, or at exit for every live value. Affinity: any interpreter;
+   * attached thread state; call from the plugin's Py_mod_exec in every
+   * interpreter. */
   int (*register_pinned)(const bocpy_pinned_spec *spec);
   /* [11] since 1.0. A new Cown holding value (new reference). Affinity: any
    * interpreter; attached thread state. */
@@ -157,28 +172,33 @@ typedef struct bocpy_abi {
   int (*cown_check)(PyObject *obj);
   /* [14] since 1.0. The value of a cown the caller holds (new reference).
    * Affinity: the interpreter holding the cown (inside a behavior that names
-   * it; main for a PinnedCown); attached thread state. */
+   * it; the pinned thread for a PinnedCown); since 1.1, on the main
+   * interpreter after wait() / quiesce() it borrows a parked cown as .value
+   * does; attached thread state. */
   PyObject *(*cown_get)(PyObject *cown);
-  /* [15] since 1.0. Replaces the value of a cown the caller holds. Affinity:
-   * the interpreter holding the cown; attached thread state. */
+  /* [15] since 1.0. Replaces the value of a cown the caller holds (a
+   * PinnedCown's old value gets its destroy hook). Affinity: the interpreter
+   * holding the cown (the pinned thread for a PinnedCown); borrows like
+   * cown_get; attached thread state. */
   int (*cown_set)(PyObject *cown, PyObject *value);
   /* [16] since 1.0. Schedules a behavior whose body is the C function fn over
    * the cowns (like @when(*cowns)); returns its result Cown (new reference),
    * which receives None, or the exception fn raised. fn runs on a worker (on
-   * the main thread when a PinnedCown is named) as fn(handles, n, ctx) and
+   * the pinned thread when a PinnedCown is named) as fn(handles, n, ctx) and
    * returns 0, or -1 with an exception set. free_ctx(ctx), if not NULL, is
    * called exactly once after the behavior retired, or when scheduling fails.
    * Affinity: any interpreter; attached thread state (the main interpreter
    * starts the runtime if needed). */
   PyObject *(*schedule_c)(PyObject *const *cowns, Py_ssize_t n, bocpy_behavior_fn fn, void *ctx, bocpy_free_fn free_ctx);
-  /* [17] since 1.0. Pinned behaviors ready and waiting for the main thread's
+  /* [17] since 1.0. Pinned behaviors ready and waiting for the pinned thread's
    * pump. Affinity: any thread; no thread state needed. */
   int64_t (*pinned_queue_depth)(void);
   /* [18] since 1.0. Milliseconds the pinned queue has been continuously non-
    * empty (0 when empty). Affinity: any thread; no thread state needed. */
   int64_t (*pinned_queue_age_ms)(void);
-  /* [19] since 1.0. 1 while the main thread is inside pump() (running a pinned
-   * behavior), else 0. Affinity: main interpreter; attached thread state. */
+  /* [19] since 1.0. 1 while the pinned thread is inside pump() (running a
+   * pinned behavior), else 0. Affinity: main interpreter; attached thread
+   * state. */
   int (*pump_in_progress)(void);
   /* [20] since 1.0. bocpy.send(tag, value): copies value (cown handles travel
    * as references, shareable types by share/rebuild) onto the queue of `tag`
@@ -204,6 +224,57 @@ typedef struct bocpy_abi {
    * noticeboard (no error when absent). Affinity: any interpreter; attached
    * thread state; not from inside a notice_update function. */
   int (*notice_delete)(const char *key);
+  /* [25] since 1.1. Schedules a behavior whose body is the C function fn over
+   * the cowns (like @when(*cowns)) and returns its result Cown (new
+   * reference). args (NULL or a tuple) is copied now like a cown value (cown
+   * handles travel as references, shareable types by share/rebuild) and
+   * rebuilt in the interpreter that runs fn; module is the calling plugin's
+   * module, whose name is imported there. fn runs on a worker (on the pinned
+   * thread when a PinnedCown is named) as fn(module, handles, n, args, ctx)
+   * and returns a new reference, which becomes the result cown's value (it
+   * must be able to travel), or NULL with an exception set, which becomes the
+   * result cown's exception. free_ctx(ctx), if not NULL, is called exactly
+   * once after the behavior retired, or when scheduling fails (any thread,
+   * some interpreter's thread state attached: ctx must be plain C data).
+   * Affinity: any interpreter; attached thread state (the main interpreter
+   * starts the runtime if needed); a native thread may call it after
+   * PyGILState_Ensure. */
+  PyObject *(*schedule_call)(PyObject *module, PyObject *const *cowns, Py_ssize_t n, bocpy_call_fn fn, PyObject *args, void *ctx, bocpy_free_fn free_ctx);
+  /* [26] since 1.1. 1 when the cown's value is an exception a behavior raised
+   * (a result cown's error state, Cown.exception), else 0. Affinity: like
+   * cown_get: the interpreter holding the cown; on the main interpreter after
+   * wait() / quiesce() it borrows the cown as .value does; a PinnedCown only
+   * on the pinned thread. */
+  int (*cown_exception)(PyObject *cown);
+  /* [27] since 1.1. bocpy.wait(timeout): waits until every behavior has run,
+   * then stops the runtime (timeout < 0: forever). Afterwards cown_get borrows
+   * any cown on the main interpreter. Affinity: main interpreter; attached
+   * thread state (released while waiting); pinned work runs meanwhile only
+   * when called on the pinned thread. */
+  int (*wait)(double timeout);
+  /* [28] since 1.1. bocpy.quiesce(timeout): like wait, but the runtime keeps
+   * running. Affinity: main interpreter; attached thread state (released while
+   * waiting); pinned work runs meanwhile only when called on the pinned
+   * thread. */
+  int (*quiesce)(double timeout);
+  /* [29] since 1.1. Runs fn(module, NULL, 0, args, ctx) on the pinned thread
+   * (the main thread of the main interpreter), from its next pump() or wait(),
+   * like a behavior over no cown; returns its result Cown (new reference),
+   * which receives fn's return value or exception. args, module, ctx and
+   * free_ctx as for schedule_call. Affinity: any interpreter; attached thread
+   * state (the main interpreter starts the runtime if needed). */
+  PyObject *(*call_on_pinned_thread)(PyObject *module, bocpy_call_fn fn, PyObject *args, void *ctx, bocpy_free_fn free_ctx);
+  /* [30] since 1.1. 1 on the pinned thread (the main thread of the main
+   * interpreter, where pinned behaviors and every pinned-value hook run), else
+   * 0. Affinity: any thread; no thread state needed. */
+  int (*on_pinned_thread)(void);
+  /* [31] since 1.1. PyType_GetModuleByDef for the 3.12 limited API: 1 when the
+   * type of obj, or one of its bases, was created by a module of definition
+   * def in the calling interpreter (*module, when not NULL, receives that
+   * module, borrowed), else 0 (*module = NULL). A plugin checks its own types
+   * with it in every interpreter, then compares Py_TYPE(obj) with the type in
+   * that module's state. Affinity: any interpreter; attached thread state. */
+  int (*type_check)(PyObject *obj, PyModuleDef *def, PyObject **module);
 /* END GENERATED */
 } bocpy_abi;
 
