@@ -10,7 +10,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$(cd "$1" && pwd)"
 py="$venv/bin/python"
 build="$root/build/asan-module-$("$py" -c 'import sys; print("%d%d" % sys.version_info[:2])')"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DBOCPY_WERROR=ON \
   "-DBOCPY_SANITIZE=address;undefined" -DPython_EXECUTABLE="$py" >/dev/null
 cmake --build "$build" >/dev/null
 pkg="$(mktemp -d)"

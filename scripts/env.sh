@@ -9,7 +9,7 @@ BOCPY_PYTHONS="${BOCPY_PYTHONS:-3.12 3.13}"
 
 # Debian packages the build and the tests need.
 bocpy_apt_packages="build-essential clang pkg-config libcmocka-dev ninja-build
-  valgrind xvfb xauth tk-dev"
+  valgrind xvfb xauth tk-dev patchelf"
 
 bocpy_install_system_packages() {
   local missing=()
@@ -58,5 +58,8 @@ bocpy_venv() {
 bocpy_install_package() {
   local venv="$1"
   echo "== building and installing bocpy into $venv" >&2
-  "$venv/bin/python" -m pip install -q --no-build-isolation "$BOCPY_ROOT" >&2
+  # -Werror: the development build is warning-free (a plain `pip install .`
+  # does not turn it on).
+  "$venv/bin/python" -m pip install -q --no-build-isolation \
+    -C cmake.define.BOCPY_WERROR=ON "$BOCPY_ROOT" >&2
 }
