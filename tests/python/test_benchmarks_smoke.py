@@ -50,3 +50,25 @@ def test_pinned_and_messaging_workloads_run(script: str, tmp_path: Path) -> None
     assert out.returncode == 0, out.stderr
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["check"] is True and figures["ops"] == 200
+
+
+def test_driver_runs_from_the_source_tree_against_the_installed_bocpy(tmp_path: Path) -> None:
+    """The documented command, from the repository root, without --ours-path:
+    ours is the bocpy installed in .venv/py3.12, which the source tree (with
+    no extension built in place) must not shadow."""
+    py312 = RUN.parents[1] / ".venv" / "py3.12" / "bin" / "python"
+    if not py312.exists():
+        pytest.fail("the benchmark driver needs .venv/py3.12 (scripts/test.sh makes it)")
+    out = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--ours-only", "--no-chart", "--no-baselines",
+         "--only", "chain_null", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=RUN.parents[1],
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    data = json.loads((tmp_path / "results-quick.json").read_text())
+    assert data["machine"]["ours_build"]["build_type"] == "installed"
+    ours = data["machine"]["implementations"]["ours"]
+    assert "site-packages" in ours["file"], ours
+    runs = [r for p in data["points"] for r in p["runs"]["ours"]]
+    assert runs and all(r["ok"] for r in runs)

@@ -75,8 +75,8 @@ def abi3audit(*artifacts: Path) -> None:
 
 def auditwheel_repair(wheel: Path, dest: Path) -> Path:
     run([tool("auditwheel"), "repair", "-w", dest, wheel], env=tool_env())
-    name = wheel.name.split("-")[0]
-    fixed = only(sorted(dest.glob(f"{name}-*manylinux*.whl")), f"repaired {name} wheel")
+    prefix = wheel.name.rsplit("-", 1)[0]  # name-version-python-abi
+    fixed = only(sorted(dest.glob(f"{prefix}-manylinux*.whl")), f"repaired {prefix} wheel")
     show = run([tool("auditwheel"), "show", fixed], env=tool_env()).stdout
     assert re.search(r'consistent with\s+the\s+following\s+platform\s+tag:\s+"manylinux_',
                      show), show
