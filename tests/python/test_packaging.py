@@ -323,3 +323,22 @@ def test_in_tree_plugins_build_standalone_into_abi3_wheels(
             out = in_venv(python, PLUGIN_CHECK, tmp_path, name)
             assert f"ok {name} ({ver.replace('.', ', ')})" in out, out
             assert out.split()[-1] == digest  # the standalone build is what loaded
+
+
+# ---- documents a package index shows, and paths in documents (fast) ---------------
+
+def test_readme_works_on_a_package_index_page() -> None:
+    """PyPI renders README.md without the repository: relative links break."""
+    text = (REPO / "README.md").read_text()
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert [u for u in links if not u.startswith(("https://", "http://"))] == []
+    assert text.index("## Install") < text.index("## For contributors")
+    assert "pip install .\n" in text
+
+
+def test_no_machine_specific_paths_in_documents() -> None:
+    docs = [REPO / "README.md", REPO / "CHANGELOG.md", *(REPO / "docs").glob("*.md"),
+            *TEMPLATE.rglob("*.md"), *(REPO / "benchmarks").glob("*.py")]
+    bad = re.compile(r"/root/|/home/\w|\.pyenv/versions|/Users/\w")
+    found = [(d.name, m.group(0)) for d in docs for m in bad.finditer(d.read_text())]
+    assert found == []
