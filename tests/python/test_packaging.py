@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -97,12 +98,20 @@ def interpreters() -> dict[str, str]:
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory, interpreters: dict[str, str]) -> Path:
     """Directory holding one manylinux bocpy-runtime wheel per CPython."""
     root = tmp_path_factory.mktemp("wheels")
-    for py in interpreters.values():
+    for ver, py in interpreters.items():
         # A plain pip build (BOCPY_WERROR off) with hardening flags; the build
-        # directory persists between sessions, like scripts/check_wheel.sh's.
+        # directory persists between sessions, like scripts/check_wheel.sh's,
+        # and CMake reads CFLAGS only when it first configures one.
+        tag = "cp" + ver.replace(".", "")
+        cache = REPO / "build" / "wheel-hardened" / f"{tag}-{tag}-linux_x86_64" / "CMakeCache.txt"
+        if cache.exists() and f"CMAKE_C_FLAGS:STRING={HARDENED}\n" not in cache.read_text():
+            shutil.rmtree(cache.parent)
         run([py, "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps",
              "-C", f"build-dir={REPO}/build/wheel-hardened/{{wheel_tag}}",
              "-w", root / "raw", REPO], env={**os.environ, "CFLAGS": HARDENED})
+        text = cache.read_text()
+        assert f"CMAKE_C_FLAGS:STRING={HARDENED}\n" in text
+        assert "BOCPY_WERROR:BOOL=OFF\n" in text  # a plain pip build never adds -Werror
     house = root / "house"
     for ver in VERSIONS:
         tag = "cp" + ver.replace(".", "")
