@@ -351,3 +351,16 @@ def test_no_machine_specific_paths_in_documents() -> None:
     bad = re.compile(r"/root/|/home/\w|\.pyenv/versions|/Users/\w")
     found = [(d.name, m.group(0)) for d in docs for m in bad.finditer(d.read_text())]
     assert found == []
+
+
+def test_template_readme_links_resolve() -> None:
+    """The template's README links into the repository's docs; the rendered
+    project's README (shipped with someone else's project) has no relative
+    links at all."""
+    for md in TEMPLATE.rglob("*.md"):
+        links = [u.split("#")[0] for u in re.findall(r"\]\(([^)]+)\)", md.read_text())
+                 if not u.startswith(("https://", "http://", "#"))]
+        if "{{cookiecutter.project_slug}}" in str(md):
+            assert links == [], (md, links)
+        for link in links:
+            assert (md.parent / link).resolve().exists(), (md, link)
