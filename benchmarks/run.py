@@ -127,6 +127,36 @@ def plan_ours(ap: argparse.ArgumentParser, ns: argparse.Namespace) -> tuple[Setu
     return Setup(None), {"rev": None, "build_type": "installed", "path": f"installed in {PY312}"}
 
 
+def choose_impls(ns: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The bocpy implementations to measure, and all of them (with the
+    baselines)."""
+    bocpy_impls = ["ours"]
+    if not ns.ours_only:
+        if REFPY.exists():
+            bocpy_impls.append("ref")
+        else:
+            print(f"note: {REFPY} not found: skipping the reference implementation "
+                  "(create it with: python3.12 -m venv build/refvenv && "
+                  "build/refvenv/bin/pip install bocpy==0.9.0)", file=sys.stderr)
+    if ns.with_313:
+        bocpy_impls.append("ours313")
+    impls = list(bocpy_impls) + ([] if ns.no_baselines else list(workloads.BASELINE_IMPLS))
+    return bocpy_impls, impls
+
+
+def print_plan(ours_build: dict, machine: dict, impls: list[str], ns_per_iter: float,
+               iters_for_us, npoints: int, reps: int) -> None:
+    print(f"ours: {ours_build}")
+    print(f"machine: {machine['cpu_model']}, {machine['cores_affinity']} cores in affinity, "
+          f"loadavg {machine['loadavg_before']}")
+    for impl in impls:
+        print(f"  {impl:10s} {machine['implementations'].get(impl)}")
+    print(f"calibration: {ns_per_iter:.1f} ns per payload iteration; "
+          f"10 us = {iters_for_us(10)}, 100 us = {iters_for_us(100)}, "
+          f"1 ms = {iters_for_us(1000)}, 10 ms = {iters_for_us(10000)} iterations")
+    print(f"{npoints} points x {reps} reps, implementations: {', '.join(impls)}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap, ns = parse_args(argv)
     if ns.chart_from:  # helper mode: re-invoked under an interpreter with matplotlib
@@ -141,17 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if planned is None:
         return 2
     setup, ours_build = planned
-    bocpy_impls = ["ours"]
-    if not ns.ours_only:
-        if REFPY.exists():
-            bocpy_impls.append("ref")
-        else:
-            print(f"note: {REFPY} not found: skipping the reference implementation "
-                  "(create it with: python3.12 -m venv build/refvenv && "
-                  "build/refvenv/bin/pip install bocpy==0.9.0)", file=sys.stderr)
-    if ns.with_313:
-        bocpy_impls.append("ours313")
-    impls = list(bocpy_impls) + ([] if ns.no_baselines else list(workloads.BASELINE_IMPLS))
+    bocpy_impls, impls = choose_impls(ns)
 
     t_start = time.perf_counter()
     machine = machine_info(setup, impls)
@@ -188,15 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if ns.rebuild:
         points = []
 
-    print(f"ours: {ours_build}")
-    print(f"machine: {machine['cpu_model']}, {machine['cores_affinity']} cores in affinity, "
-          f"loadavg {machine['loadavg_before']}")
-    for impl in impls:
-        print(f"  {impl:10s} {machine['implementations'].get(impl)}")
-    print(f"calibration: {ns_per_iter:.1f} ns per payload iteration; "
-          f"10 us = {iters_for_us(10)}, 100 us = {iters_for_us(100)}, "
-          f"1 ms = {iters_for_us(1000)}, 10 ms = {iters_for_us(10000)} iterations")
-    print(f"{len(points)} points x {reps} reps, implementations: {', '.join(impls)}", flush=True)
+    print_plan(ours_build, machine, impls, ns_per_iter, iters_for_us, len(points), reps)
 
     raw, failures = measure(
         setup, points, reps,
