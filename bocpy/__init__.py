@@ -87,17 +87,13 @@ def __getattr__(name: str) -> Any:
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    # The version compiled into _core ("bocpy 0.1.0 (ABI 1.0, ...)"), which
+    # comes from the one place it is written (project() in CMakeLists.txt);
+    # the wheel's metadata (distribution "bocpy-runtime") reads the same line.
+    import re
 
-        return version("bocpy")
-    except Exception as exc:  # metadata missing: never fail the import
-        import logging
-
-        logging.getLogger("bocpy").warning(
-            "bocpy version metadata unavailable (%s)", type(exc).__name__
-        )
-        return "0.0.0+unknown"
+    m = re.match(r"bocpy (\S+)", _core._abi_info()["version"])
+    return m.group(1) if m else "0.0.0+unknown"
 
 
 __version__: str = _version()

@@ -10,11 +10,33 @@ are installed inside the package, next to this file::
 In a source checkout (no installed headers) the functions fall back to the
 checkout's ``abi/`` directory for the headers; the pkg-config and CMake
 files only exist once bocpy is built and installed.
+
+``python -m bocpy --includes / --cflags / --cmakedir / --pkgconfigdir /
+--abi`` prints the same for build scripts (see ``bocpy/__main__.py`` and
+docs/packaging.md).
 """
 
 from __future__ import annotations
 
+import sysconfig
 from pathlib import Path
+
+#: Py_LIMITED_API of every bocpy plugin (abi3 from CPython 3.12 on); the
+#: same spelling as CMake's ``Python_add_library(... USE_SABI 3.12)``, as in
+#: bocpy.pc and the bocpy::headers CMake target.
+LIMITED_API = "0x030c0000"
+
+#: Optional features a core may report through the table's ``capability``
+#: entry (the names listed in abi/abi.manifest).
+CAPABILITIES = (
+    "shareable_types",
+    "pinned_types",
+    "c_behaviors",
+    "pump_state",
+    "reduce_shared",
+    "messaging",
+    "noticeboard",
+)
 
 _PKG = Path(__file__).resolve().parent
 
@@ -47,3 +69,35 @@ def get_sources() -> list[str]:
     """C sources a plugin must compile in: none (everything it needs is in
     the headers and the ABI table that ``bocpy._core`` exports)."""
     return []
+
+
+def get_includes() -> list[str]:
+    """The include directories a plugin compiles with: CPython's, then
+    bocpy's (``#include <bocpy/bocpy.h>``)."""
+    return [sysconfig.get_path("include"), get_include()]
+
+
+def get_cflags() -> list[str]:
+    """Compiler flags for a plugin: the include directories and
+    ``Py_LIMITED_API`` (an abi3 module for CPython 3.12 and later)."""
+    return [f"-I{d}" for d in get_includes()] + [f"-DPy_LIMITED_API={LIMITED_API}"]
+
+
+def abi_capabilities() -> dict[str, int]:
+    """The optional features the loaded core supports, each with its
+    feature version (asks the table's ``capability`` entry)."""
+    import ctypes
+
+    from . import _core
+
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype = ctypes.c_void_p
+    get.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    table = get(_core._BOCPY_ABI, b"bocpy._core._BOCPY_ABI")
+    # The header (4 x uint32_t and a const char *) is followed by the
+    # entries, the first of which is int64_t capability(const char *name).
+    header = 4 * ctypes.sizeof(ctypes.c_uint32) + ctypes.sizeof(ctypes.c_char_p)
+    entry = ctypes.c_void_p.from_address(table + header).value
+    capability = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p)(entry)
+    found = {name: int(capability(name.encode())) for name in CAPABILITIES}
+    return {name: v for name, v in found.items() if v > 0}

@@ -3,18 +3,44 @@
 # Builds a bocpy plugin: a CPython extension module compiled against the
 # stable ABI (Py_LIMITED_API = 3.12) and bocpy's public headers only, so the
 # resulting <module>.abi3.so loads on every supported CPython.
+#
+# The same function serves the source tree (cmake/BocpyPlugin.cmake, included
+# by the root CMakeLists.txt) and plugin authors: it is installed next to
+# bocpyConfig.cmake, so after find_package(bocpy CONFIG REQUIRED) an
+# out-of-tree CMakeLists.txt calls it the same way.  It needs:
+#   * the target bocpy::headers (the include directory and Py_LIMITED_API;
+#     abi/CMakeLists.txt in the tree, bocpyConfig.cmake outside it);
+#   * FindPython's Python_add_library with Development.SABIModule (the root
+#     CMakeLists.txt in the tree, bocpyConfig.cmake outside it).
+# Warnings: the project's policy (bocpy_set_warnings) in the tree; -Wall
+# -Wextra outside it.  -Werror only with BOCPY_WERROR=ON.
 function(bocpy_add_plugin)
   cmake_parse_arguments(ARG "" "NAME;DESTINATION" "SOURCES" ${ARGN})
   if(NOT ARG_NAME OR NOT ARG_SOURCES)
     message(FATAL_ERROR "bocpy_add_plugin needs NAME and SOURCES")
   endif()
+  if(NOT TARGET bocpy::headers)
+    message(FATAL_ERROR "bocpy_add_plugin(${ARG_NAME}): the target bocpy::headers "
+            "is missing; call find_package(bocpy CONFIG REQUIRED) first")
+  endif()
+  if(NOT COMMAND Python_add_library)
+    message(FATAL_ERROR "bocpy_add_plugin(${ARG_NAME}): call find_package(Python 3.12 "
+            "REQUIRED COMPONENTS Interpreter Development.SABIModule) first")
+  endif()
   # USE_SABI 3.12 defines Py_LIMITED_API=0x030c0000 and gives the module the
   # .abi3.so suffix.
   Python_add_library(${ARG_NAME} MODULE USE_SABI 3.12 WITH_SOABI ${ARG_SOURCES})
-  target_include_directories(${ARG_NAME} PRIVATE ${PROJECT_SOURCE_DIR}/abi/include)
-  # One exported symbol: PyInit_<name> (PyMODINIT_FUNC marks it visible).
-  set_target_properties(${ARG_NAME} PROPERTIES C_VISIBILITY_PRESET hidden)
-  bocpy_set_warnings(${ARG_NAME})
+  target_link_libraries(${ARG_NAME} PRIVATE bocpy::headers)
+  set_target_properties(${ARG_NAME} PROPERTIES C_STANDARD 11 C_STANDARD_REQUIRED ON
+                        C_VISIBILITY_PRESET hidden)
+  if(COMMAND bocpy_set_warnings)
+    bocpy_set_warnings(${ARG_NAME})
+  else()
+    target_compile_options(${ARG_NAME} PRIVATE -Wall -Wextra)
+    if(BOCPY_WERROR)
+      target_compile_options(${ARG_NAME} PRIVATE -Werror)
+    endif()
+  endif()
   if(ARG_DESTINATION)
     install(TARGETS ${ARG_NAME} LIBRARY DESTINATION ${ARG_DESTINATION})
   endif()

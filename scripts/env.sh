@@ -12,7 +12,7 @@ BOCPY_PYTHONS="${BOCPY_PYTHONS:-3.12 3.13}"
 # through the ICD loader (ocl-icd-libopencl1), so no GPU is needed; the
 # ctypes bridge links the system libffi (libffi-dev).
 bocpy_apt_packages="build-essential clang pkg-config libcmocka-dev ninja-build libffi-dev
-  valgrind xvfb xauth tk-dev opencl-headers ocl-icd-libopencl1 pocl-opencl-icd"
+  valgrind xvfb xauth tk-dev patchelf opencl-headers ocl-icd-libopencl1 pocl-opencl-icd"
 
 bocpy_install_system_packages() {
   local missing=()
@@ -61,5 +61,8 @@ bocpy_venv() {
 bocpy_install_package() {
   local venv="$1"
   echo "== building and installing bocpy into $venv" >&2
-  "$venv/bin/python" -m pip install -q --no-build-isolation "$BOCPY_ROOT" >&2
+  # -Werror: the development build is warning-free (a plain `pip install .`
+  # does not turn it on).
+  "$venv/bin/python" -m pip install -q --no-build-isolation \
+    -C cmake.define.BOCPY_WERROR=ON "$BOCPY_ROOT" >&2
 }

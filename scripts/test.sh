@@ -29,7 +29,7 @@ export PATH="$venv/bin:$PATH"   # cmake and ninja from PyPI
 
 c_tests() { # c_tests <build-dir> <cmake args...>
   local dir="$1"; shift
-  cmake -S . -B "$dir" -G Ninja -DBOCPY_BUILD_TESTS=ON -DBOCPY_BUILD_MODULE=OFF "$@" >/dev/null &&
+  cmake -S . -B "$dir" -G Ninja -DBOCPY_BUILD_TESTS=ON -DBOCPY_BUILD_MODULE=OFF -DBOCPY_WERROR=ON "$@" >/dev/null &&
     cmake --build "$dir" &&
     ctest --test-dir "$dir" --output-on-failure
 }
@@ -52,7 +52,7 @@ run_step "C unit tests (cmocka, clang, TSan)" c_tests build/ctest-tsan -DCMAKE_B
 run_step "Fuzzing the 2PL engine (libFuzzer, 60 s)" bash scripts/fuzz.sh 60
 
 clang_module() {
-  cmake -S . -B build/clang-module -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
+  cmake -S . -B build/clang-module -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DBOCPY_WERROR=ON \
     -DPython_EXECUTABLE="$venv/bin/python" >/dev/null && cmake --build build/clang-module
 }
 run_step "Extension and plugins build warning-free with clang (-Werror)" clang_module

@@ -445,7 +445,7 @@ PyObject *boc_nb_view(void) {
   if (not_reentrant() < 0) {
     return NULL;
   }
-  uint64_t version;
+  uint64_t version = 0; /* set by fresh_view before use; 0 quiets -Wmaybe-uninitialized */
   if (!cached_reads()) {
     return fresh_view(&version);
   }

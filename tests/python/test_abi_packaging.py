@@ -98,7 +98,7 @@ def pkg_config(args: list[str], pc_dir: str) -> str:
 
 
 def test_pkg_config_file_is_relocatable(tmp_path: Path) -> None:
-    cflags = pkg_config(["--cflags"], bocpy.get_pkgconfig_dir())
+    cflags = pkg_config(["--cflags-only-I"], bocpy.get_pkgconfig_dir())
     inc = Path(cflags.removeprefix("-I"))
     assert inc.resolve() == Path(bocpy.get_include()).resolve()
     version = pkg_config(["--modversion"], bocpy.get_pkgconfig_dir())
@@ -108,7 +108,7 @@ def test_pkg_config_file_is_relocatable(tmp_path: Path) -> None:
     moved = tmp_path / "moved" / "bocpy"
     shutil.copytree(pkg / "include", moved / "include")
     shutil.copytree(pkg / "lib", moved / "lib")
-    cflags = pkg_config(["--cflags"], str(moved / "lib" / "pkgconfig"))
+    cflags = pkg_config(["--cflags-only-I"], str(moved / "lib" / "pkgconfig"))
     assert Path(cflags.removeprefix("-I")).resolve() == (moved / "include").resolve()
 
 
@@ -312,3 +312,107 @@ def test_one_abi3_binary_loads_on_312_and_313(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=180)
         assert res.returncode == 0, res.stderr
         assert f"ok {ver}" in res.stdout
+
+
+# ---- python -m bocpy, and what the CMake package and bocpy.pc carry -----------
+
+def bocpy_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-P", "-m", "bocpy", *args], capture_output=True,
+                          text=True, env=env_with_bocpy(), cwd=Path(bocpy.get_include()))
+
+
+def test_python_m_bocpy_prints_what_builds_need() -> None:
+    import sysconfig
+
+    py_inc = sysconfig.get_path("include")
+    out = {opt: bocpy_cli(opt).stdout.strip() for opt in
+           ("--includes", "--cflags", "--cmakedir", "--pkgconfigdir", "--version")}
+    assert out["--includes"] == f"-I{py_inc} -I{bocpy.get_include()}"
+    assert out["--cflags"] == out["--includes"] + " -DPy_LIMITED_API=0x030c0000"
+    assert out["--cmakedir"] == bocpy.get_cmake_dir()
+    assert out["--pkgconfigdir"] == bocpy.get_pkgconfig_dir()
+    assert out["--version"] == bocpy.__version__
+    version = re.search(r"project\(bocpy VERSION ([0-9.]+)", (REPO / "CMakeLists.txt").read_text())
+    assert bocpy.__version__ == version.group(1)  # one version, written once
+    # several options: one line each, in order
+    res = bocpy_cli("--cmakedir", "--version")
+    assert res.stdout.splitlines() == [out["--cmakedir"], out["--version"]]
+    # no option: the help, and a non-zero status
+    res = bocpy_cli()
+    assert res.returncode == 2 and "--cmakedir" in res.stdout
+    res = bocpy_cli("--nonsense")
+    assert res.returncode == 2 and "unrecognized arguments: --nonsense" in res.stderr
+
+
+def test_python_m_bocpy_abi_lists_the_capabilities() -> None:
+    from test_abi_support import gen_abi
+
+    version, caps = bocpy_cli("--abi").stdout.splitlines()
+    info = bocpy._core._abi_info()
+    assert version == f"{info['major']}.{info['minor']}"
+    reported = dict(item.split("=") for item in caps.split())
+    # every capability the manifest documents, none else, each with a version
+    manifest = {e.name: e for e in gen_abi().load_manifest(REPO).entries}["capability"]
+    documented = re.findall(r'"(\w+)"', manifest.summary)
+    assert sorted(reported) == sorted(documented)
+    assert all(int(v) >= 1 for v in reported.values())
+
+
+def test_headers_target_and_pc_file_carry_the_limited_api(tmp_path: Path) -> None:
+    cmake, ninja = find_tool("cmake"), find_tool("ninja")
+    assert cmake and ninja, "cmake and ninja come from scripts/requirements.txt"
+    cflags = pkg_config(["--cflags"], bocpy.get_pkgconfig_dir()).split()
+    assert "-DPy_LIMITED_API=0x030c0000" in cflags
+    # a plain library (no USE_SABI) linked with bocpy::headers gets the define
+    (tmp_path / "x.c").write_text(
+        "#ifndef Py_LIMITED_API\n#error bocpy::headers did not set Py_LIMITED_API\n#endif\n"
+        "#if Py_LIMITED_API != 0x030c0000\n#error wrong Py_LIMITED_API\n#endif\n"
+        "#include <Python.h>\n#include <bocpy/bocpy.h>\nint x(void);\nint x(void) { return 0; }\n")
+    (tmp_path / "CMakeLists.txt").write_text(textwrap.dedent("""
+        cmake_minimum_required(VERSION 3.26)
+        project(x LANGUAGES C)
+        find_package(Python 3.12 REQUIRED COMPONENTS Interpreter Development.SABIModule)
+        find_package(bocpy CONFIG REQUIRED)
+        add_library(x STATIC x.c)
+        target_link_libraries(x PRIVATE bocpy::headers Python::SABIModule)
+        """))
+    cmakedir = bocpy_cli("--cmakedir").stdout.strip()
+    for cmd in ([cmake, "-S", str(tmp_path), "-B", str(tmp_path / "b"), "-G", "Ninja",
+                 f"-DCMAKE_MAKE_PROGRAM={ninja}", f"-DPython_EXECUTABLE={sys.executable}",
+                 f"-Dbocpy_DIR={cmakedir}"],
+                [cmake, "--build", str(tmp_path / "b")]):
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+
+
+def test_cmakedir_feeds_a_plain_find_package_build_of_a_plugin(tmp_path: Path) -> None:
+    """plugins/files/CMakeLists.txt on its own: find_package(bocpy) with the
+    directory `python -m bocpy --cmakedir` prints, bocpy_add_plugin() from the
+    installed package, -Werror on; the binary is abi3 and works."""
+    cmake, ninja = find_tool("cmake"), find_tool("ninja")
+    assert cmake and ninja, "cmake and ninja come from scripts/requirements.txt"
+    cmakedir = bocpy_cli("--cmakedir").stdout.strip()
+    build = tmp_path / "build"
+    for cmd in ([cmake, "-S", str(REPO / "plugins" / "files"), "-B", str(build), "-G", "Ninja",
+                 f"-DCMAKE_MAKE_PROGRAM={ninja}", f"-DPython_EXECUTABLE={sys.executable}",
+                 f"-Dbocpy_DIR={cmakedir}", "-DBOCPY_WERROR=ON",
+                 "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"],
+                [cmake, "--build", str(build)]):
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    commands = (build / "compile_commands.json").read_text()
+    assert "-Werror" in commands and "-DPy_LIMITED_API=0x030c0000" in commands
+    assert str(Path(cmakedir).parents[2] / "include") in commands  # the installed headers
+    plugin = build / "files.abi3.so"
+    assert_stable_abi_only(plugin)
+    # a copy of the installed package with this build as its files plugin
+    pkg = tmp_path / "site" / "bocpy"
+    shutil.copytree(Path(bocpy.__file__).parent, pkg,
+                    ignore=shutil.ignore_patterns("files*.so", "__pycache__"))
+    shutil.copy(plugin, pkg / "plugins" / plugin.name)
+    target = str(pkg / "plugins" / plugin.name)
+    res = subprocess.run([sys.executable, "-c", CROSS.format(plugin=target)], cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(pkg.parent)},
+                         capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    assert f"ok {tuple(sys.version_info[:2])}" in res.stdout

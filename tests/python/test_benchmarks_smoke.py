@@ -62,3 +62,23 @@ def test_opencl_benchmark_runs(tmp_path: Path) -> None:
     for key in ("upload_s", "kernel_s", "read_s", "cpu_s"):
         assert figures["saxpy"][key] > 0
     assert figures["matmul"]["matmul_tiled_check"] is True
+def test_driver_runs_from_the_source_tree_against_the_installed_bocpy(tmp_path: Path) -> None:
+    """The documented command, from the repository root, without --ours-path:
+    ours is the bocpy installed in .venv/py3.12, which the source tree (with
+    no extension built in place) must not shadow."""
+    py312 = RUN.parents[1] / ".venv" / "py3.12" / "bin" / "python"
+    if not py312.exists():
+        pytest.fail("the benchmark driver needs .venv/py3.12 (scripts/test.sh makes it)")
+    out = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--ours-only", "--no-chart", "--no-baselines",
+         "--only", "chain_null", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=RUN.parents[1],
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    data = json.loads((tmp_path / "results-quick.json").read_text())
+    assert data["machine"]["ours_build"]["build_type"] == "installed"
+    ours = data["machine"]["implementations"]["ours"]
+    assert "site-packages" in ours["file"], ours
+    runs = [r for p in data["points"] for r in p["runs"]["ours"]]
+    assert runs and all(r["ok"] for r in runs)
