@@ -57,11 +57,18 @@ clang_module() {
 }
 run_step "Extension and plugins build warning-free with clang (-Werror)" clang_module
 
+# The package is installed into every version's environment before any
+# Python test runs: tests on one CPython load what was built for another.
+install_all() {
+  local v
+  for v in $BOCPY_PYTHONS; do bocpy_install_package "$(bocpy_venv "$v")" || return 1; done
+}
+run_step "Build and install bocpy (CPython $BOCPY_PYTHONS)" install_all
+
 for ver in $BOCPY_PYTHONS; do
   py_tests() {
     local venv
     venv="$(bocpy_venv "$ver")" &&
-      bocpy_install_package "$venv" &&
       (cd "$BOCPY_ROOT" && "$venv/bin/pytest" -p no:cacheprovider -q)
   }
   run_step "Python tests (pytest, CPython $ver)" py_tests
