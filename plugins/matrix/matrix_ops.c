@@ -12,11 +12,15 @@
  * The numbers are crunched in matrix_kernels.c; this file validates,
  * allocates and dispatches.
  */
-#include "matrix.h"
+#include "matrix_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "matrix_args.h"
+#include "matrix_convert.h"
+#include "matrix_kernels.h"
 
 /* ---- operands ------------------------------------------------------------ */
 

@@ -1,367 +1,21 @@
-/* matrix_type.c - the Matrix type: construction, argument helpers,
- * properties, indexing, iteration, repr/str and the method table.
+/* matrix_type.c - the Matrix type: construction (also from the random
+ * generator), properties, indexing, iteration, repr/str and the method and
+ * slot tables.
  *
  * Every entry point that reads or writes a matrix's numbers (or its shape,
  * which lives in the shared record) first calls mx_own(): a matrix that
  * moved to another interpreter raises RuntimeError.
  */
-#include "matrix.h"
+#include "matrix_type.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- identity and life cycle --------------------------------------------- */
-
-static void mx_dealloc(PyObject *self) {
-  PyTypeObject *tp = Py_TYPE(self);
-  mx_t *m = MX(self);
-  if (m->buf != NULL) {
-    mx_buf_decref(m->buf); /* the record may outlive us in another interp */
-    m->buf = NULL;
-  }
-  freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-  tp_free(self);
-  Py_DECREF(tp); /* instances of heap types hold their type */
-}
-
-int mx_check(PyObject *o) {
-  /* Each interpreter has its own type object; they share tp_dealloc. */
-  return PyType_GetSlot(Py_TYPE(o), Py_tp_dealloc) == (void *)mx_dealloc;
-}
-
-/* ---- argument helpers ---------------------------------------------------- */
-
-int mx_as_double(PyObject *o, double *out) {
-  if (PyFloat_Check(o)) {
-    *out = PyFloat_AsDouble(o);
-    return 1;
-  }
-  if (PyLong_Check(o)) {
-    const double d = PyLong_AsDouble(o);
-    if (d == -1.0 && PyErr_Occurred()) {
-      return -1; /* OverflowError: too large for a double */
-    }
-    *out = d;
-    return 1;
-  }
-  if (PySequence_Check(o)) {
-    return 0; /* rows, NumPy arrays (which also have __index__ / __float__) */
-  }
-  PyObject *num = NULL;
-  if (PyIndex_Check(o)) {
-    num = PyNumber_Index(o);
-  } else if (PyType_GetSlot(Py_TYPE(o), Py_nb_float) != NULL) {
-    num = PyNumber_Float(o); /* __float__: Decimal, Fraction, ... */
-  } else {
-    return 0;
-  }
-  if (num == NULL) {
-    return -1;
-  }
-  const double d = PyFloat_Check(num) ? PyFloat_AsDouble(num)
-                                      : PyLong_AsDouble(num);
-  Py_DECREF(num);
-  if (d == -1.0 && PyErr_Occurred()) {
-    return -1;
-  }
-  *out = d;
-  return 1;
-}
-
-int mx_parse(const char *fname, PyObject *const *args, Py_ssize_t nargs,
-             PyObject *kwnames, const char *const *names, Py_ssize_t npos,
-             Py_ssize_t nall, PyObject **out) {
-  if (nargs > npos) {
-    PyErr_Format(PyExc_TypeError,
-                 "%s() takes at most %zd positional argument%s (%zd given)",
-                 fname, npos, npos == 1 ? "" : "s", nargs);
-    return -1;
-  }
-  for (Py_ssize_t i = 0; i < nargs; i++) {
-    out[i] = args[i];
-  }
-  if (kwnames == NULL) {
-    return 0;
-  }
-  const Py_ssize_t nkw = PyTuple_Size(kwnames);
-  for (Py_ssize_t k = 0; k < nkw; k++) {
-    PyObject *key = PyTuple_GetItem(kwnames, k); /* borrowed */
-    Py_ssize_t j = 0;
-    while (j < nall && PyUnicode_CompareWithASCIIString(key, names[j]) != 0) {
-      j++;
-    }
-    if (j == nall) {
-      PyErr_Format(PyExc_TypeError,
-                   "%s() got an unexpected keyword argument '%U'", fname,
-                   key);
-      return -1;
-    }
-    if (j < nargs) {
-      PyErr_Format(PyExc_TypeError,
-                   "%s() got multiple values for argument '%s'", fname,
-                   names[j]);
-      return -1;
-    }
-    out[j] = args[nargs + k];
-  }
-  return 0;
-}
-
-int mx_parse_axis(PyObject *o, int *axis) {
-  if (o == NULL || o == Py_None) {
-    *axis = MX_AXIS_ALL;
-    return 0;
-  }
-  if (!PyLong_Check(o)) {
-    MX_TYPE_ERROR0("axis must be an int or None, not '%U'", o);
-    return -1;
-  }
-  int overflow = 0;
-  const long v = PyLong_AsLongAndOverflow(o, &overflow);
-  if (v == -1 && PyErr_Occurred()) {
-    return -1;
-  }
-  if (!overflow && (v == 0 || v == -2)) {
-    *axis = 0;
-    return 0;
-  }
-  if (!overflow && (v == 1 || v == -1)) {
-    *axis = 1;
-    return 0;
-  }
-  PyErr_Format(PyExc_ValueError,
-               "axis %R is out of range: a matrix has axes 0 (per column) "
-               "and 1 (per row), also spelled -2 and -1; None means all "
-               "elements",
-               o);
-  return -1;
-}
-
-int mx_parse_flag(PyObject *o) {
-  return o == NULL ? 0 : PyObject_IsTrue(o);
-}
-
-int mx_parse_dim(PyObject *o, const char *what, Py_ssize_t *out) {
-  if (!PyLong_Check(o)) {
-    MX_TYPE_ERROR1("%s must be an int, not '%U'", what, o);
-    return -1;
-  }
-  int overflow = 0;
-  const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-  if (v == -1 && PyErr_Occurred()) {
-    return -1;
-  }
-  if (overflow < 0 || (!overflow && v < 1)) {
-    PyErr_Format(PyExc_ValueError, "%s must be at least 1, not %R", what, o);
-    return -1;
-  }
-  if (overflow > 0 || v > (long long)(PY_SSIZE_T_MAX / 8)) {
-    PyErr_Format(PyExc_ValueError, "%s is too large: %R", what, o);
-    return -1;
-  }
-  *out = (Py_ssize_t)v;
-  return 0;
-}
-
-int mx_parse_size(PyObject *o, const char *fname, Py_ssize_t *rows,
-                  Py_ssize_t *cols) {
-  if (!PyTuple_Check(o) && !PyList_Check(o)) {
-    MX_TYPE_ERROR1("%s(): size must be a (rows, columns) tuple, not '%U'",
-                   fname, o);
-    return -1;
-  }
-  const Py_ssize_t n = PySequence_Size(o);
-  if (n != 2) {
-    PyErr_Format(PyExc_ValueError,
-                 "%s(): size must have 2 items (rows, columns), not %zd",
-                 fname, n);
-    return -1;
-  }
-  PyObject *r = PySequence_GetItem(o, 0);
-  PyObject *c = r != NULL ? PySequence_GetItem(o, 1) : NULL;
-  int rc = -1;
-  if (c != NULL && mx_parse_dim(r, "rows", rows) == 0 &&
-      mx_parse_dim(c, "columns", cols) == 0) {
-    rc = 0;
-  }
-  Py_XDECREF(r);
-  Py_XDECREF(c);
-  return rc;
-}
-
-void mx_shape_error(const char *prefix, Py_ssize_t ar, Py_ssize_t ac,
-                    Py_ssize_t br, Py_ssize_t bc, const char *suffix) {
-  PyErr_Format(PyExc_ValueError, "%s: shapes (%zd, %zd) and (%zd, %zd)%s",
-               prefix, ar, ac, br, bc, suffix);
-}
-
-/* ---- from Python sequences ----------------------------------------------- */
-
-/* The items of seq as a new tuple (lists are copied, so conversion cannot
- * be disturbed by code that mutates them), or NULL: with an exception set
- * on error, with none when seq is not a sequence we accept (str, bytes,
- * mappings, scalars...). */
-static PyObject *as_tuple(PyObject *seq) {
-  if (PyTuple_Check(seq)) {
-    return Py_NewRef(seq);
-  }
-  if (PyList_Check(seq)) {
-    return PyList_AsTuple(seq);
-  }
-  if (PyUnicode_Check(seq) || PyBytes_Check(seq) || PyByteArray_Check(seq) ||
-      !PySequence_Check(seq)) {
-    return NULL;
-  }
-  return PySequence_Tuple(seq); /* range, array.array, ... */
-}
-
-/* Copies the numbers of one row (a sequence or a vector Matrix) into
- * out[0..cols).  On a length mismatch: ValueError naming row i. */
-static int fill_row(PyObject *item, Py_ssize_t i, Py_ssize_t cols,
-                    double *out) {
-  if (mx_check(item)) {
-    mx_t *v = MX(item);
-    if (mx_own(v) < 0) {
-      return -1;
-    }
-    if ((MX_ROWS(v) != 1 && MX_COLS(v) != 1) || MX_SIZE(v) != cols) {
-      PyErr_Format(PyExc_ValueError,
-                   "row %zd is a (%zd, %zd) matrix, expected a vector of %zd "
-                   "values",
-                   i, MX_ROWS(v), MX_COLS(v), cols);
-      return -1;
-    }
-    memmove(out, MX_DATA(v), (size_t)cols * sizeof(double));
-    return 0;
-  }
-  PyObject *t = as_tuple(item);
-  if (t == NULL) {
-    if (!PyErr_Occurred()) {
-      MX_TYPE_ERROR1("row %zd must be a sequence of numbers, not '%U'", i,
-                     item);
-    }
-    return -1;
-  }
-  const Py_ssize_t n = PyTuple_Size(t);
-  if (n != cols) {
-    PyErr_Format(PyExc_ValueError,
-                 "ragged rows: row %zd has %zd values, row 0 has %zd", i, n,
-                 cols);
-    Py_DECREF(t);
-    return -1;
-  }
-  for (Py_ssize_t j = 0; j < n; j++) {
-    PyObject *x = PyTuple_GetItem(t, j); /* borrowed */
-    const int r = mx_as_double(x, &out[j]);
-    if (r <= 0) {
-      if (r == 0) {
-        MX_TYPE_ERROR0("matrix values must be numbers, not '%U'", x);
-      }
-      Py_DECREF(t);
-      return -1;
-    }
-  }
-  Py_DECREF(t);
-  return 0;
-}
-
-static int is_rowlike(PyObject *o) {
-  return PyList_Check(o) || PyTuple_Check(o) || mx_check(o) ||
-         (PySequence_Check(o) && !PyUnicode_Check(o) && !PyBytes_Check(o) &&
-          !PyByteArray_Check(o));
-}
-
-mx_t *mx_from_sequence(mx_state_t *st, PyObject *seq, int as_column) {
-  if (mx_check(seq)) {
-    if (mx_own(MX(seq)) < 0) {
-      return NULL;
-    }
-    return mx_copy(st, MX(seq));
-  }
-  PyObject *t = as_tuple(seq);
-  if (t == NULL) {
-    if (!PyErr_Occurred()) {
-      MX_TYPE_ERROR0("cannot make a matrix from '%U': expected a sequence of "
-                     "numbers or of rows",
-                     seq);
-    }
-    return NULL;
-  }
-  mx_t *m = NULL;
-  const Py_ssize_t n = PyTuple_Size(t);
-  if (n == 0) {
-    PyErr_SetString(PyExc_ValueError,
-                    "cannot make a matrix from an empty sequence (a matrix "
-                    "has at least 1 row and 1 column)");
-    goto done;
-  }
-  PyObject *first = PyTuple_GetItem(t, 0); /* borrowed */
-  double d;
-  const int r = mx_as_double(first, &d);
-  if (r < 0) {
-    goto done;
-  }
-  if (r == 1) { /* flat: a row (or column) vector */
-    m = as_column ? mx_new(st, n, 1, 0) : mx_new(st, 1, n, 0);
-    if (m == NULL) {
-      goto done;
-    }
-    double *out = MX_DATA(m);
-    for (Py_ssize_t j = 0; j < n; j++) {
-      PyObject *x = PyTuple_GetItem(t, j);
-      const int rr = mx_as_double(x, &out[j]);
-      if (rr <= 0) {
-        if (rr == 0) {
-          MX_TYPE_ERROR0("matrix values must be numbers, not '%U' (a flat "
-                         "sequence cannot mix numbers and rows)",
-                         x);
-        }
-        Py_CLEAR(m);
-        goto done;
-      }
-    }
-    goto done;
-  }
-  if (!is_rowlike(first)) {
-    MX_TYPE_ERROR0("matrix values must be numbers or rows of numbers, not "
-                   "'%U'",
-                   first);
-    goto done;
-  }
-  /* nested: one item per row; row 0 fixes the column count */
-  Py_ssize_t cols;
-  if (mx_check(first)) {
-    if (mx_own(MX(first)) < 0) {
-      goto done;
-    }
-    cols = MX_SIZE(MX(first));
-  } else {
-    cols = PySequence_Size(first);
-    if (cols < 0) {
-      goto done;
-    }
-  }
-  if (cols == 0) {
-    PyErr_SetString(PyExc_ValueError,
-                    "cannot make a matrix from empty rows (a matrix has at "
-                    "least 1 column)");
-    goto done;
-  }
-  m = mx_new(st, n, cols, 0);
-  if (m == NULL) {
-    goto done;
-  }
-  for (Py_ssize_t i = 0; i < n; i++) {
-    if (fill_row(PyTuple_GetItem(t, i), i, cols, MX_DATA(m) + i * cols) < 0) {
-      Py_CLEAR(m);
-      goto done;
-    }
-  }
-done:
-  Py_DECREF(t);
-  return m;
-}
+#include "matrix_args.h"
+#include "matrix_convert.h"
+#include "matrix_ops.h"
+#include "matrix_pickle.h"
 
 /* rows x cols from `values`: None -> zeros, a number -> filled, a Matrix
  * or sequence holding rows * cols numbers (flat, or nested of exactly that
@@ -402,7 +56,7 @@ static PyObject *mx_filled(mx_state_t *st, Py_ssize_t rows, Py_ssize_t cols,
     }
     return (PyObject *)m;
   }
-  if (!is_rowlike(values)) {
+  if (!mx_is_rowlike(values)) {
     MX_TYPE_ERROR0("Matrix(): values must be None, a number, a Matrix or a "
                    "sequence of numbers, not '%U'",
                    values);
@@ -545,6 +199,113 @@ static PyObject *mx_meth_vector(PyObject *cls, PyObject *const *args,
   return (PyObject *)m;
 }
 
+/* ---- random matrices ------------------------------------------------------ */
+
+static PyObject *mx_meth_seed(PyObject *cls, PyObject *value) {
+  mx_state_t *st = PyType_GetModuleState((PyTypeObject *)cls);
+  if (st == NULL) {
+    return NULL;
+  }
+  if (value == Py_None) {
+    mx_rng_seed_entropy(&st->rng);
+    Py_RETURN_NONE;
+  }
+  if (!PyLong_Check(value)) {
+    MX_TYPE_ERROR0("seed() needs an int or None, not '%U'", value);
+    return NULL;
+  }
+  /* Any int: its low 64 bits (two's complement) are the seed. */
+  unsigned long long v = PyLong_AsUnsignedLongLongMask(value);
+  if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  mx_rng_seed(&st->rng, (uint64_t)v);
+  Py_RETURN_NONE;
+}
+
+/* normal(mean=0.0, stddev=1.0, size=None) / uniform(minval=0.0, maxval=1.0,
+ * size=None): a float when size is None, else a Matrix of that size. */
+static PyObject *sample(PyObject *cls, PyObject *const *args,
+                        Py_ssize_t nargs, PyObject *kwnames, int normal) {
+  static const char *const normal_names[] = {"mean", "stddev", "size"};
+  static const char *const uniform_names[] = {"minval", "maxval", "size"};
+  const char *fname = normal ? "normal" : "uniform";
+  PyObject *o[3] = {NULL, NULL, NULL};
+  if (mx_parse(fname, args, nargs, kwnames,
+               normal ? normal_names : uniform_names, 3, 3, o) < 0) {
+    return NULL;
+  }
+  double p[2] = {0.0, 1.0};
+  for (int i = 0; i < 2; i++) {
+    if (o[i] == NULL) {
+      continue;
+    }
+    int r = mx_as_double(o[i], &p[i]);
+    if (r < 0) {
+      return NULL;
+    }
+    if (r == 0) {
+      MX_TYPE_ERROR1("%s() parameters must be numbers, not '%U'", fname, o[i]);
+      return NULL;
+    }
+  }
+  if (normal && !(p[1] >= 0.0)) {
+    PyErr_Format(PyExc_ValueError,
+                 "normal() needs stddev >= 0, got %R", o[1]);
+    return NULL;
+  }
+  if (!normal && !(p[1] >= p[0])) {
+    PyErr_SetString(PyExc_ValueError,
+                    "uniform() needs minval <= maxval");
+    return NULL;
+  }
+  mx_state_t *st = PyType_GetModuleState((PyTypeObject *)cls);
+  if (st == NULL) {
+    return NULL;
+  }
+  const double span = p[1] - p[0];
+  if (o[2] == NULL || o[2] == Py_None) {
+    if (normal) {
+      return PyFloat_FromDouble(p[0] + p[1] * mx_rng_normal(&st->rng));
+    }
+    double v = p[0] + span * mx_rng_uniform(&st->rng);
+    return PyFloat_FromDouble(v >= p[1] && span > 0 ? nextafter(p[1], p[0])
+                                                     : v);
+  }
+  Py_ssize_t rows, cols;
+  if (mx_parse_size(o[2], fname, &rows, &cols) < 0) {
+    return NULL;
+  }
+  mx_t *m = mx_new(st, rows, cols, 0);
+  if (m == NULL) {
+    return NULL;
+  }
+  double *d = MX_DATA(m);
+  const Py_ssize_t n = rows * cols;
+  if (normal) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+      d[i] = p[0] + p[1] * mx_rng_normal(&st->rng);
+    }
+  } else {
+    const double top = span > 0 ? nextafter(p[1], p[0]) : p[1];
+    for (Py_ssize_t i = 0; i < n; i++) {
+      const double v = p[0] + span * mx_rng_uniform(&st->rng);
+      d[i] = v >= p[1] && span > 0 ? top : v; /* rounding: stay below maxval */
+    }
+  }
+  return (PyObject *)m;
+}
+
+static PyObject *mx_meth_normal(PyObject *cls, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames) {
+  return sample(cls, args, nargs, kwnames, 1);
+}
+
+static PyObject *mx_meth_uniform(PyObject *cls, PyObject *const *args,
+                          Py_ssize_t nargs, PyObject *kwnames) {
+  return sample(cls, args, nargs, kwnames, 0);
+}
+
 /* ---- copy ---------------------------------------------------------------- */
 
 static PyObject *mx_meth_copy(PyObject *self, PyObject *Py_UNUSED(unused)) {
@@ -614,15 +375,9 @@ static PyObject *get_T(PyObject *self, void *closure) {
   return mx_own(m) < 0 ? NULL : mx_transposed(m);
 }
 
-/* Whether this interpreter may use m now (no exception). */
-static int owned_quiet(mx_t *m) {
-  return !m->moved &&
-         m->abi->owner_load(&m->buf->owner) == m->abi->interp_current();
-}
-
 static PyObject *get_acquired(PyObject *self, void *closure) {
   (void)closure;
-  return PyBool_FromLong(owned_quiet(MX(self)));
+  return PyBool_FromLong(mx_owned_quiet(MX(self)));
 }
 
 /* The address of the shared record: equal before and after a move (no
@@ -718,7 +473,7 @@ static PyObject *not_owned_repr(void) {
 
 static PyObject *mx_repr(PyObject *self) {
   mx_t *m = MX(self);
-  if (!owned_quiet(m)) {
+  if (!mx_owned_quiet(m)) {
     return not_owned_repr();
   }
   sbuf_t b = {NULL, 0, 0};
@@ -747,7 +502,7 @@ static PyObject *mx_repr(PyObject *self) {
  * widest. */
 static PyObject *mx_str(PyObject *self) {
   mx_t *m = MX(self);
-  if (!owned_quiet(m)) {
+  if (!mx_owned_quiet(m)) {
     return not_owned_repr();
   }
   const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m), n = R * C;
@@ -954,7 +709,7 @@ static int mx_ass_subscript(PyObject *self, PyObject *key, PyObject *value) {
     }
     return 0;
   }
-  if (!mx_check(value) && !is_rowlike(value)) {
+  if (!mx_check(value) && !mx_is_rowlike(value)) {
     MX_TYPE_ERROR0("can only assign a number, a Matrix or a sequence of "
                    "numbers to matrix elements, not '%U'",
                    value);
