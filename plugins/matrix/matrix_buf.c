@@ -40,6 +40,9 @@ mx_buf_t *mx_buf_new(Py_ssize_t rows, Py_ssize_t cols, int zero,
   /* Not yet visible to any other thread: plain initialisation. */
   atomic_init(&b->refs, 1);
   b->owner = owner;
+  b->exports = 0;
+  b->epoch = 0;
+  b->holders = 0;
   b->rows = rows;
   b->cols = cols;
   /* relaxed: a statistic, ordered with nothing. */

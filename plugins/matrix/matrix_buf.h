@@ -18,6 +18,12 @@
 typedef struct mx_buf {
   _Atomic int64_t refs;   /* wrappers + payloads holding the record */
   int64_t owner;          /* owner word: only through abi->owner_* */
+  Py_ssize_t exports;     /* owner only: live buffer-protocol exports */
+  uint64_t epoch;         /* owner only: bumped whenever the owner changes
+                             hands, so wrappers from an earlier ownership
+                             in the same interpreter stay dead */
+  Py_ssize_t holders;     /* owner only: live wrappers of this epoch; the
+                             last one to die gives the record back */
   Py_ssize_t rows, cols;  /* owner only (transpose(in_place) swaps them) */
   void *alloc;            /* what malloc/calloc returned (for free) */
   _Alignas(64) double data[]; /* rows * cols, row-major, on a cache line */

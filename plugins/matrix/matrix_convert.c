@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "matrix_args.h"
+#include "matrix_buffer.h"
 
 /* The items of seq as a new tuple (lists are copied, so conversion cannot
  * be disturbed by code that mutates them), or NULL: with an exception set
@@ -87,6 +88,17 @@ mx_t *mx_from_sequence(mx_state_t *st, PyObject *seq, int as_column) {
       return NULL;
     }
     return mx_copy(st, MX(seq));
+  }
+  if (PySequence_Check(seq) && !PyBytes_Check(seq) &&
+      !PyByteArray_Check(seq) && PyObject_CheckBuffer(seq)) {
+    /* NumPy arrays, memoryviews, array.array: one bulk conversion.  A
+     * buffer of something other than numbers falls through to the
+     * sequence protocol. */
+    mx_t *m;
+    const int r = mx_from_buffer_object(st, seq, as_column, 1, &m);
+    if (r != 0) {
+      return m;
+    }
   }
   PyObject *t = as_tuple(seq);
   if (t == NULL) {

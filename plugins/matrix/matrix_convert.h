@@ -1,6 +1,7 @@
-/* matrix_convert.h - Python values to new matrices: sequences (and, for
- * the buffer protocol, matrix_buffer.h).  Defined in matrix_convert.c;
- * depends on matrix_obj.h and matrix_args.h.
+/* matrix_convert.h - Python values to new matrices: sequences (those that
+ * also export a buffer of numbers, like NumPy arrays, through
+ * matrix_buffer.h).  Defined in matrix_convert.c; depends on matrix_obj.h,
+ * matrix_args.h and matrix_buffer.h.
  */
 #ifndef BOCPY_PLUGIN_MATRIX_CONVERT_H
 #define BOCPY_PLUGIN_MATRIX_CONVERT_H

@@ -29,6 +29,7 @@
  */
 #include "matrix_obj.h"
 
+#include "matrix_buffer.h"
 #include "matrix_kernels.h"
 #include "matrix_pickle.h"
 #include "matrix_type.h"
@@ -39,17 +40,22 @@
  * none), hand the payload a reference, and retire this wrapper for good. */
 static void *mx_share(PyObject *obj) {
   mx_t *m = MX(obj);
-  if (m->moved) {
-    PyErr_SetString(PyExc_RuntimeError,
-                    "The current interpreter does not own this " MX_WHAT);
-    return NULL;
-  }
-  if (m->abi->owner_give(&m->buf->owner, MX_WHAT) < 0) {
+  if (mx_own(m) < 0) {
     return NULL; /* RuntimeError: not ours to send */
   }
-  mx_buf_incref(m->buf);
-  m->moved = 1;
-  return m->buf;
+  if (mx_no_exports(m, "send this matrix to another interpreter (a cown "
+                        "value, a message, the noticeboard, a capture or a "
+                        "result)") < 0) {
+    return NULL; /* BufferError: the exported memory must stay here */
+  }
+  mx_buf_t *b = m->buf;
+  mx_retire(m); /* before the flip: after it the record is not ours */
+  if (m->abi->owner_give(&b->owner, MX_WHAT) < 0) {
+    mx_reinstate(m); /* cannot happen after mx_own; keep m usable */
+    return NULL;
+  }
+  mx_buf_incref(b);
+  return b;
 }
 
 /* Consuming interpreter, GIL held: take the record (none -> current) and
@@ -63,6 +69,12 @@ static PyObject *mx_rebuild(PyTypeObject *type, void *payload) {
   int taken = st->abi->owner_take(&b->owner, MX_WHAT);
   if (taken < 0) {
     return NULL; /* another interpreter holds it (decoded twice) */
+  }
+  if (taken == 0) {
+    /* Ours now (the flip published the last owner's writes): a new
+     * ownership, with no holder yet. */
+    b->epoch++;
+    b->holders = 0;
   }
   mx_buf_incref(b); /* the wrapper's reference */
   PyObject *m = mx_wrap(st, b);
@@ -89,7 +101,7 @@ static void mx_unshare(PyObject *obj, void *payload) {
   }
   PyObject *exc = PyErr_GetRaisedException();
   if (m->abi->owner_take(&m->buf->owner, MX_WHAT) >= 0) {
-    m->moved = 0;
+    mx_reinstate(m);
   } else {
     PyErr_Clear();
   }

@@ -9,6 +9,16 @@ void mx_dealloc(PyObject *self) {
   PyTypeObject *tp = Py_TYPE(self);
   mx_t *m = MX(self);
   if (m->buf != NULL) {
+    mx_buf_t *b = m->buf;
+    if (mx_owned_quiet(m) && --b->holders == 0) {
+      /* The last holder here: give the record back (owner -> none) so that
+       * a payload still holding it can be rebuilt anywhere. */
+      PyObject *exc = PyErr_GetRaisedException();
+      if (m->abi->owner_give(&b->owner, MX_WHAT) < 0) {
+        PyErr_Clear();
+      }
+      PyErr_SetRaisedException(exc);
+    }
     mx_buf_decref(m->buf); /* the record may outlive us in another interp */
     m->buf = NULL;
   }
@@ -32,7 +42,16 @@ int mx_own(mx_t *m) {
                     "The current interpreter does not own this " MX_WHAT);
     return -1;
   }
-  return m->abi->owner_check(&m->buf->owner, MX_WHAT);
+  if (m->abi->owner_check(&m->buf->owner, MX_WHAT) < 0) {
+    return -1;
+  }
+  if (m->epoch != m->buf->epoch) {
+    /* This interpreter owns the record again, through another wrapper. */
+    PyErr_SetString(PyExc_RuntimeError,
+                    "The current interpreter does not own this " MX_WHAT);
+    return -1;
+  }
+  return 0;
 }
 
 PyObject *mx_wrap(mx_state_t *st, mx_buf_t *b) {
@@ -44,6 +63,8 @@ PyObject *mx_wrap(mx_state_t *st, mx_buf_t *b) {
   m->buf = b; /* the reference we were given */
   m->abi = st->abi;
   m->moved = 0;
+  m->epoch = b->epoch;
+  b->holders++;
   return (PyObject *)m;
 }
 
@@ -66,6 +87,20 @@ mx_t *mx_copy(mx_state_t *st, mx_t *m) {
 /* Whether this interpreter may use m now (no exception). */
 int mx_owned_quiet(mx_t *m) {
   return !m->moved &&
-         m->abi->owner_load(&m->buf->owner) == m->abi->interp_current();
+         m->abi->owner_load(&m->buf->owner) == m->abi->interp_current() &&
+         m->epoch == m->buf->epoch;
+}
+
+void mx_retire(mx_t *m) {
+  m->buf->epoch++; /* still the owner: plain writes, published by the flip */
+  m->buf->holders = 0;
+  m->moved = 1;
+}
+
+void mx_reinstate(mx_t *m) {
+  m->buf->epoch++;
+  m->buf->holders = 1;
+  m->epoch = m->buf->epoch;
+  m->moved = 0;
 }
 

@@ -12,6 +12,15 @@
  * record in that interpreter's type.  No copy.  Every accessor calls
  * mx_own().
  *
+ * Holders.  A record can have several wrappers in its owning interpreter
+ * (a payload decoded twice there); they count themselves in buf->holders,
+ * stamped with buf->epoch.  Moving the record on (share) bumps the epoch,
+ * so the other wrappers of the old epoch stay dead even if the record
+ * comes back.  When the last holder dies while it still owns the record,
+ * it gives the record back (owner -> none): a payload that still holds it
+ * (a cown whose release failed, a noticeboard entry) can then be rebuilt
+ * by any interpreter instead of staying tied to this one.
+ *
  * References: functions returning PyObject * (or mx_t *) return new
  * references; PyObject * arguments are borrowed.  Functions returning int
  * return 0 (or a documented non-negative value) or -1 with an exception
@@ -46,6 +55,11 @@ typedef struct {
   mx_buf_t *buf;        /* one reference, never NULL after construction */
   const bocpy_abi *abi; /* the process's table (plain data) */
   int moved;            /* this wrapper gave its record away, for good */
+  uint64_t epoch;       /* the record's epoch when this wrapper got it */
+  /* The shape and strides handed to buffer exports of this wrapper: the
+   * shape cannot change while an export is alive, so every export reads
+   * the same values. */
+  Py_ssize_t view_shape[2], view_strides[2];
 } mx_t;
 
 #define MX(o) ((mx_t *)(o))
@@ -63,12 +77,18 @@ mx_state_t *mx_state_of(PyObject *m);
 int mx_own(mx_t *m);
 /* A new, owned rows x cols Matrix (zeroed when `zero`), or NULL. */
 mx_t *mx_new(mx_state_t *st, Py_ssize_t rows, Py_ssize_t cols, int zero);
-/* Wraps record b (steals its reference; decrefs it on failure). */
+/* Wraps record b, which this interpreter owns (steals its reference;
+ * decrefs it on failure); the wrapper becomes a holder of b's epoch. */
 PyObject *mx_wrap(mx_state_t *st, mx_buf_t *b);
 /* A deep copy of m (owner checked by the caller). */
 mx_t *mx_copy(mx_state_t *st, mx_t *m);
 /* Whether this interpreter may use m now (no exception). */
 int mx_owned_quiet(mx_t *m);
+/* m gives its record away for good (the share hook, after the owner flip
+ * was checked): every wrapper of the record in this interpreter loses it. */
+void mx_retire(mx_t *m);
+/* m takes its record back (the unshare hook, owner already taken). */
+void mx_reinstate(mx_t *m);
 /* The type's tp_dealloc (also what mx_check compares). */
 void mx_dealloc(PyObject *self);
 

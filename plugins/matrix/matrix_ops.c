@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "matrix_args.h"
+#include "matrix_buffer.h"
 #include "matrix_convert.h"
 #include "matrix_kernels.h"
 
@@ -141,17 +142,35 @@ static PyObject *binary_args(mx_state_t *st, const arg_t *a, const arg_t *b,
   return (PyObject *)out;
 }
 
+/* NotImplemented for an operand we do not handle, except bytes and
+ * bytearray under +: their concatenation accepts any buffer (a Matrix
+ * exports one), so deferring to it would silently concatenate bytes. */
+static PyObject *not_handled(PyObject *x, PyObject *y, mx_binop_t op) {
+  if (op == MX_OP_ADD && (PyBytes_Check(x) || PyByteArray_Check(x))) {
+    PyObject *l = PyType_GetName(Py_TYPE(x));
+    PyObject *r = l != NULL ? PyType_GetName(Py_TYPE(y)) : NULL;
+    if (r != NULL) {
+      PyErr_Format(PyExc_TypeError,
+                   "unsupported operand type(s) for +: '%U' and '%U'", l, r);
+    }
+    Py_XDECREF(l);
+    Py_XDECREF(r);
+    return NULL;
+  }
+  return Py_NewRef(Py_NotImplemented);
+}
+
 static PyObject *binary(PyObject *x, PyObject *y, mx_binop_t op) {
   mx_state_t *st = pair_state(x, y);
   arg_t a, b;
   int r = arg_get(st, x, &a, ARG_SCALAR | ARG_SEQ);
   if (r <= 0) {
-    return r == 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+    return r == 0 ? not_handled(x, y, op) : NULL;
   }
   r = arg_get(st, y, &b, ARG_SCALAR | ARG_SEQ);
   if (r <= 0) {
     arg_done(&a);
-    return r == 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+    return r == 0 ? not_handled(x, y, op) : NULL;
   }
   PyObject *res = binary_args(st, &a, &b, op);
   arg_done(&a);
@@ -797,6 +816,12 @@ MX_FASTCALL_DECL(mx_meth_transpose) {
     return mx_transposed(m);
   }
   const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
+  if (R != C) {
+    if (mx_no_exports(m, "transpose this matrix in place (its shape "
+                         "would change under the exported buffer)") < 0) {
+      return NULL;
+    }
+  }
   if (R > 1 && C > 1) {
     double *tmp = malloc((size_t)(R * C) * sizeof(double));
     if (tmp == NULL) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "matrix_args.h"
+#include "matrix_buffer.h"
 #include "matrix_convert.h"
 #include "matrix_ops.h"
 #include "matrix_pickle.h"
@@ -304,6 +305,17 @@ static PyObject *mx_meth_normal(PyObject *cls, PyObject *const *args,
 static PyObject *mx_meth_uniform(PyObject *cls, PyObject *const *args,
                           Py_ssize_t nargs, PyObject *kwnames) {
   return sample(cls, args, nargs, kwnames, 0);
+}
+
+/* ---- from a buffer --------------------------------------------------------- */
+
+static PyObject *mx_meth_from_buffer(PyObject *cls, PyObject *obj) {
+  mx_state_t *st = PyType_GetModuleState((PyTypeObject *)cls);
+  if (st == NULL) {
+    return NULL;
+  }
+  mx_t *m;
+  return mx_from_buffer_object(st, obj, 0, 0, &m) < 0 ? NULL : (PyObject *)m;
 }
 
 /* ---- copy ---------------------------------------------------------------- */
@@ -795,6 +807,11 @@ static PyMethodDef mx_methods[] = {
     {"vector", FN(mx_meth_vector), FAST | METH_CLASS,
      "vector(values, as_column=False)\n--\n\nA 1 x n row (or n x 1 column) "
      "vector from a flat sequence of numbers."},
+    {"from_buffer", mx_meth_from_buffer, METH_O | METH_CLASS,
+     "from_buffer(obj)\n--\n\nA new matrix copied from any 1-D (a 1 x n "
+     "row) or 2-D buffer of numbers (a NumPy array, memoryview, "
+     "array.array...), any strides: one memcpy for C-contiguous float64, "
+     "float32 / float16 / ints / bool converted."},
     {"concat", FN(mx_meth_concat), FAST | METH_CLASS,
      "concat(values, axis=0)\n--\n\nStacks matrices (or sequences, as row "
      "vectors): axis 0 stacks rows (equal column counts), axis 1 columns "
@@ -913,6 +930,8 @@ static PyType_Slot mx_slots[] = {
     {Py_tp_str, mx_str},
     {Py_tp_methods, mx_methods},
     {Py_tp_getset, mx_getset},
+    {Py_bf_getbuffer, mx_getbuffer},
+    {Py_bf_releasebuffer, mx_releasebuffer},
     {Py_mp_length, mx_length},
     {Py_mp_subscript, mx_subscript},
     {Py_mp_ass_subscript, mx_ass_subscript},

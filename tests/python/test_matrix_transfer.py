@@ -300,3 +300,38 @@ def test_buffers_are_freed() -> None:
     del c, d, step
     settle()
     assert matrix_module._live_buffers() == base
+
+
+# ---- buffer exports in behaviors (NumPy itself is in test_matrix_numpy.py) ----------------
+
+def test_buffers_in_a_behavior_and_an_export_alive_at_release() -> None:
+    start(worker_count=1)  # the follow-up behavior must run where the view lives
+    c = Cown(Matrix([[1.0, 2.0]]))
+
+    @when(c)
+    def scoped(c):
+        with memoryview(c.value) as v:  # released before the behavior ends
+            v[0, 0] = 5.0
+            return v.tolist()
+
+    @when(c)
+    def keep(c):
+        import builtins
+        builtins._bocpy_test_view = memoryview(c.value)  # outlives the behavior
+        c.value[0, 1] = 8.0
+        return "kept"
+
+    @when(c)
+    def drop(c):
+        import builtins
+        view = builtins.__dict__.pop("_bocpy_test_view", None)
+        return view is not None and view.tolist()
+
+    wait()
+    assert scoped.value == [[5.0, 2.0]]
+    # The release of c after `keep` failed: its result is the BufferError ...
+    assert keep.exception and isinstance(keep.value, BufferError)
+    assert "1 buffer export of this matrix is alive" in str(keep.value)
+    # ... and `drop`, on the same worker, saw the writes and released the view.
+    assert drop.value == [[5.0, 8.0]]
+    assert c.value.tolist() == [[5.0, 8.0]]
