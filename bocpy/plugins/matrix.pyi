@@ -5,8 +5,14 @@ interpreters without copying: putting one in a Cown, sending it, capturing
 or returning it hands its buffer to the receiver, and the sender's object
 raises ``RuntimeError("The current interpreter does not own this matrix")``
 from then on.  See docs/matrix.md.
+
+A Matrix is a buffer (float64, 2-D, C-contiguous, writable) in the
+interpreter that owns it: ``numpy.asarray(m)`` and ``memoryview(m)`` share
+its memory, and while such an export is alive the matrix cannot move or
+change shape (``BufferError``).  See docs/numpy.md.
 """
 
+from collections.abc import Buffer
 from typing import Any, Iterator, Sequence, SupportsFloat, SupportsIndex, overload
 
 _Number = SupportsFloat | SupportsIndex
@@ -20,7 +26,7 @@ class Matrix:
     @overload
     def __new__(cls, rows: int, columns: int, values: _Number | _Values | Matrix | None = None) -> Matrix: ...
     @overload
-    def __new__(cls, rows: _Values | Matrix) -> Matrix: ...
+    def __new__(cls, rows: _Values | Matrix | Buffer) -> Matrix: ...
 
     # construction
     @classmethod
@@ -50,12 +56,19 @@ class Matrix:
     @classmethod
     def vector(cls, values: Sequence[_Number] | Matrix, as_column: bool = False) -> Matrix: ...
     @classmethod
+    def from_buffer(cls, obj: Buffer) -> Matrix:
+        """A copy of a 1-D (1 x n) or 2-D buffer of numbers, any strides."""
+    @classmethod
     def concat(cls, values: Sequence[Matrix | _Values], axis: int = 0) -> Matrix: ...
     @classmethod
     def allclose(cls, lhs: _Operand, rhs: _Operand, rtol: float = 1e-05, atol: float = 1e-08,
                  equal_nan: bool = False) -> bool: ...
     @classmethod
     def where(cls, mask: _Operand, a: _Operand, b: _Operand) -> Matrix: ...
+
+    # the buffer protocol
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __release_buffer__(self, buffer: memoryview, /) -> None: ...
 
     # properties
     @property

@@ -6,6 +6,10 @@
 
 #include <stdlib.h>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 _Static_assert(offsetof(mx_buf_t, data) % 64 == 0,
                "matrix data must start on a cache line");
 
@@ -35,6 +39,21 @@ mx_buf_t *mx_buf_new(Py_ssize_t rows, Py_ssize_t cols, int zero,
     PyErr_NoMemory();
     return NULL;
   }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  /* Large records: ask for transparent huge pages on the 2 MiB-aligned
+   * interior before anything touches it (as NumPy does for its arrays):
+   * 512 times fewer page faults and TLB misses when a 32 MiB image is
+   * first written (from_buffer, copies, results).  Advice only: the
+   * return value is ignored. */
+  if (bytes >= ((size_t)4 << 20)) {
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    const uintptr_t lo = ((uintptr_t)raw + huge - 1) & ~(huge - 1);
+    const uintptr_t hi = ((uintptr_t)raw + bytes) & ~(huge - 1);
+    if (hi > lo) {
+      (void)madvise((void *)lo, (size_t)(hi - lo), MADV_HUGEPAGE);
+    }
+  }
+#endif
   mx_buf_t *b = (mx_buf_t *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
   b->alloc = raw;
   /* Not yet visible to any other thread: plain initialisation. */

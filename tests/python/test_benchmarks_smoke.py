@@ -50,3 +50,13 @@ def test_pinned_and_messaging_workloads_run(script: str, tmp_path: Path) -> None
     assert out.returncode == 0, out.stderr
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["check"] is True and figures["ops"] == 200
+
+
+def test_numpy_benchmark_runs(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(RUN.parent / "bench_numpy.py"), "--quick", "--json"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["check"] is True
+    assert {r["case"] for r in figures["pipelines"]} >= {"bocpy behaviors", "numpy (one thread)"}
+    assert all(r["seconds"] > 0 for r in figures["conversions"] + figures["pipelines"])

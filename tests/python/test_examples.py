@@ -83,3 +83,11 @@ def test_sketches() -> None:
         "overlapped: True",
     ]
 
+
+
+def test_numpy_pipeline() -> None:
+    assert run_example("numpy_pipeline.py", timeout=120) == [
+        "image 2048 x 2048: 16 tiles of 512 x 512, one behavior each",
+        "max difference from single-threaded NumPy: 0.0",
+        "identical to NumPy: True",
+    ]
