@@ -4,6 +4,9 @@
  */
 #include "matrix_args.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 int mx_as_double(PyObject *o, double *out) {
   if (PyFloat_Check(o)) {
     *out = PyFloat_AsDouble(o);
@@ -85,8 +88,10 @@ int mx_parse_axis(PyObject *o, int *axis) {
     *axis = MX_AXIS_ALL;
     return 0;
   }
-  if (!PyLong_Check(o)) {
-    MX_TYPE_ERROR0("axis must be an int or None, not '%U'", o);
+  if (!PyLong_Check(o) || PyBool_Check(o)) {
+    MX_TYPE_ERROR0("axis must be an int or None, not '%U' (" MX_REF_AXIS
+                   ")",
+                   o);
     return -1;
   }
   int overflow = 0;
@@ -102,11 +107,10 @@ int mx_parse_axis(PyObject *o, int *axis) {
     *axis = 1;
     return 0;
   }
-  PyErr_Format(PyExc_ValueError,
-               "axis %R is out of range: a matrix has axes 0 (per column) "
-               "and 1 (per row), also spelled -2 and -1; None means all "
-               "elements",
-               o);
+  mx_raise(overflow ? MX_ERR_AXIS_RANGE : MX_ERR_AXIS,
+           "axis %R is out of range: " MX_REF_AXIS " (0 or -2 per column, "
+           "1 or -1 per row; None means all elements)",
+           o);
   return -1;
 }
 
@@ -125,7 +129,7 @@ int mx_parse_dim(PyObject *o, const char *what, Py_ssize_t *out) {
     return -1;
   }
   if (overflow < 0 || (!overflow && v < 1)) {
-    PyErr_Format(PyExc_ValueError, "%s must be at least 1, not %R", what, o);
+    mx_raise(MX_ERR_DIM, "%s must be at least 1, not %R", what, o);
     return -1;
   }
   if (overflow > 0 || v > (long long)(PY_SSIZE_T_MAX / 8)) {
@@ -164,7 +168,95 @@ int mx_parse_size(PyObject *o, const char *fname, Py_ssize_t *rows,
 
 void mx_shape_error(const char *prefix, Py_ssize_t ar, Py_ssize_t ac,
                     Py_ssize_t br, Py_ssize_t bc, const char *suffix) {
-  PyErr_Format(PyExc_ValueError, "%s: shapes (%zd, %zd) and (%zd, %zd)%s",
-               prefix, ar, ac, br, bc, suffix);
+  mx_raise(MX_ERR_SHAPE,
+           "%s: shapes (%zd, %zd) and (%zd, %zd)%s (" MX_REF_MISMATCH ")",
+           prefix, ar, ac, br, bc, suffix);
 }
 
+
+/* ---- error classes --------------------------------------------------------- */
+
+static const struct {
+  const char *name; /* in the module */
+  const char *doc;
+} mx_err_info[MX_ERR_KINDS] = {
+    {"MatrixShapeError",
+     "Shapes that do not match or that the operation does not support: a "
+     "ValueError, and a NotImplementedError as in bocpy 0.9."},
+    {"MatrixAxisError",
+     "An axis other than -2, -1, 0, 1 (or None): a ValueError, and a "
+     "NotImplementedError as in bocpy 0.9."},
+    {"MatrixAxisOverflowError",
+     "An axis too large for a C long: a ValueError, and an OverflowError as "
+     "in bocpy 0.9."},
+    {"MatrixValueCountError",
+     "The wrong number of constructor values: a ValueError, and a TypeError "
+     "as in bocpy 0.9."},
+    {"MatrixDimensionError",
+     "A number of rows or columns below 1: a ValueError, and an "
+     "AssertionError as in bocpy 0.9."},
+    {"MatrixBoundsError",
+     "clip() with the lower bound above the upper one: a ValueError, and an "
+     "AssertionError as in bocpy 0.9."},
+    {"MatrixKeyError",
+     "A key tuple of length other than 2: an IndexError, and a KeyError as "
+     "in bocpy 0.9."},
+};
+
+int mx_errors_add(PyObject *module) {
+  PyObject *ours[MX_ERR_KINDS] = {
+      PyExc_ValueError, PyExc_ValueError, PyExc_ValueError, PyExc_ValueError,
+      PyExc_ValueError, PyExc_ValueError, PyExc_IndexError};
+  PyObject *refs[MX_ERR_KINDS] = {
+      PyExc_NotImplementedError, PyExc_NotImplementedError,
+      PyExc_OverflowError,       PyExc_TypeError,
+      PyExc_AssertionError,      PyExc_AssertionError,
+      PyExc_KeyError};
+  for (int k = 0; k < MX_ERR_KINDS; k++) {
+    char qualified[80];
+    (void)snprintf(qualified, sizeof qualified, "bocpy.plugins.matrix.%s",
+                   mx_err_info[k].name);
+    PyObject *bases = PyTuple_Pack(2, ours[k], refs[k]);
+    if (bases == NULL) {
+      return -1;
+    }
+    PyObject *cls = PyErr_NewExceptionWithDoc(qualified, mx_err_info[k].doc,
+                                              bases, NULL);
+    Py_DECREF(bases);
+    if (cls == NULL) {
+      return -1;
+    }
+    const int rc = PyModule_AddObjectRef(module, mx_err_info[k].name, cls);
+    Py_DECREF(cls);
+    if (rc < 0) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+PyObject *mx_raise(mx_err_t k, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  PyObject *msg = PyUnicode_FromFormatV(fmt, ap);
+  va_end(ap);
+  if (msg == NULL) {
+    return NULL;
+  }
+  /* This interpreter's class (an error path: a sys.modules lookup is
+   * cheap enough, and no state needs to be threaded through). */
+  PyObject *cls = NULL;
+  PyObject *module = PyImport_ImportModule("bocpy.plugins.matrix");
+  if (module != NULL) {
+    cls = PyObject_GetAttrString(module, mx_err_info[k].name);
+    Py_DECREF(module);
+  }
+  if (cls == NULL) {
+    PyErr_Clear();
+    cls = Py_NewRef(PyExc_ValueError);
+  }
+  PyErr_SetObject(cls, msg);
+  Py_DECREF(cls);
+  Py_DECREF(msg);
+  return NULL;
+}

@@ -29,6 +29,7 @@
  */
 #include "matrix_obj.h"
 
+#include "matrix_args.h"
 #include "matrix_buffer.h"
 #include "matrix_kernels.h"
 #include "matrix_pickle.h"
@@ -137,6 +138,9 @@ static int mx_exec(PyObject *module) {
    * make this interpreter's type, register it as shareable. */
   st->abi = BOCPY_IMPORT_ABI();
   if (st->abi == NULL) {
+    return -1;
+  }
+  if (mx_errors_add(module) < 0) {
     return -1;
   }
   st->type = mx_type_create(module);

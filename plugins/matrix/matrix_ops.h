@@ -56,6 +56,23 @@ MX_FASTCALL_DECL(mx_meth_greater);
 MX_FASTCALL_DECL(mx_meth_greater_equal);
 MX_FASTCALL_DECL(mx_meth_equal);
 MX_FASTCALL_DECL(mx_meth_not_equal);
+MX_FASTCALL_DECL(mx_meth_add);
+MX_FASTCALL_DECL(mx_meth_subtract);
+MX_FASTCALL_DECL(mx_meth_multiply);
+MX_FASTCALL_DECL(mx_meth_divide);
+MX_FASTCALL_DECL(mx_meth_scaled_add);
+MX_FASTCALL_DECL(mx_meth_put);
+/* Index lists (take, put, fancy indexing): mx_index_list converts one int
+ * or a sequence of ints (not bools, floats, str / bytes or a Matrix) into
+ * *idx (malloc'd, *k >= 1 items; free() it); mx_index_bounds then wraps
+ * negative indices and checks them against n rows / columns / elements
+ * (`what`), IndexError naming the first bad one.  -1 with an exception. */
+int mx_index_list(const char *fname, PyObject *obj, Py_ssize_t **idx,
+                  Py_ssize_t *k);
+int mx_index_bounds(const char *fname, Py_ssize_t *idx, Py_ssize_t k,
+                    Py_ssize_t n, const char *what);
+/* tp_richcompare: lexicographic, like m.tolist() op n.tolist(). */
+PyObject *mx_richcompare(PyObject *x, PyObject *y, int op);
 /* class / static methods (cls or NULL first) */
 MX_FASTCALL_DECL(mx_meth_concat);
 MX_FASTCALL_DECL(mx_meth_allclose);

@@ -47,8 +47,10 @@ static PyObject *mx_filled(mx_state_t *st, Py_ssize_t rows, Py_ssize_t cols,
       return NULL;
     }
     if (MX_SIZE(v) != rows * cols) {
-      mx_shape_error("Matrix(): values do not fit", MX_ROWS(v), MX_COLS(v),
-                     rows, cols, " hold different numbers of elements");
+      mx_raise(MX_ERR_COUNT,
+               "Matrix(): values do not fit: shapes (%zd, %zd) and (%zd, %zd) "
+               "hold different numbers of elements (%zd values for %zd)",
+               MX_ROWS(v), MX_COLS(v), rows, cols, MX_SIZE(v), rows * cols);
       return NULL;
     }
     mx_t *m = mx_new(st, rows, cols, 0);
@@ -70,9 +72,10 @@ static PyObject *mx_filled(mx_state_t *st, Py_ssize_t rows, Py_ssize_t cols,
   const int same = MX_ROWS(m) == rows && MX_COLS(m) == cols;
   const int flat = MX_ROWS(m) == 1 && MX_SIZE(m) == rows * cols;
   if (!same && !flat) {
-    mx_shape_error("Matrix(): values do not fit", MX_ROWS(m), MX_COLS(m),
-                   rows, cols,
-                   ": give rows * columns numbers, flat or as rows");
+    mx_raise(MX_ERR_COUNT,
+             "Matrix(): values do not fit: shapes (%zd, %zd) and (%zd, %zd): "
+             "give rows * columns = %zd numbers, flat or as rows",
+             MX_ROWS(m), MX_COLS(m), rows, cols, rows * cols);
     Py_DECREF(m);
     return NULL;
   }
@@ -563,22 +566,41 @@ done:
   return r;
 }
 
-/* ---- indexing ------------------------------------------------------------ */
+/* ---- indexing ---------------------------------------------------------------
+ * Each axis of a key selects an int (scalar), a slice, or (0.12, fancy
+ * indexing) a list of ints; the selection is the outer product of the two
+ * axes.  One axis may be a list: m[[0, 2]], m[:, [1, 0]], m[[2, 0], 1:]. */
 
 typedef struct {
   Py_ssize_t start, step, len;
-  int scalar; /* an int index (not a slice) */
+  int scalar;       /* an int index (not a slice or a list) */
+  Py_ssize_t *list; /* owned (malloc): the indices of a list, else NULL */
 } span_t;
 
+#define SPAN_AT(s, k) ((s)->list != NULL ? (s)->list[k] : (s)->start + (k) * (s)->step)
+
 static span_t full_span(Py_ssize_t n) {
-  span_t s = {0, 1, n, 0};
+  span_t s = {0, 1, n, 0, NULL};
   return s;
 }
 
-/* key: an int (negatives count from the end) or a slice, over n items;
- * what: "row" / "column". */
+static void span_free(span_t *s) {
+  free(s->list);
+  s->list = NULL;
+}
+
+/* A list of indices rather than one int or a slice. */
+static int is_index_list(PyObject *key) {
+  return !PySlice_Check(key) && !PyIndex_Check(key) && !PyFloat_Check(key) &&
+         !PyUnicode_Check(key) && !PyBytes_Check(key) &&
+         !PyByteArray_Check(key) && !mx_check(key) && PySequence_Check(key);
+}
+
+/* key: an int (negatives count from the end), a slice or a list of ints,
+ * over n items; what: "row" / "column". */
 static int parse_span(PyObject *key, Py_ssize_t n, const char *what,
                       span_t *out) {
+  out->list = NULL;
   if (PySlice_Check(key)) {
     Py_ssize_t start, stop, step;
     if (PySlice_Unpack(key, &start, &stop, &step) < 0) {
@@ -597,8 +619,26 @@ static int parse_span(PyObject *key, Py_ssize_t n, const char *what,
     out->scalar = 0;
     return 0;
   }
+  if (is_index_list(key)) {
+    Py_ssize_t *idx, k;
+    if (mx_index_list("matrix indexing", key, &idx, &k) < 0) {
+      return -1;
+    }
+    if (mx_index_bounds("matrix indexing", idx, k, n,
+                        what[0] == 'r' ? "rows" : "columns") < 0) {
+      free(idx);
+      return -1;
+    }
+    out->start = 0;
+    out->step = 1;
+    out->len = k;
+    out->scalar = 0;
+    out->list = idx;
+    return 0;
+  }
   if (PyFloat_Check(key) || !PyIndex_Check(key)) {
-    MX_TYPE_ERROR0("matrix indices must be integers or slices, not '%U'",
+    MX_TYPE_ERROR0("matrix indices must be integers, slices or lists of "
+                   "integers, not '%U'",
                    key);
     return -1;
   }
@@ -623,25 +663,50 @@ static int parse_span(PyObject *key, Py_ssize_t n, const char *what,
   return 0;
 }
 
-/* Parses m[key] into row and column spans; *two = a tuple key. */
+/* Parses m[key] into row and column spans; *two = a tuple key.  On
+ * success the caller owns the spans (span_free both). */
 static int parse_key(mx_t *m, PyObject *key, span_t *ri, span_t *rj,
                      int *two) {
+  const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
+  *ri = full_span(R);
+  *rj = full_span(C);
   *two = PyTuple_Check(key);
+  int rc;
   if (*two) {
     const Py_ssize_t n = PyTuple_Size(key);
     if (n != 2) {
-      PyErr_Format(PyExc_IndexError,
-                   "a matrix takes 1 or 2 indices (row, column), got %zd", n);
+      mx_raise(MX_ERR_KEY,
+               "a matrix takes 1 or 2 indices (row, column), got %zd", n);
       return -1;
     }
-    return parse_span(PyTuple_GetItem(key, 0), MX_ROWS(m), "row", ri) < 0 ||
-                   parse_span(PyTuple_GetItem(key, 1), MX_COLS(m), "column",
-                              rj) < 0
-               ? -1
-               : 0;
+    PyObject *k0 = PyTuple_GetItem(key, 0), *k1 = PyTuple_GetItem(key, 1);
+    if (is_index_list(k0) && is_index_list(k1)) {
+      PyErr_SetString(PyExc_IndexError,
+                      "a matrix takes a list of indices on one axis at a "
+                      "time: select the rows, then the columns "
+                      "(m[rows][:, columns])");
+      return -1;
+    }
+    rc = parse_span(k0, R, "row", ri) < 0 || parse_span(k1, C, "column", rj) < 0
+             ? -1
+             : 0;
+  } else {
+    rc = parse_span(key, R, "row", ri);
   }
-  *rj = full_span(MX_COLS(m));
-  return parse_span(key, MX_ROWS(m), "row", ri);
+  /* Converting the indices ran Python code (__index__): the matrix must
+   * still be ours and the same shape. */
+  if (rc == 0 && mx_own(m) == 0 && (MX_ROWS(m) != R || MX_COLS(m) != C)) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the matrix changed shape while its indices were read");
+    rc = -1;
+  } else if (rc == 0 && PyErr_Occurred()) {
+    rc = -1; /* mx_own failed */
+  }
+  if (rc < 0) {
+    span_free(ri);
+    span_free(rj);
+  }
+  return rc;
 }
 
 static PyObject *region_copy(mx_t *m, const span_t *ri, const span_t *rj) {
@@ -653,12 +718,13 @@ static PyObject *region_copy(mx_t *m, const span_t *ri, const span_t *rj) {
   const double *src = MX_DATA(m);
   double *dst = MX_DATA(r);
   for (Py_ssize_t i = 0; i < ri->len; i++) {
-    const double *row = src + (ri->start + i * ri->step) * C + rj->start;
-    if (rj->step == 1) {
-      memcpy(dst + i * rj->len, row, (size_t)rj->len * sizeof(double));
+    const double *row = src + SPAN_AT(ri, i) * C;
+    if (rj->list == NULL && rj->step == 1) {
+      memcpy(dst + i * rj->len, row + rj->start,
+             (size_t)rj->len * sizeof(double));
     } else {
       for (Py_ssize_t j = 0; j < rj->len; j++) {
-        dst[i * rj->len + j] = row[j * rj->step];
+        dst[i * rj->len + j] = row[SPAN_AT(rj, j)];
       }
     }
   }
@@ -670,7 +736,7 @@ static PyObject *row_item(mx_t *m, Py_ssize_t i) {
   if (MX_COLS(m) == 1) {
     return PyFloat_FromDouble(MX_DATA(m)[i]);
   }
-  span_t ri = {i, 1, 1, 1}, rj = full_span(MX_COLS(m));
+  span_t ri = {i, 1, 1, 1, NULL}, rj = full_span(MX_COLS(m));
   return region_copy(m, &ri, &rj);
 }
 
@@ -684,12 +750,19 @@ static PyObject *mx_subscript(PyObject *self, PyObject *key) {
   if (parse_key(m, key, &ri, &rj, &two) < 0) {
     return NULL;
   }
+  PyObject *r;
   if (ri.scalar && (rj.scalar || (!two && MX_COLS(m) == 1))) {
-    return PyFloat_FromDouble(MX_DATA(m)[ri.start * MX_COLS(m) + rj.start]);
+    r = PyFloat_FromDouble(MX_DATA(m)[ri.start * MX_COLS(m) + rj.start]);
+  } else {
+    r = region_copy(m, &ri, &rj);
   }
-  return region_copy(m, &ri, &rj);
+  span_free(&ri);
+  span_free(&rj);
+  return r;
 }
 
+/* m[key] = value (scatter assignment with a list of indices: repeated
+ * indices are written in order, the last one wins). */
 static int mx_ass_subscript(PyObject *self, PyObject *key, PyObject *value) {
   mx_t *m = MX(self);
   if (value == NULL) {
@@ -705,36 +778,47 @@ static int mx_ass_subscript(PyObject *self, PyObject *key, PyObject *value) {
   if (parse_key(m, key, &ri, &rj, &two) < 0) {
     return -1;
   }
-  const Py_ssize_t C = MX_COLS(m);
-  double *dst = MX_DATA(m);
+  const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
+  int rc = -1;
+  mx_t *v = NULL;
   double d;
   const int r = mx_as_double(value, &d);
   if (r < 0) {
-    return -1;
+    goto done;
   }
-  if (r == 1) { /* a scalar fills the region */
+  if (r == 0) {
+    if (!mx_check(value) && !mx_is_rowlike(value)) {
+      MX_TYPE_ERROR0("can only assign a number, a Matrix or a sequence of "
+                     "numbers to matrix elements, not '%U'",
+                     value);
+      goto done;
+    }
+    /* A copy: the source may be this very matrix (m[::-1] = m). */
+    v = mx_from_sequence(mx_state_of(self), value, 0);
+    if (v == NULL) {
+      goto done;
+    }
+  }
+  /* Again: the conversions ran arbitrary code. */
+  if (mx_own(m) < 0) {
+    goto done;
+  }
+  if (MX_ROWS(m) != R || MX_COLS(m) != C) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the matrix changed shape while the assigned values were "
+                    "read");
+    goto done;
+  }
+  double *dst = MX_DATA(m);
+  if (v == NULL) { /* a scalar fills the region */
     for (Py_ssize_t i = 0; i < ri.len; i++) {
-      double *row = dst + (ri.start + i * ri.step) * C + rj.start;
+      double *row = dst + SPAN_AT(&ri, i) * C;
       for (Py_ssize_t j = 0; j < rj.len; j++) {
-        row[j * rj.step] = d;
+        row[SPAN_AT(&rj, j)] = d;
       }
     }
-    return 0;
-  }
-  if (!mx_check(value) && !mx_is_rowlike(value)) {
-    MX_TYPE_ERROR0("can only assign a number, a Matrix or a sequence of "
-                   "numbers to matrix elements, not '%U'",
-                   value);
-    return -1;
-  }
-  /* A copy: the source may be this very matrix (m[::-1] = m). */
-  mx_t *v = mx_from_sequence(mx_state_of(self), value, 0);
-  if (v == NULL) {
-    return -1;
-  }
-  if (mx_own(m) < 0) { /* again: the conversion ran arbitrary code */
-    Py_DECREF(v);
-    return -1;
+    rc = 0;
+    goto done;
   }
   const Py_ssize_t vr = MX_ROWS(v), vc = MX_COLS(v);
   Py_ssize_t rs, cs; /* strides into v (0: broadcast) */
@@ -749,18 +833,21 @@ static int mx_ass_subscript(PyObject *self, PyObject *key, PyObject *value) {
   } else {
     mx_shape_error("cannot assign values to the selected region", vr, vc,
                    ri.len, rj.len, " differ");
-    Py_DECREF(v);
-    return -1;
+    goto done;
   }
   const double *src = MX_DATA(v);
   for (Py_ssize_t i = 0; i < ri.len; i++) {
-    double *row = dst + (ri.start + i * ri.step) * C + rj.start;
+    double *row = dst + SPAN_AT(&ri, i) * C;
     for (Py_ssize_t j = 0; j < rj.len; j++) {
-      row[j * rj.step] = src[i * rs + j * cs];
+      row[SPAN_AT(&rj, j)] = src[i * rs + j * cs];
     }
   }
-  Py_DECREF(v);
-  return 0;
+  rc = 0;
+done:
+  Py_XDECREF((PyObject *)v);
+  span_free(&ri);
+  span_free(&rj);
+  return rc;
 }
 
 static Py_ssize_t mx_length(PyObject *self) {
@@ -867,20 +954,20 @@ static PyMethodDef mx_methods[] = {
     {"transpose", FN(mx_meth_transpose), FAST,
      "transpose(in_place=False)\n--\n\nThe transpose (new, or self "
      "reshaped in place)."},
-    {"ceil", FN(mx_meth_ceil), FAST, "ceil(in_place=False)\n--\n\n"},
-    {"floor", FN(mx_meth_floor), FAST, "floor(in_place=False)\n--\n\n"},
+    {"ceil", FN(mx_meth_ceil), FAST, "ceil(in_place=False, *, out=None)\n--\n\n"},
+    {"floor", FN(mx_meth_floor), FAST, "floor(in_place=False, *, out=None)\n--\n\n"},
     {"round", FN(mx_meth_round), FAST,
-     "round(in_place=False)\n--\n\nRounds half to even."},
-    {"negate", FN(mx_meth_negate), FAST, "negate(in_place=False)\n--\n\n"},
-    {"abs", FN(mx_meth_abs), FAST, "abs(in_place=False)\n--\n\n"},
+     "round(in_place=False, *, out=None)\n--\n\nRounds half to even."},
+    {"negate", FN(mx_meth_negate), FAST, "negate(in_place=False, *, out=None)\n--\n\n"},
+    {"abs", FN(mx_meth_abs), FAST, "abs(in_place=False, *, out=None)\n--\n\n"},
     {"sqrt", FN(mx_meth_sqrt), FAST,
-     "sqrt(in_place=False)\n--\n\nSquare roots (NaN for negatives)."},
+     "sqrt(in_place=False, *, out=None)\n--\n\nSquare roots (NaN for negatives)."},
     {"clip", FN(mx_meth_clip), FAST,
-     "clip(min_or_maxval=None, maxval=None, *, min=None, max=None)\n--\n\n"
+     "clip(min_or_maxval=None, maxval=None, *, min=None, max=None, out=None)\n--\n\n"
      "A copy clamped to [a, b] (clip(a, b)), [0, a] (clip(a)), or to the "
      "given min= / max= keywords (either may be omitted)."},
     {"fma", FN(mx_meth_fma), FAST,
-     "fma(b, c)\n--\n\nself * b + c with one rounding (fused), "
+     "fma(b, c, *, out=None)\n--\n\nself * b + c with one rounding (fused), "
      "broadcast."},
     {"take", FN(mx_meth_take), FAST,
      "take(indices, axis=0)\n--\n\nThe listed rows (axis=0) or columns "
@@ -888,6 +975,24 @@ static PyMethodDef mx_methods[] = {
      "as a row vector."},
     {"select", FN(mx_meth_take), FAST,
      "select(indices, axis=0)\n--\n\nAlias of take()."},
+    {"put", FN(mx_meth_put), FAST,
+     "put(indices, values, axis=0, accumulate=False)\n--\n\nWrites values "
+     "(broadcast to the shape take(indices, axis) has) into the listed rows, "
+     "columns or (axis=None) flat elements; accumulate=True adds instead, "
+     "repeated indices adding up.  Returns None."},
+    {"add", FN(mx_meth_add), FAST,
+     "add(other, *, out=None)\n--\n\nself + other (broadcast), into out= "
+     "when given (a Matrix of the result's shape; it may be self)."},
+    {"subtract", FN(mx_meth_subtract), FAST,
+     "subtract(other, *, out=None)\n--\n\nself - other (see add)."},
+    {"multiply", FN(mx_meth_multiply), FAST,
+     "multiply(other, *, out=None)\n--\n\nself * other, element-wise (see "
+     "add)."},
+    {"divide", FN(mx_meth_divide), FAST,
+     "divide(other, *, out=None)\n--\n\nself / other (see add)."},
+    {"scaled_add", FN(mx_meth_scaled_add), FAST,
+     "scaled_add(s, x, in_place=False, *, out=None)\n--\n\nself + s * x "
+     "(x broadcast): a new matrix, self (in_place=True) or out=."},
     {"less", FN(mx_meth_less), FAST, "less(other)\n--\n\n1.0 where self < "
                                      "other, else 0.0 (broadcast)."},
     {"less_equal", FN(mx_meth_less_equal), FAST, "less_equal(other)\n--\n\n"},
@@ -930,6 +1035,8 @@ static PyType_Slot mx_slots[] = {
     {Py_tp_str, mx_str},
     {Py_tp_methods, mx_methods},
     {Py_tp_getset, mx_getset},
+    {Py_tp_richcompare, mx_richcompare},
+    {Py_tp_hash, PyObject_HashNotImplemented},
     {Py_bf_getbuffer, mx_getbuffer},
     {Py_bf_releasebuffer, mx_releasebuffer},
     {Py_mp_length, mx_length},
