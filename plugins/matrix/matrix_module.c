@@ -34,6 +34,7 @@
 #include "matrix_kernels.h"
 #include "matrix_pickle.h"
 #include "matrix_type.h"
+#include "matrix_view.h"
 
 /* ---- shareable-type hooks: the ownership flip ---------------------------- */
 
@@ -147,6 +148,9 @@ static int mx_exec(PyObject *module) {
   if (st->type == NULL || PyModule_AddType(module, st->type) < 0) {
     return -1;
   }
+  if (mx_view_types_create(module, st) < 0) {
+    return -1;
+  }
   mx_rng_seed_entropy(&st->rng);
   bocpy_shareable_spec spec = {
       .struct_size = sizeof(bocpy_shareable_spec),
@@ -163,12 +167,16 @@ static int mx_exec(PyObject *module) {
 static int mx_traverse(PyObject *module, visitproc visit, void *arg) {
   mx_state_t *st = PyModule_GetState(module);
   Py_VISIT(st->type);
+  Py_VISIT(st->view_type);
+  Py_VISIT(st->indexer_type);
   return 0;
 }
 
 static int mx_clear(PyObject *module) {
   mx_state_t *st = PyModule_GetState(module);
   Py_CLEAR(st->type);
+  Py_CLEAR(st->view_type);
+  Py_CLEAR(st->indexer_type);
   return 0;
 }
 

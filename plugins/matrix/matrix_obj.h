@@ -45,6 +45,8 @@
 typedef struct {
   const bocpy_abi *abi;
   PyTypeObject *type; /* strong: this interpreter's Matrix type */
+  PyTypeObject *view_type;    /* strong: MatrixView (matrix_view.c) */
+  PyTypeObject *indexer_type; /* strong: the type of m.view */
   mx_rng_t rng;       /* this interpreter's generator */
 } mx_state_t;
 

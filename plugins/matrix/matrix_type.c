@@ -17,6 +17,7 @@
 #include "matrix_convert.h"
 #include "matrix_ops.h"
 #include "matrix_pickle.h"
+#include "matrix_view.h"
 
 /* rows x cols from `values`: None -> zeros, a number -> filled, a Matrix
  * or sequence holding rows * cols numbers (flat, or nested of exactly that
@@ -975,6 +976,11 @@ static PyMethodDef mx_methods[] = {
      "as a row vector."},
     {"select", FN(mx_meth_take), FAST,
      "select(indices, axis=0)\n--\n\nAlias of take()."},
+    {"row_view", mx_meth_row_view, METH_O,
+     "row_view(i)\n--\n\nA MatrixView of row i: reads and writes go to this "
+     "matrix."},
+    {"column_view", mx_meth_column_view, METH_O,
+     "column_view(j)\n--\n\nA MatrixView of column j."},
     {"put", FN(mx_meth_put), FAST,
      "put(indices, values, axis=0, accumulate=False)\n--\n\nWrites values "
      "(broadcast to the shape take(indices, axis) has) into the listed rows, "
@@ -1016,6 +1022,10 @@ static PyGetSetDef mx_getset[] = {
     {"size", get_size, NULL, "rows * columns.", NULL},
     {"T", get_T, NULL, "The transpose (a new matrix).", NULL},
     {"length", mx_get_length, NULL, "The Frobenius norm (a float).", NULL},
+    {"view", mx_get_view, NULL,
+     "m.view[i], m.view[i, cols], m.view[rows, j]: MatrixViews of a row or "
+     "a column (cols / rows: slices).",
+     NULL},
     {"acquired", get_acquired, NULL,
      "True while this interpreter owns the matrix (False once it moved).",
      NULL},
