@@ -14,14 +14,16 @@
  *   matrix_module.c   the module, the shareable-type hooks;
  *   matrix_type.c     the type: construction (also random), properties,
  *                     indexing, repr/str, the method and slot tables;
+ *   matrix_view.c     MatrixView and m.view (windows onto a row / column);
  *   matrix_pickle.c   __reduce__ and the _from_buffer unpickler;
  *   matrix_ops.c      operators with broadcasting, matmul, reductions,
  *                     element-wise and vector methods;
  *   matrix_convert.c  new matrices from Python sequences;
+ *   matrix_buffer.c   the buffer protocol both ways (exports, from_buffer);
  *   matrix_obj.c      the wrapper: identity, owner check, new / copy
  *                     (matrix_obj.h explains ownership);
  *   leaves (no plugin header):
- *   matrix_args.c     argument parsing;
+ *   matrix_args.c     argument parsing, the error classes;
  *   matrix_buf.c      the shared record of the numbers;
  *   matrix_rng.c      the per-interpreter random generator;
  *   matrix_kernels.c  the numeric loops (restrict pointers, -O3, optionally
