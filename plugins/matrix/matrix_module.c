@@ -48,8 +48,7 @@ static void *mx_share(PyObject *obj) {
     return NULL; /* RuntimeError: not ours to send */
   }
   if (mx_no_exports(m, "send this matrix to another interpreter (a cown "
-                        "value, a message, the noticeboard, a capture or a "
-                        "result)") < 0) {
+                        "value, a message, a capture or a result)") < 0) {
     return NULL; /* BufferError: the exported memory must stay here */
   }
   mx_buf_t *b = m->buf;

@@ -18,7 +18,7 @@
  * so the other wrappers of the old epoch stay dead even if the record
  * comes back.  When the last holder dies while it still owns the record,
  * it gives the record back (owner -> none): a payload that still holds it
- * (a cown whose release failed, a noticeboard entry) can then be rebuilt
+ * (a cown whose release failed, say) can then be rebuilt
  * by any interpreter instead of staying tied to this one.
  *
  * References: functions returning PyObject * (or mx_t *) return new

@@ -73,6 +73,16 @@ def test_vectors_are_also_fortran_contiguous_matrices_are_not() -> None:
     with pytest.raises(BufferError, match=r"a \(2, 3\) matrix is row-major"):
         get(Matrix(2, 3), view, PyBUF_F_CONTIGUOUS)
     assert np.asfortranarray(Matrix([[1, 2], [3, 4]])).tolist() == [[1, 2], [3, 4]]  # a copy
+    PyBUF_C_CONTIGUOUS = 0x0020 | 0x0018
+    with pytest.raises(BufferError, match="strided"):
+        get(Matrix(3, 3).column_view(0), view, PyBUF_C_CONTIGUOUS)
+    with pytest.raises(BufferError, match="strided"):
+        get(Matrix(3, 3).column_view(0), view, 0)  # PyBUF_SIMPLE
+    assert get(Matrix(3, 3).row_view(0), view, PyBUF_C_CONTIGUOUS) == 0
+    release(view)
+    col = Matrix([[1, 2], [3, 4]]).column_view(1)
+    a = np.asarray(col)
+    assert a.shape == (2, 1) and a.strides == (16, 8) and np.shares_memory(a, np.asarray(col.matrix))
 
 
 @pytest.mark.parametrize("send_it", [
