@@ -240,8 +240,6 @@ static int can_native(PyObject *obj, int depth) {
   return ntype_of(obj) >= 0;
 }
 
-static int enc_pickled(encoder_t *e, PyObject *obj);
-
 /* Snapshot mode: obj (registered type idx) pickled on its own, with no
  * encoding in progress, so that its __reduce__ gives a self-contained copy
  * (reduce_shared raises TypeError there, as outside bocpy).  A type whose
@@ -415,7 +413,15 @@ boc_payload_t *boc_payload_encode(PyObject *obj) {
 }
 
 boc_payload_t *boc_payload_encode_snapshot(PyObject *obj) {
-  return payload_encode(obj, 1);
+  boc_payload_t *p = payload_encode(obj, 1);
+  if (p == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
+    /* A shareable type nested in a pickled container has no plain pickle
+     * (its __reduce__ needs reduce_shared): encode as usual, moving it. */
+    PyObject *exc = PyErr_GetRaisedException();
+    p = payload_encode(obj, 0);
+    Py_DECREF(exc); /* report the usual encoding's error, if any */
+  }
+  return p;
 }
 
 static boc_payload_t *payload_encode(PyObject *obj, int snapshot) {
