@@ -10,7 +10,11 @@ void mx_dealloc(PyObject *self) {
   mx_t *m = MX(self);
   if (m->buf != NULL) {
     mx_buf_t *b = m->buf;
-    if (mx_owned_quiet(m) && --b->holders == 0) {
+    /* relaxed: refs == 1 means this wrapper is the record's only holder
+     * (nobody else can take a reference now), so it dies with us and there
+     * is nothing to give back: temporaries skip the owner check. */
+    if (atomic_load_explicit(&b->refs, memory_order_relaxed) > 1 &&
+        mx_owned_quiet(m) && --b->holders == 0) {
       /* The last holder here: give the record back (owner -> none) so that
        * a payload still holding it can be rebuilt anywhere. */
       PyObject *exc = PyErr_GetRaisedException();

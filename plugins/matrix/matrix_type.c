@@ -694,14 +694,16 @@ static int parse_key(mx_t *m, PyObject *key, span_t *ri, span_t *rj,
   } else {
     rc = parse_span(key, R, "row", ri);
   }
-  /* Converting the indices ran Python code (__index__): the matrix must
-   * still be ours and the same shape. */
-  if (rc == 0 && mx_own(m) == 0 && (MX_ROWS(m) != R || MX_COLS(m) != C)) {
-    PyErr_SetString(PyExc_RuntimeError,
-                    "the matrix changed shape while its indices were read");
-    rc = -1;
-  } else if (rc == 0 && PyErr_Occurred()) {
-    rc = -1; /* mx_own failed */
+  /* Converting a list of indices ran Python code (iteration, __index__):
+   * the matrix must still be ours and the same shape. */
+  if (rc == 0 && (ri->list != NULL || rj->list != NULL)) {
+    if (mx_own(m) < 0) {
+      rc = -1;
+    } else if (MX_ROWS(m) != R || MX_COLS(m) != C) {
+      PyErr_SetString(PyExc_RuntimeError,
+                      "the matrix changed shape while its indices were read");
+      rc = -1;
+    }
   }
   if (rc < 0) {
     span_free(ri);
