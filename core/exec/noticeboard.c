@@ -210,7 +210,7 @@ int boc_nb_write(PyObject *key, PyObject *value) {
   if (not_reentrant() < 0 || boc_nb_key(key, &k, &n) < 0) {
     return -1;
   }
-  boc_payload_t *p = boc_payload_encode(value);
+  boc_payload_t *p = boc_payload_encode_snapshot(value);
   nb_value_t *v = p != NULL ? value_new(p) : NULL;
   if (v == NULL) {
     return -1;
@@ -278,7 +278,7 @@ int boc_nb_update(PyObject *key, PyObject *fn, PyObject *dflt,
     rc = 0;
     goto done;
   }
-  boc_payload_t *p = boc_payload_encode(result);
+  boc_payload_t *p = boc_payload_encode_snapshot(result);
   fresh = p != NULL ? value_new(p) : NULL;
   if (fresh == NULL) {
     goto done;

@@ -37,6 +37,7 @@ typedef struct encoder {
   PyObject **shared_objs;    /* strong: the objects shared, same order */
   uint32_t nshared, shared_cap;
   struct encoder *outer; /* the encoding this one interrupted, if any */
+  int snapshot; /* boc_payload_encode_snapshot: shareables are copied */
 } encoder_t;
 
 /* The encoding in progress on this thread.  A thread-local because pickle
@@ -240,6 +241,30 @@ static int can_native(PyObject *obj, int depth) {
   return ntype_of(obj) >= 0;
 }
 
+/* Snapshot mode: obj (registered type idx) pickled on its own, with no
+ * encoding in progress, so that its __reduce__ gives a self-contained copy
+ * (reduce_shared raises TypeError there, as outside bocpy).  A type whose
+ * pickle needs reduce_shared is shared (moved) as before. */
+static int enc_snapshot_copy(encoder_t *e, PyObject *obj, int idx) {
+  tls_encoder = e->outer;
+  PyObject *bytes = NULL;
+  int rc = boc_pickle_dumps(obj, &bytes);
+  tls_encoder = e;
+  if (rc == 0) {
+    rc = enc_blob(e, TAG_PICKLE, PyBytes_AS_STRING(bytes),
+                  (size_t)PyBytes_GET_SIZE(bytes));
+    Py_DECREF(bytes);
+    return rc;
+  }
+  if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+    return -1;
+  }
+  PyErr_Clear();
+  Py_ssize_t slot = enc_note_shared(e, obj, idx);
+  return slot < 0 || enc_tag(e, TAG_SHARED) < 0 ? -1
+                                                : enc_u64(e, (uint64_t)slot);
+}
+
 static int enc_native(encoder_t *e, PyObject *obj) {
   if (obj == Py_None) {
     return enc_tag(e, TAG_NONE);
@@ -283,6 +308,12 @@ static int enc_native(encoder_t *e, PyObject *obj) {
     }
     if (ntypes[idx].hooks.kind == BOC_NTYPE_PINNED) {
       return pinned_value_error(idx);
+    }
+    if (e->snapshot) {
+      /* A snapshot (a noticeboard entry) is decoded once per reader: store
+       * the type's own pickle (a self-contained copy), not a moved
+       * resource that only one interpreter could take. */
+      return enc_snapshot_copy(e, obj, idx);
     }
     Py_ssize_t slot = enc_note_shared(e, obj, idx);
     if (slot < 0) {
@@ -376,8 +407,27 @@ static void enc_discard(encoder_t *e) {
   enc_release_shared(e, 1);
 }
 
+static boc_payload_t *payload_encode(PyObject *obj, int snapshot);
+
 boc_payload_t *boc_payload_encode(PyObject *obj) {
+  return payload_encode(obj, 0);
+}
+
+boc_payload_t *boc_payload_encode_snapshot(PyObject *obj) {
+  boc_payload_t *p = payload_encode(obj, 1);
+  if (p == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
+    /* A shareable type nested in a pickled container has no plain pickle
+     * (its __reduce__ needs reduce_shared): encode as usual, moving it. */
+    PyObject *exc = PyErr_GetRaisedException();
+    p = payload_encode(obj, 0);
+    Py_DECREF(exc); /* report the usual encoding's error, if any */
+  }
+  return p;
+}
+
+static boc_payload_t *payload_encode(PyObject *obj, int snapshot) {
   encoder_t e = {0};
+  e.snapshot = snapshot;
   e.outer = tls_encoder;
   tls_encoder = &e;
   int rc;
@@ -781,7 +831,8 @@ PyObject *boc_ntype_reduce(PyObject *obj) {
     pinned_value_error(idx);
     return NULL;
   }
-  if (tls_encoder == NULL) {
+  if (tls_encoder == NULL || tls_encoder->snapshot) {
+    /* (a snapshot: the type's __reduce__ falls back to a plain copy) */
     PyErr_Format(PyExc_TypeError,
                  "values of type '%s' can only be pickled by bocpy when they "
                  "are sent to another interpreter",

@@ -44,6 +44,11 @@ typedef struct boc_payload {
  * naming the type for values that cannot travel (pickling errors are
  * chained as the cause). */
 boc_payload_t *boc_payload_encode(PyObject *obj);
+/* The same for a value decoded once per reader (noticeboard entries):
+ * objects of registered shareable types are stored as their own pickle (a
+ * self-contained copy, the object stays with the caller) when their
+ * __reduce__ can make one without reduce_shared, else shared as usual. */
+boc_payload_t *boc_payload_encode_snapshot(PyObject *obj);
 /* Decodes a new object in the current interpreter (GIL held); the payload is
  * unchanged and may be decoded again. */
 PyObject *boc_payload_decode(const boc_payload_t *p);

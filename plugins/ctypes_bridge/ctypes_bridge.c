@@ -259,8 +259,6 @@ typedef struct {
   PyTypeObject *foreign_type; /* strong: this interpreter's types */
   PyTypeObject *pinned_type;
   PyTypeObject *cfunc_type;
-  PyObject *matrix_type; /* strong, looked up on first need; Py_None if
-                            bocpy.plugins.matrix cannot be imported */
 } fb_state_t;
 
 typedef struct {
@@ -710,32 +708,6 @@ typedef struct {
   int nforeign;
 } fb_hold_t;
 
-/* The data pointer of a bocpy.Matrix that has no buffer protocol (its
- * owner-checked _data_address), 1 when o is a Matrix, 0 when it is not,
- * -1 on error. */
-static int matrix_pointer(fb_state_t *st, PyObject *o, void **out) {
-  if (st->matrix_type == NULL) {
-    PyObject *mod = PyImport_ImportModule("bocpy.plugins.matrix");
-    PyObject *t = mod != NULL ? PyObject_GetAttrString(mod, "Matrix") : NULL;
-    Py_XDECREF(mod);
-    if (t == NULL) {
-      PyErr_Clear();
-      t = Py_NewRef(Py_None);
-    }
-    st->matrix_type = t;
-  }
-  if ((PyObject *)Py_TYPE(o) != st->matrix_type) {
-    return 0;
-  }
-  PyObject *addr = PyObject_GetAttrString(o, "_data_address");
-  if (addr == NULL) {
-    return -1; /* RuntimeError: this interpreter does not own the matrix */
-  }
-  *out = PyLong_AsVoidPtr(addr);
-  Py_DECREF(addr);
-  return *out == NULL && PyErr_Occurred() ? -1 : 1;
-}
-
 static int ptr_arg(const fb_fn_t *f, int i, PyObject *o, fb_val_t *v,
                    fb_state_t *st, fb_hold_t *h) {
   if (o == Py_None) {
@@ -772,10 +744,6 @@ static int ptr_arg(const fb_fn_t *f, int i, PyObject *o, fb_val_t *v,
     h->nviews++;
     v->p = view->buf;
     return 0;
-  }
-  int r = matrix_pointer(st, o, &v->p);
-  if (r != 0) {
-    return r < 0 ? -1 : 0;
   }
   arg_error(f, i,
             "bytes, a Foreign, a bocpy.Matrix, a buffer, an int address or "
@@ -1702,7 +1670,6 @@ static int fb_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->foreign_type);
   Py_VISIT(st->pinned_type);
   Py_VISIT(st->cfunc_type);
-  Py_VISIT(st->matrix_type);
   return 0;
 }
 
@@ -1711,7 +1678,6 @@ static int fb_clear(PyObject *module) {
   Py_CLEAR(st->foreign_type);
   Py_CLEAR(st->pinned_type);
   Py_CLEAR(st->cfunc_type);
-  Py_CLEAR(st->matrix_type);
   return 0;
 }
 

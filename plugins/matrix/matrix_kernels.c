@@ -18,9 +18,10 @@
  * the caller, so they never overlap the inputs: hence the restrict
  * qualifiers.  Inputs may overlap each other (they are only read).
  */
-#include "matrix.h"
+#include "matrix_kernels.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -12,11 +12,16 @@
  * The numbers are crunched in matrix_kernels.c; this file validates,
  * allocates and dispatches.
  */
-#include "matrix.h"
+#include "matrix_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "matrix_args.h"
+#include "matrix_buffer.h"
+#include "matrix_convert.h"
+#include "matrix_kernels.h"
 
 /* ---- operands ------------------------------------------------------------ */
 
@@ -117,6 +122,78 @@ static mx_view_t view_of(const arg_t *a, Py_ssize_t C) {
   return v;
 }
 
+/* ---- out= ------------------------------------------------------------------
+ * Where a result of R x C goes: a new matrix, or the Matrix given as out=
+ * (owned here, of exactly that shape).  When out= is one of the inputs of a
+ * kernel that needs a fresh output (same data), the result is computed into
+ * a scratch matrix and copied into out= at the end. */
+
+typedef struct {
+  mx_t *dst; /* new reference: where the kernel writes */
+  mx_t *out; /* new reference: out= when dst is a scratch copy, else NULL */
+} target_t;
+
+/* 0 with t filled, or -1 with TypeError / RuntimeError / MatrixShapeError.
+ * in0..in2: the kernel's inputs (NULL: none, or the kernel allows out to
+ * equal its input). */
+static int target_begin(mx_state_t *st, PyObject *o, Py_ssize_t R,
+                        Py_ssize_t C, const char *fname, const double *in0,
+                        const double *in1, const double *in2, target_t *t) {
+  t->out = NULL;
+  if (o == NULL || o == Py_None) {
+    t->dst = mx_new(st, R, C, 0);
+    return t->dst == NULL ? -1 : 0;
+  }
+  if (!mx_check(o)) {
+    MX_TYPE_ERROR1("%s(): out= must be a Matrix (or None), not '%U'", fname,
+                   o);
+    return -1;
+  }
+  mx_t *out = MX(o);
+  if (mx_own(out) < 0) {
+    return -1;
+  }
+  if (MX_ROWS(out) != R || MX_COLS(out) != C) {
+    mx_raise(MX_ERR_SHAPE,
+             "%s(): out= has shape (%zd, %zd) but the result has shape (%zd, "
+             "%zd) (" MX_REF_MISMATCH ")",
+             fname, MX_ROWS(out), MX_COLS(out), R, C);
+    return -1;
+  }
+  const double *d = MX_DATA(out);
+  if (d == in0 || d == in1 || d == in2) {
+    t->dst = mx_new(st, R, C, 0);
+    if (t->dst == NULL) {
+      return -1;
+    }
+    t->out = (mx_t *)Py_NewRef(o);
+    return 0;
+  }
+  t->dst = (mx_t *)Py_NewRef(o);
+  return 0;
+}
+
+/* The result (a new reference): out= (the scratch copied in) or dst. */
+static PyObject *target_end(target_t *t) {
+  if (t->out == NULL) {
+    return (PyObject *)t->dst;
+  }
+  memcpy(MX_DATA(t->out), MX_DATA(t->dst),
+         (size_t)MX_SIZE(t->out) * sizeof(double));
+  Py_DECREF(t->dst);
+  return (PyObject *)t->out;
+}
+
+/* in_place and out= together: TypeError. */
+static int exclusive(const char *fname, int in_place, PyObject *out) {
+  if (in_place && out != NULL && out != Py_None) {
+    PyErr_Format(PyExc_TypeError,
+                 "%s(): in_place=True and out= are exclusive: give one", fname);
+    return -1;
+  }
+  return 0;
+}
+
 /* The state for an operation between x and y, one of them a Matrix. */
 static mx_state_t *pair_state(PyObject *x, PyObject *y) {
   return mx_state_of(mx_check(x) ? x : y);
@@ -137,17 +214,35 @@ static PyObject *binary_args(mx_state_t *st, const arg_t *a, const arg_t *b,
   return (PyObject *)out;
 }
 
+/* NotImplemented for an operand we do not handle, except bytes and
+ * bytearray under +: their concatenation accepts any buffer (a Matrix
+ * exports one), so deferring to it would silently concatenate bytes. */
+static PyObject *not_handled(PyObject *x, PyObject *y, mx_binop_t op) {
+  if (op == MX_OP_ADD && (PyBytes_Check(x) || PyByteArray_Check(x))) {
+    PyObject *l = PyType_GetName(Py_TYPE(x));
+    PyObject *r = l != NULL ? PyType_GetName(Py_TYPE(y)) : NULL;
+    if (r != NULL) {
+      PyErr_Format(PyExc_TypeError,
+                   "unsupported operand type(s) for +: '%U' and '%U'", l, r);
+    }
+    Py_XDECREF(l);
+    Py_XDECREF(r);
+    return NULL;
+  }
+  return Py_NewRef(Py_NotImplemented);
+}
+
 static PyObject *binary(PyObject *x, PyObject *y, mx_binop_t op) {
   mx_state_t *st = pair_state(x, y);
   arg_t a, b;
   int r = arg_get(st, x, &a, ARG_SCALAR | ARG_SEQ);
   if (r <= 0) {
-    return r == 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+    return r == 0 ? not_handled(x, y, op) : NULL;
   }
   r = arg_get(st, y, &b, ARG_SCALAR | ARG_SEQ);
   if (r <= 0) {
     arg_done(&a);
-    return r == 0 ? Py_NewRef(Py_NotImplemented) : NULL;
+    return r == 0 ? not_handled(x, y, op) : NULL;
   }
   PyObject *res = binary_args(st, &a, &b, op);
   arg_done(&a);
@@ -166,6 +261,180 @@ PyObject *mx_nb_multiply(PyObject *a, PyObject *b) {
 }
 PyObject *mx_nb_true_divide(PyObject *a, PyObject *b) {
   return binary(a, b, MX_OP_DIV);
+}
+
+/* ---- named operations (0.13): add/subtract/multiply/divide(other, out=),
+ * scaled_add(s, x, in_place=False, out=) ------------------------------------- */
+
+static PyObject *named_binary(PyObject *self, PyObject *const *args,
+                              Py_ssize_t nargs, PyObject *kwnames,
+                              mx_binop_t op, const char *fname) {
+  static const char *const names[] = {"other", "out"};
+  PyObject *o[2] = {NULL, NULL};
+  if (mx_parse(fname, args, nargs, kwnames, names, 1, 2, o) < 0) {
+    return NULL;
+  }
+  if (o[0] == NULL) {
+    PyErr_Format(PyExc_TypeError, "%s() needs the other operand", fname);
+    return NULL;
+  }
+  mx_state_t *st = mx_state_of(self);
+  arg_t a, b;
+  if (arg_need(st, self, &a, 0, fname) < 0) {
+    return NULL;
+  }
+  if (arg_need(st, o[0], &b, ARG_SCALAR | ARG_SEQ, fname) < 0) {
+    return NULL;
+  }
+  PyObject *res = NULL;
+  Py_ssize_t R, C;
+  target_t t;
+  if (bshape(&a, &b, &R, &C, "operands do not match") == 0 &&
+      target_begin(st, o[1], R, C, fname, a.p, b.p, NULL, &t) == 0) {
+    mx_k_binary(op, R, C, view_of(&a, C), view_of(&b, C), MX_DATA(t.dst));
+    res = target_end(&t);
+  }
+  arg_done(&b);
+  return res;
+}
+
+MX_FASTCALL_DECL(mx_meth_add) {
+  return named_binary(self, args, nargs, kwnames, MX_OP_ADD, "add");
+}
+MX_FASTCALL_DECL(mx_meth_subtract) {
+  return named_binary(self, args, nargs, kwnames, MX_OP_SUB, "subtract");
+}
+MX_FASTCALL_DECL(mx_meth_multiply) {
+  return named_binary(self, args, nargs, kwnames, MX_OP_MUL, "multiply");
+}
+MX_FASTCALL_DECL(mx_meth_divide) {
+  return named_binary(self, args, nargs, kwnames, MX_OP_DIV, "divide");
+}
+
+MX_FASTCALL_DECL(mx_meth_scaled_add) {
+  static const char *const names[] = {"s", "x", "in_place", "out"};
+  PyObject *o[4] = {NULL, NULL, NULL, NULL};
+  if (mx_parse("scaled_add", args, nargs, kwnames, names, 3, 4, o) < 0) {
+    return NULL;
+  }
+  if (o[0] == NULL || o[1] == NULL) {
+    PyErr_SetString(PyExc_TypeError,
+                    "scaled_add() needs two arguments: s (a number) and x");
+    return NULL;
+  }
+  double s;
+  const int r = mx_as_double(o[0], &s);
+  if (r <= 0) {
+    if (r == 0) {
+      MX_TYPE_ERROR0("scaled_add(): s must be a number, not '%U'", o[0]);
+    }
+    return NULL;
+  }
+  const int in_place = mx_parse_flag(o[2]);
+  if (in_place < 0 || exclusive("scaled_add", in_place, o[3]) < 0) {
+    return NULL;
+  }
+  mx_state_t *st = mx_state_of(self);
+  arg_t a, x;
+  if (arg_need(st, self, &a, 0, "scaled_add") < 0) {
+    return NULL;
+  }
+  if (arg_need(st, o[1], &x, ARG_SCALAR | ARG_SEQ, "scaled_add") < 0) {
+    return NULL;
+  }
+  PyObject *res = NULL;
+  Py_ssize_t R, C;
+  mx_t *sx = NULL;
+  if (bshape(&a, &x, &R, &C, "scaled_add() operands do not match") < 0) {
+    goto done;
+  }
+  if (in_place && (R != a.rows || C != a.cols)) {
+    mx_shape_error("scaled_add(in_place=True) would change the shape", a.rows,
+                   a.cols, x.rows, x.cols,
+                   ": x must broadcast to self");
+    goto done;
+  }
+  /* s * x, broadcast to R x C (a fresh scratch), then self + that: two
+   * roundings, as the expression self + s * x. */
+  sx = mx_new(st, R, C, 0);
+  if (sx == NULL) {
+    goto done;
+  }
+  const mx_view_t sv = {&s, 0, 0};
+  mx_k_binary(MX_OP_MUL, R, C, sv, view_of(&x, C), MX_DATA(sx));
+  const mx_view_t sxv = {MX_DATA(sx), C, 1};
+  if (in_place) {
+    mx_k_binary_inplace(MX_OP_ADD, R, C, MX_DATA(MX(self)), sxv);
+    res = Py_NewRef(self);
+    goto done;
+  }
+  target_t t;
+  if (target_begin(st, o[3], R, C, "scaled_add", a.p, NULL, NULL, &t) == 0) {
+    mx_k_binary(MX_OP_ADD, R, C, view_of(&a, C), sxv, MX_DATA(t.dst));
+    res = target_end(&t);
+  }
+done:
+  Py_XDECREF((PyObject *)sx);
+  arg_done(&x);
+  return res;
+}
+
+/* ---- comparisons (0.12): lexicographic, as m.tolist() op n.tolist() ---------
+ * Rows are compared in order; within a row, elements in order; the first
+ * pair that differs (NaN differs from everything, itself included) decides;
+ * when one row (or the row list) is a prefix of the other, the shorter one
+ * is smaller.  Only between matrices: anything else is NotImplemented
+ * (so == falls back to identity). */
+
+static int cmp_sizes(Py_ssize_t x, Py_ssize_t y, int op) {
+  switch (op) {
+  case Py_LT: return x < y;
+  case Py_LE: return x <= y;
+  case Py_EQ: return x == y;
+  case Py_NE: return x != y;
+  case Py_GT: return x > y;
+  default: return x >= y;
+  }
+}
+
+static int cmp_values(double x, double y, int op) {
+  switch (op) {
+  case Py_LT: return x < y;
+  case Py_LE: return x <= y;
+  case Py_EQ: return x == y;
+  case Py_NE: return x != y;
+  case Py_GT: return x > y;
+  default: return x >= y;
+  }
+}
+
+PyObject *mx_richcompare(PyObject *x, PyObject *y, int op) {
+  if (!mx_check(x) || !mx_check(y)) {
+    Py_RETURN_NOTIMPLEMENTED;
+  }
+  mx_t *a = MX(x), *b = MX(y);
+  if (mx_own(a) < 0 || mx_own(b) < 0) {
+    return NULL;
+  }
+  const Py_ssize_t Ra = MX_ROWS(a), Ca = MX_COLS(a);
+  const Py_ssize_t Rb = MX_ROWS(b), Cb = MX_COLS(b);
+  const Py_ssize_t R = Ra < Rb ? Ra : Rb, C = Ca < Cb ? Ca : Cb;
+  const double *pa = MX_DATA(a), *pb = MX_DATA(b);
+  for (Py_ssize_t i = 0; i < R; i++) {
+    for (Py_ssize_t j = 0; j < C; j++) {
+      const double u = pa[i * Ca + j], v = pb[i * Cb + j];
+      if (!(u == v)) { /* the first difference decides */
+        if (op == Py_EQ || op == Py_NE) {
+          return PyBool_FromLong(op == Py_NE);
+        }
+        return PyBool_FromLong(cmp_values(u, v, op));
+      }
+    }
+    if (Ca != Cb) { /* rows differ in length: the shorter row is smaller */
+      return PyBool_FromLong(cmp_sizes(Ca, Cb, op));
+    }
+  }
+  return PyBool_FromLong(cmp_sizes(Ra, Rb, op));
 }
 
 /* x op= y: x keeps its shape, y must broadcast to it. */
@@ -268,10 +537,11 @@ COMPARE(not_equal, MX_OP_NE)
 static PyObject *matmul_args(mx_state_t *st, const arg_t *a,
                              const arg_t *b) {
   if (a->cols != b->rows) {
-    PyErr_Format(PyExc_ValueError,
-                 "matmul: shapes (%zd, %zd) and (%zd, %zd) do not align: "
-                 "%zd columns on the left, %zd rows on the right",
-                 a->rows, a->cols, b->rows, b->cols, a->cols, b->rows);
+    mx_raise(MX_ERR_SHAPE,
+             "matmul: shapes (%zd, %zd) and (%zd, %zd) do not align: %zd "
+             "columns on the left, %zd rows on the right (" MX_REF_MISMATCH
+             ")",
+             a->rows, a->cols, b->rows, b->cols, a->cols, b->rows);
     return NULL;
   }
   mx_t *out = mx_new(st, a->rows, b->cols, 0);
@@ -355,22 +625,34 @@ static int parse_in_place(const char *fname, PyObject *const *args,
   return mx_parse_flag(o);
 }
 
+/* name(in_place=False, *, out=None) */
 static PyObject *unary_method(PyObject *self, PyObject *const *args,
                               Py_ssize_t nargs, PyObject *kwnames,
                               mx_unop_t op, const char *fname) {
-  const int in_place = parse_in_place(fname, args, nargs, kwnames);
-  if (in_place < 0) {
+  static const char *const names[] = {"in_place", "out"};
+  PyObject *o[2] = {NULL, NULL};
+  if (mx_parse(fname, args, nargs, kwnames, names, 1, 2, o) < 0) {
     return NULL;
   }
-  if (!in_place) {
-    return unary_new(self, op);
+  const int in_place = mx_parse_flag(o[0]);
+  if (in_place < 0 || exclusive(fname, in_place, o[1]) < 0) {
+    return NULL;
   }
   mx_t *m = MX(self);
   if (mx_own(m) < 0) {
     return NULL;
   }
-  mx_k_unary(op, MX_SIZE(m), MX_DATA(m), MX_DATA(m));
-  return Py_NewRef(self);
+  if (in_place) {
+    mx_k_unary(op, MX_SIZE(m), MX_DATA(m), MX_DATA(m));
+    return Py_NewRef(self);
+  }
+  target_t t; /* the kernel allows out == its input */
+  if (target_begin(mx_state_of(self), o[1], MX_ROWS(m), MX_COLS(m), fname,
+                   NULL, NULL, NULL, &t) < 0) {
+    return NULL;
+  }
+  mx_k_unary(op, MX_SIZE(m), MX_DATA(m), MX_DATA(t.dst));
+  return target_end(&t);
 }
 
 #define UNARY(name, op)                                                       \
@@ -570,11 +852,12 @@ static int vec_layout(Py_ssize_t r, Py_ssize_t c, int axis, int max_dim,
   } else if (rin) {
     L->dim = (int)r, L->by_cols = 1, L->count = c;
   } else {
-    PyErr_Format(PyExc_ValueError,
-                 "%s() needs %s vectors: a single 1 x n / n x 1 vector or a "
-                 "batch N x n / n x N, with n = %s; got shape (%zd, %zd)",
-                 fname, max_dim == 2 ? "2-D" : "2-D or 3-D",
-                 max_dim == 2 ? "2" : "2 or 3", r, c);
+    mx_raise(MX_ERR_SHAPE,
+             "%s() needs %s vectors: a single 1 x n / n x 1 vector or a "
+             "batch N x n / n x N, with n = %s; got shape (%zd, %zd)%s",
+             fname, max_dim == 2 ? "2-D" : "2-D or 3-D",
+             max_dim == 2 ? "2" : "2 or 3", r, c,
+             max_dim == 3 ? " (" MX_REF_CROSS ")" : "");
     return -1;
   }
   return 0;
@@ -792,10 +1075,13 @@ MX_FASTCALL_DECL(mx_meth_transpose) {
   if (!in_place) {
     return mx_transposed(m);
   }
-  if (mx_exported(m, "transpose in place") < 0) {
-    return NULL;
-  }
   const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
+  if (R != C) {
+    if (mx_no_exports(m, "transpose this matrix in place (its shape "
+                         "would change under the exported buffer)") < 0) {
+      return NULL;
+    }
+  }
   if (R > 1 && C > 1) {
     double *tmp = malloc((size_t)(R * C) * sizeof(double));
     if (tmp == NULL) {
@@ -822,9 +1108,9 @@ static int bound(PyObject *o, const char *what, double *out) {
 
 MX_FASTCALL_DECL(mx_meth_clip) {
   static const char *const names[] = {"min_or_maxval", "maxval", "min",
-                                      "max"};
-  PyObject *o[4] = {NULL, NULL, NULL, NULL};
-  if (mx_parse("clip", args, nargs, kwnames, names, 2, 4, o) < 0) {
+                                      "max", "out"};
+  PyObject *o[5] = {NULL, NULL, NULL, NULL, NULL};
+  if (mx_parse("clip", args, nargs, kwnames, names, 2, 5, o) < 0) {
     return NULL;
   }
   double lo = -INFINITY, hi = INFINITY;
@@ -864,9 +1150,9 @@ MX_FASTCALL_DECL(mx_meth_clip) {
   if (lo > hi) {
     PyObject *l = PyFloat_FromDouble(lo), *h = PyFloat_FromDouble(hi);
     if (l != NULL && h != NULL) {
-      PyErr_Format(PyExc_ValueError,
-                   "clip(): the lower bound %R is above the upper bound %R",
-                   l, h);
+      mx_raise(MX_ERR_BOUNDS,
+               "clip(): the lower bound %R is above the upper bound %R", l,
+               h);
     }
     Py_XDECREF(l);
     Py_XDECREF(h);
@@ -876,14 +1162,115 @@ MX_FASTCALL_DECL(mx_meth_clip) {
   if (mx_own(m) < 0) {
     return NULL;
   }
-  mx_t *out = mx_new(mx_state_of(self), MX_ROWS(m), MX_COLS(m), 0);
-  if (out != NULL) {
-    mx_k_clip(MX_SIZE(m), MX_DATA(m), lo, hi, MX_DATA(out));
+  target_t t; /* the kernel allows out == its input */
+  if (target_begin(mx_state_of(self), o[4], MX_ROWS(m), MX_COLS(m), "clip",
+                   NULL, NULL, NULL, &t) < 0) {
+    return NULL;
   }
-  return (PyObject *)out;
+  mx_k_clip(MX_SIZE(m), MX_DATA(m), lo, hi, MX_DATA(t.dst));
+  return target_end(&t);
 }
 
 /* ---- take / select ------------------------------------------------------- */
+
+int mx_index_list(const char *fname, PyObject *obj, Py_ssize_t **idx,
+                  Py_ssize_t *k) {
+  *idx = NULL;
+  *k = 0;
+  PyObject *seq;
+  if (PyLong_Check(obj)) {
+    seq = PyTuple_Pack(1, obj);
+  } else if (PyUnicode_Check(obj) || PyBytes_Check(obj) ||
+             PyByteArray_Check(obj) || mx_check(obj) ||
+             !PySequence_Check(obj)) {
+    MX_TYPE_ERROR1("%s(): indices must be a sequence of ints, not '%U'",
+                   fname, obj);
+    return -1;
+  } else {
+    seq = PySequence_Tuple(obj);
+  }
+  if (seq == NULL) {
+    return -1;
+  }
+  int rc = -1;
+  const Py_ssize_t n = PyTuple_Size(seq);
+  if (n == 0) {
+    PyErr_Format(PyExc_ValueError,
+                 "%s() needs at least one index (a matrix has at least one "
+                 "row and one column)",
+                 fname);
+    goto done;
+  }
+  *idx = malloc((size_t)n * sizeof(Py_ssize_t));
+  if (*idx == NULL) {
+    PyErr_NoMemory();
+    goto done;
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *x = PyTuple_GetItem(seq, i);
+    if (PyFloat_Check(x) || PyBool_Check(x) || !PyIndex_Check(x)) {
+      MX_TYPE_ERROR1("%s(): indices must be ints, not '%U'", fname, x);
+      goto done;
+    }
+    (*idx)[i] = PyNumber_AsSsize_t(x, PyExc_IndexError);
+    if ((*idx)[i] == -1 && PyErr_Occurred()) {
+      goto done;
+    }
+  }
+  *k = n;
+  rc = 0;
+done:
+  if (rc < 0) {
+    free(*idx);
+    *idx = NULL;
+  }
+  Py_DECREF(seq);
+  return rc;
+}
+
+int mx_index_bounds(const char *fname, Py_ssize_t *idx, Py_ssize_t k,
+                    Py_ssize_t n, const char *what) {
+  for (Py_ssize_t i = 0; i < k; i++) {
+    const Py_ssize_t orig = idx[i];
+    if (idx[i] < 0) {
+      idx[i] += n;
+    }
+    if (idx[i] < 0 || idx[i] >= n) {
+      PyErr_Format(PyExc_IndexError, "%s(): index %zd is out of range for %zd %s",
+                   fname, orig, n, what);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The indices and axis of take / put: idx (malloc'd, in range) over n
+ * rows / columns / elements.  -1 with an exception. */
+static int take_args(const char *fname, mx_t *m, PyObject *indices,
+                     PyObject *axis_obj, int *axis, Py_ssize_t **idx,
+                     Py_ssize_t *k) {
+  *axis = 0;
+  if (axis_obj != NULL && mx_parse_axis(axis_obj, axis) < 0) {
+    return -1;
+  }
+  if (mx_index_list(fname, indices, idx, k) < 0) {
+    return -1;
+  }
+  if (mx_own(m) < 0) { /* checked after the conversions, which run code */
+    free(*idx);
+    *idx = NULL;
+    return -1;
+  }
+  const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
+  const Py_ssize_t n = *axis == 0 ? R : *axis == 1 ? C : R * C;
+  const char *what = *axis == 0 ? "rows" : *axis == 1 ? "columns" : "elements";
+  if (mx_index_bounds(fname, *idx, *k, n, what) < 0) {
+    free(*idx);
+    *idx = NULL;
+    return -1;
+  }
+  return 0;
+}
 
 MX_FASTCALL_DECL(mx_meth_take) {
   static const char *const names[] = {"indices", "axis"};
@@ -896,68 +1283,13 @@ MX_FASTCALL_DECL(mx_meth_take) {
                     "take() missing required argument 'indices'");
     return NULL;
   }
-  int axis = 0;
-  if (o[1] != NULL && mx_parse_axis(o[1], &axis) < 0) {
-    return NULL;
-  }
-  PyObject *seq;
-  if (PyLong_Check(o[0])) {
-    seq = PyTuple_Pack(1, o[0]);
-  } else if (PyUnicode_Check(o[0]) || PyBytes_Check(o[0]) ||
-             mx_check(o[0]) || !PySequence_Check(o[0])) {
-    MX_TYPE_ERROR0("take(): indices must be a sequence of ints, not '%U'",
-                   o[0]);
-    return NULL;
-  } else {
-    seq = PySequence_Tuple(o[0]);
-  }
-  if (seq == NULL) {
-    return NULL;
-  }
-  PyObject *res = NULL;
-  Py_ssize_t *idx = NULL;
-  const Py_ssize_t k = PyTuple_Size(seq);
-  if (k == 0) {
-    PyErr_SetString(PyExc_ValueError,
-                    "take() needs at least one index (a matrix has at least "
-                    "one row and one column)");
-    goto done;
-  }
-  idx = malloc((size_t)k * sizeof(Py_ssize_t));
-  if (idx == NULL) {
-    PyErr_NoMemory();
-    goto done;
-  }
-  for (Py_ssize_t i = 0; i < k; i++) {
-    PyObject *x = PyTuple_GetItem(seq, i);
-    if (PyFloat_Check(x) || !PyIndex_Check(x)) {
-      MX_TYPE_ERROR0("take(): indices must be ints, not '%U'", x);
-      goto done;
-    }
-    idx[i] = PyNumber_AsSsize_t(x, PyExc_IndexError);
-    if (idx[i] == -1 && PyErr_Occurred()) {
-      goto done;
-    }
-  }
   mx_t *m = MX(self);
-  if (mx_own(m) < 0) { /* checked after the conversions, which run code */
-    goto done;
+  int axis;
+  Py_ssize_t *idx, k;
+  if (take_args("take", m, o[0], o[1], &axis, &idx, &k) < 0) {
+    return NULL;
   }
   const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
-  const Py_ssize_t n = axis == 0 ? R : axis == 1 ? C : R * C;
-  const char *what = axis == 0 ? "rows" : axis == 1 ? "columns" : "elements";
-  for (Py_ssize_t i = 0; i < k; i++) {
-    const Py_ssize_t orig = idx[i];
-    if (idx[i] < 0) {
-      idx[i] += n;
-    }
-    if (idx[i] < 0 || idx[i] >= n) {
-      PyErr_Format(PyExc_IndexError,
-                   "take(): index %zd is out of range for %zd %s", orig, n,
-                   what);
-      goto done;
-    }
-  }
   mx_state_t *st = mx_state_of(self);
   const double *d = MX_DATA(m);
   mx_t *out;
@@ -986,10 +1318,76 @@ MX_FASTCALL_DECL(mx_meth_take) {
       }
     }
   }
-  res = (PyObject *)out;
-done:
   free(idx);
-  Py_DECREF(seq);
+  return (PyObject *)out;
+}
+
+/* put(indices, values, axis=0, accumulate=False): writes (or, with
+ * accumulate, adds; repeated indices add up) values, broadcast to the
+ * shape take(indices, axis) would have, into the listed rows / columns /
+ * flat elements.  Returns None. */
+MX_FASTCALL_DECL(mx_meth_put) {
+  static const char *const names[] = {"indices", "values", "axis",
+                                      "accumulate"};
+  PyObject *o[4] = {NULL, NULL, NULL, NULL};
+  if (mx_parse("put", args, nargs, kwnames, names, 4, 4, o) < 0) {
+    return NULL;
+  }
+  if (o[0] == NULL || o[1] == NULL) {
+    PyErr_SetString(PyExc_TypeError,
+                    "put() needs indices and values: put(indices, values, "
+                    "axis=0, accumulate=False)");
+    return NULL;
+  }
+  const int acc = mx_parse_flag(o[3]);
+  if (acc < 0) {
+    return NULL;
+  }
+  mx_t *m = MX(self);
+  mx_state_t *st = mx_state_of(self);
+  arg_t v;
+  if (arg_need(st, o[1], &v, ARG_SCALAR | ARG_SEQ, "put") < 0) {
+    return NULL;
+  }
+  int axis;
+  Py_ssize_t *idx, k;
+  if (take_args("put", m, o[0], o[2], &axis, &idx, &k) < 0) {
+    arg_done(&v);
+    return NULL;
+  }
+  const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
+  const Py_ssize_t TR = axis == 0 ? k : axis == 1 ? R : 1;
+  const Py_ssize_t TC = axis == 0 ? C : axis == 1 ? k : k;
+  PyObject *res = NULL;
+  mx_t *copy = NULL;
+  if (!((v.rows == TR || v.rows == 1) && (v.cols == TC || v.cols == 1))) {
+    mx_shape_error("put(): values do not fit the selection", v.rows, v.cols,
+                   TR, TC, " cannot be broadcast together");
+    goto done;
+  }
+  if (v.p == MX_DATA(m)) { /* m.put(..., m): read a copy while writing */
+    copy = mx_copy(st, m);
+    if (copy == NULL) {
+      goto done;
+    }
+    v.p = MX_DATA(copy);
+  }
+  const mx_view_t w = view_of(&v, TC);
+  double *d = MX_DATA(m);
+  for (Py_ssize_t i = 0; i < TR; i++) {
+    for (Py_ssize_t j = 0; j < TC; j++) {
+      const double x = w.p[i * w.rs + j * w.cs];
+      double *t = axis == 0   ? &d[idx[i] * C + j]
+                  : axis == 1 ? &d[i * C + idx[j]]
+                              : &d[idx[j]];
+      *t = acc ? *t + x : x;
+    }
+  }
+  res = Py_NewRef(Py_None);
+done:
+  Py_XDECREF((PyObject *)copy);
+  free(idx);
+  arg_done(&v);
   return res;
 }
 
@@ -1013,9 +1411,9 @@ static int bshape3(const arg_t *a, const arg_t *b, const arg_t *c,
 }
 
 MX_FASTCALL_DECL(mx_meth_fma) {
-  static const char *const names[] = {"b", "c"};
-  PyObject *o[2] = {NULL, NULL};
-  if (mx_parse("fma", args, nargs, kwnames, names, 2, 2, o) < 0) {
+  static const char *const names[] = {"b", "c", "out"};
+  PyObject *o[3] = {NULL, NULL, NULL};
+  if (mx_parse("fma", args, nargs, kwnames, names, 2, 3, o) < 0) {
     return NULL;
   }
   if (o[0] == NULL || o[1] == NULL) {
@@ -1031,12 +1429,12 @@ MX_FASTCALL_DECL(mx_meth_fma) {
       arg_need(st, o[1], &c, ARG_SCALAR | ARG_SEQ, "fma") == 0 &&
       arg_need(st, self, &a, 0, "fma") == 0 &&
       bshape3(&a, &b, &c, &R, &C, "fma() operands") == 0) {
-    mx_t *out = mx_new(st, R, C, 0);
-    if (out != NULL) {
+    target_t t;
+    if (target_begin(st, o[2], R, C, "fma", a.p, b.p, c.p, &t) == 0) {
       mx_k_fma(R, C, view_of(&a, C), view_of(&b, C), view_of(&c, C),
-               MX_DATA(out));
+               MX_DATA(t.dst));
+      res = target_end(&t);
     }
-    res = (PyObject *)out;
   }
   arg_done(&b);
   arg_done(&c);

@@ -1,367 +1,23 @@
-/* matrix_type.c - the Matrix type: construction, argument helpers,
- * properties, indexing, iteration, repr/str and the method table.
+/* matrix_type.c - the Matrix type: construction (also from the random
+ * generator), properties, indexing, iteration, repr/str and the method and
+ * slot tables.
  *
  * Every entry point that reads or writes a matrix's numbers (or its shape,
  * which lives in the shared record) first calls mx_own(): a matrix that
  * moved to another interpreter raises RuntimeError.
  */
-#include "matrix.h"
+#include "matrix_type.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- identity and life cycle --------------------------------------------- */
-
-static void mx_dealloc(PyObject *self) {
-  PyTypeObject *tp = Py_TYPE(self);
-  mx_t *m = MX(self);
-  if (m->buf != NULL) {
-    mx_buf_decref(m->buf); /* the record may outlive us in another interp */
-    m->buf = NULL;
-  }
-  freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-  tp_free(self);
-  Py_DECREF(tp); /* instances of heap types hold their type */
-}
-
-int mx_check(PyObject *o) {
-  /* Each interpreter has its own type object; they share tp_dealloc. */
-  return PyType_GetSlot(Py_TYPE(o), Py_tp_dealloc) == (void *)mx_dealloc;
-}
-
-/* ---- argument helpers ---------------------------------------------------- */
-
-int mx_as_double(PyObject *o, double *out) {
-  if (PyFloat_Check(o)) {
-    *out = PyFloat_AsDouble(o);
-    return 1;
-  }
-  if (PyLong_Check(o)) {
-    const double d = PyLong_AsDouble(o);
-    if (d == -1.0 && PyErr_Occurred()) {
-      return -1; /* OverflowError: too large for a double */
-    }
-    *out = d;
-    return 1;
-  }
-  if (PySequence_Check(o)) {
-    return 0; /* rows, NumPy arrays (which also have __index__ / __float__) */
-  }
-  PyObject *num = NULL;
-  if (PyIndex_Check(o)) {
-    num = PyNumber_Index(o);
-  } else if (PyType_GetSlot(Py_TYPE(o), Py_nb_float) != NULL) {
-    num = PyNumber_Float(o); /* __float__: Decimal, Fraction, ... */
-  } else {
-    return 0;
-  }
-  if (num == NULL) {
-    return -1;
-  }
-  const double d = PyFloat_Check(num) ? PyFloat_AsDouble(num)
-                                      : PyLong_AsDouble(num);
-  Py_DECREF(num);
-  if (d == -1.0 && PyErr_Occurred()) {
-    return -1;
-  }
-  *out = d;
-  return 1;
-}
-
-int mx_parse(const char *fname, PyObject *const *args, Py_ssize_t nargs,
-             PyObject *kwnames, const char *const *names, Py_ssize_t npos,
-             Py_ssize_t nall, PyObject **out) {
-  if (nargs > npos) {
-    PyErr_Format(PyExc_TypeError,
-                 "%s() takes at most %zd positional argument%s (%zd given)",
-                 fname, npos, npos == 1 ? "" : "s", nargs);
-    return -1;
-  }
-  for (Py_ssize_t i = 0; i < nargs; i++) {
-    out[i] = args[i];
-  }
-  if (kwnames == NULL) {
-    return 0;
-  }
-  const Py_ssize_t nkw = PyTuple_Size(kwnames);
-  for (Py_ssize_t k = 0; k < nkw; k++) {
-    PyObject *key = PyTuple_GetItem(kwnames, k); /* borrowed */
-    Py_ssize_t j = 0;
-    while (j < nall && PyUnicode_CompareWithASCIIString(key, names[j]) != 0) {
-      j++;
-    }
-    if (j == nall) {
-      PyErr_Format(PyExc_TypeError,
-                   "%s() got an unexpected keyword argument '%U'", fname,
-                   key);
-      return -1;
-    }
-    if (j < nargs) {
-      PyErr_Format(PyExc_TypeError,
-                   "%s() got multiple values for argument '%s'", fname,
-                   names[j]);
-      return -1;
-    }
-    out[j] = args[nargs + k];
-  }
-  return 0;
-}
-
-int mx_parse_axis(PyObject *o, int *axis) {
-  if (o == NULL || o == Py_None) {
-    *axis = MX_AXIS_ALL;
-    return 0;
-  }
-  if (!PyLong_Check(o)) {
-    MX_TYPE_ERROR0("axis must be an int or None, not '%U'", o);
-    return -1;
-  }
-  int overflow = 0;
-  const long v = PyLong_AsLongAndOverflow(o, &overflow);
-  if (v == -1 && PyErr_Occurred()) {
-    return -1;
-  }
-  if (!overflow && (v == 0 || v == -2)) {
-    *axis = 0;
-    return 0;
-  }
-  if (!overflow && (v == 1 || v == -1)) {
-    *axis = 1;
-    return 0;
-  }
-  PyErr_Format(PyExc_ValueError,
-               "axis %R is out of range: a matrix has axes 0 (per column) "
-               "and 1 (per row), also spelled -2 and -1; None means all "
-               "elements",
-               o);
-  return -1;
-}
-
-int mx_parse_flag(PyObject *o) {
-  return o == NULL ? 0 : PyObject_IsTrue(o);
-}
-
-int mx_parse_dim(PyObject *o, const char *what, Py_ssize_t *out) {
-  if (!PyLong_Check(o)) {
-    MX_TYPE_ERROR1("%s must be an int, not '%U'", what, o);
-    return -1;
-  }
-  int overflow = 0;
-  const long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-  if (v == -1 && PyErr_Occurred()) {
-    return -1;
-  }
-  if (overflow < 0 || (!overflow && v < 1)) {
-    PyErr_Format(PyExc_ValueError, "%s must be at least 1, not %R", what, o);
-    return -1;
-  }
-  if (overflow > 0 || v > (long long)(PY_SSIZE_T_MAX / 8)) {
-    PyErr_Format(PyExc_ValueError, "%s is too large: %R", what, o);
-    return -1;
-  }
-  *out = (Py_ssize_t)v;
-  return 0;
-}
-
-int mx_parse_size(PyObject *o, const char *fname, Py_ssize_t *rows,
-                  Py_ssize_t *cols) {
-  if (!PyTuple_Check(o) && !PyList_Check(o)) {
-    MX_TYPE_ERROR1("%s(): size must be a (rows, columns) tuple, not '%U'",
-                   fname, o);
-    return -1;
-  }
-  const Py_ssize_t n = PySequence_Size(o);
-  if (n != 2) {
-    PyErr_Format(PyExc_ValueError,
-                 "%s(): size must have 2 items (rows, columns), not %zd",
-                 fname, n);
-    return -1;
-  }
-  PyObject *r = PySequence_GetItem(o, 0);
-  PyObject *c = r != NULL ? PySequence_GetItem(o, 1) : NULL;
-  int rc = -1;
-  if (c != NULL && mx_parse_dim(r, "rows", rows) == 0 &&
-      mx_parse_dim(c, "columns", cols) == 0) {
-    rc = 0;
-  }
-  Py_XDECREF(r);
-  Py_XDECREF(c);
-  return rc;
-}
-
-void mx_shape_error(const char *prefix, Py_ssize_t ar, Py_ssize_t ac,
-                    Py_ssize_t br, Py_ssize_t bc, const char *suffix) {
-  PyErr_Format(PyExc_ValueError, "%s: shapes (%zd, %zd) and (%zd, %zd)%s",
-               prefix, ar, ac, br, bc, suffix);
-}
-
-/* ---- from Python sequences ----------------------------------------------- */
-
-/* The items of seq as a new tuple (lists are copied, so conversion cannot
- * be disturbed by code that mutates them), or NULL: with an exception set
- * on error, with none when seq is not a sequence we accept (str, bytes,
- * mappings, scalars...). */
-static PyObject *as_tuple(PyObject *seq) {
-  if (PyTuple_Check(seq)) {
-    return Py_NewRef(seq);
-  }
-  if (PyList_Check(seq)) {
-    return PyList_AsTuple(seq);
-  }
-  if (PyUnicode_Check(seq) || PyBytes_Check(seq) || PyByteArray_Check(seq) ||
-      !PySequence_Check(seq)) {
-    return NULL;
-  }
-  return PySequence_Tuple(seq); /* range, array.array, ... */
-}
-
-/* Copies the numbers of one row (a sequence or a vector Matrix) into
- * out[0..cols).  On a length mismatch: ValueError naming row i. */
-static int fill_row(PyObject *item, Py_ssize_t i, Py_ssize_t cols,
-                    double *out) {
-  if (mx_check(item)) {
-    mx_t *v = MX(item);
-    if (mx_own(v) < 0) {
-      return -1;
-    }
-    if ((MX_ROWS(v) != 1 && MX_COLS(v) != 1) || MX_SIZE(v) != cols) {
-      PyErr_Format(PyExc_ValueError,
-                   "row %zd is a (%zd, %zd) matrix, expected a vector of %zd "
-                   "values",
-                   i, MX_ROWS(v), MX_COLS(v), cols);
-      return -1;
-    }
-    memmove(out, MX_DATA(v), (size_t)cols * sizeof(double));
-    return 0;
-  }
-  PyObject *t = as_tuple(item);
-  if (t == NULL) {
-    if (!PyErr_Occurred()) {
-      MX_TYPE_ERROR1("row %zd must be a sequence of numbers, not '%U'", i,
-                     item);
-    }
-    return -1;
-  }
-  const Py_ssize_t n = PyTuple_Size(t);
-  if (n != cols) {
-    PyErr_Format(PyExc_ValueError,
-                 "ragged rows: row %zd has %zd values, row 0 has %zd", i, n,
-                 cols);
-    Py_DECREF(t);
-    return -1;
-  }
-  for (Py_ssize_t j = 0; j < n; j++) {
-    PyObject *x = PyTuple_GetItem(t, j); /* borrowed */
-    const int r = mx_as_double(x, &out[j]);
-    if (r <= 0) {
-      if (r == 0) {
-        MX_TYPE_ERROR0("matrix values must be numbers, not '%U'", x);
-      }
-      Py_DECREF(t);
-      return -1;
-    }
-  }
-  Py_DECREF(t);
-  return 0;
-}
-
-static int is_rowlike(PyObject *o) {
-  return PyList_Check(o) || PyTuple_Check(o) || mx_check(o) ||
-         (PySequence_Check(o) && !PyUnicode_Check(o) && !PyBytes_Check(o) &&
-          !PyByteArray_Check(o));
-}
-
-mx_t *mx_from_sequence(mx_state_t *st, PyObject *seq, int as_column) {
-  if (mx_check(seq)) {
-    if (mx_own(MX(seq)) < 0) {
-      return NULL;
-    }
-    return mx_copy(st, MX(seq));
-  }
-  PyObject *t = as_tuple(seq);
-  if (t == NULL) {
-    if (!PyErr_Occurred()) {
-      MX_TYPE_ERROR0("cannot make a matrix from '%U': expected a sequence of "
-                     "numbers or of rows",
-                     seq);
-    }
-    return NULL;
-  }
-  mx_t *m = NULL;
-  const Py_ssize_t n = PyTuple_Size(t);
-  if (n == 0) {
-    PyErr_SetString(PyExc_ValueError,
-                    "cannot make a matrix from an empty sequence (a matrix "
-                    "has at least 1 row and 1 column)");
-    goto done;
-  }
-  PyObject *first = PyTuple_GetItem(t, 0); /* borrowed */
-  double d;
-  const int r = mx_as_double(first, &d);
-  if (r < 0) {
-    goto done;
-  }
-  if (r == 1) { /* flat: a row (or column) vector */
-    m = as_column ? mx_new(st, n, 1, 0) : mx_new(st, 1, n, 0);
-    if (m == NULL) {
-      goto done;
-    }
-    double *out = MX_DATA(m);
-    for (Py_ssize_t j = 0; j < n; j++) {
-      PyObject *x = PyTuple_GetItem(t, j);
-      const int rr = mx_as_double(x, &out[j]);
-      if (rr <= 0) {
-        if (rr == 0) {
-          MX_TYPE_ERROR0("matrix values must be numbers, not '%U' (a flat "
-                         "sequence cannot mix numbers and rows)",
-                         x);
-        }
-        Py_CLEAR(m);
-        goto done;
-      }
-    }
-    goto done;
-  }
-  if (!is_rowlike(first)) {
-    MX_TYPE_ERROR0("matrix values must be numbers or rows of numbers, not "
-                   "'%U'",
-                   first);
-    goto done;
-  }
-  /* nested: one item per row; row 0 fixes the column count */
-  Py_ssize_t cols;
-  if (mx_check(first)) {
-    if (mx_own(MX(first)) < 0) {
-      goto done;
-    }
-    cols = MX_SIZE(MX(first));
-  } else {
-    cols = PySequence_Size(first);
-    if (cols < 0) {
-      goto done;
-    }
-  }
-  if (cols == 0) {
-    PyErr_SetString(PyExc_ValueError,
-                    "cannot make a matrix from empty rows (a matrix has at "
-                    "least 1 column)");
-    goto done;
-  }
-  m = mx_new(st, n, cols, 0);
-  if (m == NULL) {
-    goto done;
-  }
-  for (Py_ssize_t i = 0; i < n; i++) {
-    if (fill_row(PyTuple_GetItem(t, i), i, cols, MX_DATA(m) + i * cols) < 0) {
-      Py_CLEAR(m);
-      goto done;
-    }
-  }
-done:
-  Py_DECREF(t);
-  return m;
-}
+#include "matrix_args.h"
+#include "matrix_buffer.h"
+#include "matrix_convert.h"
+#include "matrix_ops.h"
+#include "matrix_pickle.h"
+#include "matrix_view.h"
 
 /* rows x cols from `values`: None -> zeros, a number -> filled, a Matrix
  * or sequence holding rows * cols numbers (flat, or nested of exactly that
@@ -392,8 +48,10 @@ static PyObject *mx_filled(mx_state_t *st, Py_ssize_t rows, Py_ssize_t cols,
       return NULL;
     }
     if (MX_SIZE(v) != rows * cols) {
-      mx_shape_error("Matrix(): values do not fit", MX_ROWS(v), MX_COLS(v),
-                     rows, cols, " hold different numbers of elements");
+      mx_raise(MX_ERR_COUNT,
+               "Matrix(): values do not fit: shapes (%zd, %zd) and (%zd, %zd) "
+               "hold different numbers of elements (%zd values for %zd)",
+               MX_ROWS(v), MX_COLS(v), rows, cols, MX_SIZE(v), rows * cols);
       return NULL;
     }
     mx_t *m = mx_new(st, rows, cols, 0);
@@ -402,7 +60,7 @@ static PyObject *mx_filled(mx_state_t *st, Py_ssize_t rows, Py_ssize_t cols,
     }
     return (PyObject *)m;
   }
-  if (!is_rowlike(values)) {
+  if (!mx_is_rowlike(values)) {
     MX_TYPE_ERROR0("Matrix(): values must be None, a number, a Matrix or a "
                    "sequence of numbers, not '%U'",
                    values);
@@ -415,9 +73,10 @@ static PyObject *mx_filled(mx_state_t *st, Py_ssize_t rows, Py_ssize_t cols,
   const int same = MX_ROWS(m) == rows && MX_COLS(m) == cols;
   const int flat = MX_ROWS(m) == 1 && MX_SIZE(m) == rows * cols;
   if (!same && !flat) {
-    mx_shape_error("Matrix(): values do not fit", MX_ROWS(m), MX_COLS(m),
-                   rows, cols,
-                   ": give rows * columns numbers, flat or as rows");
+    mx_raise(MX_ERR_COUNT,
+             "Matrix(): values do not fit: shapes (%zd, %zd) and (%zd, %zd): "
+             "give rows * columns = %zd numbers, flat or as rows",
+             MX_ROWS(m), MX_COLS(m), rows, cols, rows * cols);
     Py_DECREF(m);
     return NULL;
   }
@@ -545,6 +204,124 @@ static PyObject *mx_meth_vector(PyObject *cls, PyObject *const *args,
   return (PyObject *)m;
 }
 
+/* ---- random matrices ------------------------------------------------------ */
+
+static PyObject *mx_meth_seed(PyObject *cls, PyObject *value) {
+  mx_state_t *st = PyType_GetModuleState((PyTypeObject *)cls);
+  if (st == NULL) {
+    return NULL;
+  }
+  if (value == Py_None) {
+    mx_rng_seed_entropy(&st->rng);
+    Py_RETURN_NONE;
+  }
+  if (!PyLong_Check(value)) {
+    MX_TYPE_ERROR0("seed() needs an int or None, not '%U'", value);
+    return NULL;
+  }
+  /* Any int: its low 64 bits (two's complement) are the seed. */
+  unsigned long long v = PyLong_AsUnsignedLongLongMask(value);
+  if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  mx_rng_seed(&st->rng, (uint64_t)v);
+  Py_RETURN_NONE;
+}
+
+/* normal(mean=0.0, stddev=1.0, size=None) / uniform(minval=0.0, maxval=1.0,
+ * size=None): a float when size is None, else a Matrix of that size. */
+static PyObject *sample(PyObject *cls, PyObject *const *args,
+                        Py_ssize_t nargs, PyObject *kwnames, int normal) {
+  static const char *const normal_names[] = {"mean", "stddev", "size"};
+  static const char *const uniform_names[] = {"minval", "maxval", "size"};
+  const char *fname = normal ? "normal" : "uniform";
+  PyObject *o[3] = {NULL, NULL, NULL};
+  if (mx_parse(fname, args, nargs, kwnames,
+               normal ? normal_names : uniform_names, 3, 3, o) < 0) {
+    return NULL;
+  }
+  double p[2] = {0.0, 1.0};
+  for (int i = 0; i < 2; i++) {
+    if (o[i] == NULL) {
+      continue;
+    }
+    int r = mx_as_double(o[i], &p[i]);
+    if (r < 0) {
+      return NULL;
+    }
+    if (r == 0) {
+      MX_TYPE_ERROR1("%s() parameters must be numbers, not '%U'", fname, o[i]);
+      return NULL;
+    }
+  }
+  if (normal && !(p[1] >= 0.0)) {
+    PyErr_Format(PyExc_ValueError,
+                 "normal() needs stddev >= 0, got %R", o[1]);
+    return NULL;
+  }
+  if (!normal && !(p[1] >= p[0])) {
+    PyErr_SetString(PyExc_ValueError,
+                    "uniform() needs minval <= maxval");
+    return NULL;
+  }
+  mx_state_t *st = PyType_GetModuleState((PyTypeObject *)cls);
+  if (st == NULL) {
+    return NULL;
+  }
+  const double span = p[1] - p[0];
+  if (o[2] == NULL || o[2] == Py_None) {
+    if (normal) {
+      return PyFloat_FromDouble(p[0] + p[1] * mx_rng_normal(&st->rng));
+    }
+    double v = p[0] + span * mx_rng_uniform(&st->rng);
+    return PyFloat_FromDouble(v >= p[1] && span > 0 ? nextafter(p[1], p[0])
+                                                     : v);
+  }
+  Py_ssize_t rows, cols;
+  if (mx_parse_size(o[2], fname, &rows, &cols) < 0) {
+    return NULL;
+  }
+  mx_t *m = mx_new(st, rows, cols, 0);
+  if (m == NULL) {
+    return NULL;
+  }
+  double *d = MX_DATA(m);
+  const Py_ssize_t n = rows * cols;
+  if (normal) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+      d[i] = p[0] + p[1] * mx_rng_normal(&st->rng);
+    }
+  } else {
+    const double top = span > 0 ? nextafter(p[1], p[0]) : p[1];
+    for (Py_ssize_t i = 0; i < n; i++) {
+      const double v = p[0] + span * mx_rng_uniform(&st->rng);
+      d[i] = v >= p[1] && span > 0 ? top : v; /* rounding: stay below maxval */
+    }
+  }
+  return (PyObject *)m;
+}
+
+static PyObject *mx_meth_normal(PyObject *cls, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames) {
+  return sample(cls, args, nargs, kwnames, 1);
+}
+
+static PyObject *mx_meth_uniform(PyObject *cls, PyObject *const *args,
+                          Py_ssize_t nargs, PyObject *kwnames) {
+  return sample(cls, args, nargs, kwnames, 0);
+}
+
+/* ---- from a buffer --------------------------------------------------------- */
+
+static PyObject *mx_meth_from_buffer(PyObject *cls, PyObject *obj) {
+  mx_state_t *st = PyType_GetModuleState((PyTypeObject *)cls);
+  if (st == NULL) {
+    return NULL;
+  }
+  mx_t *m;
+  return mx_from_buffer_object(st, obj, 0, 0, &m) < 0 ? NULL : (PyObject *)m;
+}
+
 /* ---- copy ---------------------------------------------------------------- */
 
 static PyObject *mx_meth_copy(PyObject *self, PyObject *Py_UNUSED(unused)) {
@@ -614,15 +391,9 @@ static PyObject *get_T(PyObject *self, void *closure) {
   return mx_own(m) < 0 ? NULL : mx_transposed(m);
 }
 
-/* Whether this interpreter may use m now (no exception). */
-static int owned_quiet(mx_t *m) {
-  return !m->moved &&
-         m->abi->owner_load(&m->buf->owner) == m->abi->interp_current();
-}
-
 static PyObject *get_acquired(PyObject *self, void *closure) {
   (void)closure;
-  return PyBool_FromLong(owned_quiet(MX(self)));
+  return PyBool_FromLong(mx_owned_quiet(MX(self)));
 }
 
 /* The address of the shared record: equal before and after a move (no
@@ -630,15 +401,6 @@ static PyObject *get_acquired(PyObject *self, void *closure) {
 static PyObject *get_address(PyObject *self, void *closure) {
   (void)closure;
   return PyLong_FromVoidPtr(MX(self)->buf);
-}
-
-/* The address of the first element, for foreign-function bridges (the
- * ctypes bridge passes a Matrix to C as this pointer).  A data access, so
- * owner-checked. */
-static PyObject *get_data_address(PyObject *self, void *closure) {
-  (void)closure;
-  mx_t *m = MX(self);
-  return mx_own(m) < 0 ? NULL : PyLong_FromVoidPtr(MX_DATA(m));
 }
 
 static const char component_names[] = "xyzw";
@@ -727,7 +489,7 @@ static PyObject *not_owned_repr(void) {
 
 static PyObject *mx_repr(PyObject *self) {
   mx_t *m = MX(self);
-  if (!owned_quiet(m)) {
+  if (!mx_owned_quiet(m)) {
     return not_owned_repr();
   }
   sbuf_t b = {NULL, 0, 0};
@@ -756,7 +518,7 @@ static PyObject *mx_repr(PyObject *self) {
  * widest. */
 static PyObject *mx_str(PyObject *self) {
   mx_t *m = MX(self);
-  if (!owned_quiet(m)) {
+  if (!mx_owned_quiet(m)) {
     return not_owned_repr();
   }
   const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m), n = R * C;
@@ -805,22 +567,41 @@ done:
   return r;
 }
 
-/* ---- indexing ------------------------------------------------------------ */
+/* ---- indexing ---------------------------------------------------------------
+ * Each axis of a key selects an int (scalar), a slice, or (0.12, fancy
+ * indexing) a list of ints; the selection is the outer product of the two
+ * axes.  One axis may be a list: m[[0, 2]], m[:, [1, 0]], m[[2, 0], 1:]. */
 
 typedef struct {
   Py_ssize_t start, step, len;
-  int scalar; /* an int index (not a slice) */
+  int scalar;       /* an int index (not a slice or a list) */
+  Py_ssize_t *list; /* owned (malloc): the indices of a list, else NULL */
 } span_t;
 
+#define SPAN_AT(s, k) ((s)->list != NULL ? (s)->list[k] : (s)->start + (k) * (s)->step)
+
 static span_t full_span(Py_ssize_t n) {
-  span_t s = {0, 1, n, 0};
+  span_t s = {0, 1, n, 0, NULL};
   return s;
 }
 
-/* key: an int (negatives count from the end) or a slice, over n items;
- * what: "row" / "column". */
+static void span_free(span_t *s) {
+  free(s->list);
+  s->list = NULL;
+}
+
+/* A list of indices rather than one int or a slice. */
+static int is_index_list(PyObject *key) {
+  return !PySlice_Check(key) && !PyIndex_Check(key) && !PyFloat_Check(key) &&
+         !PyUnicode_Check(key) && !PyBytes_Check(key) &&
+         !PyByteArray_Check(key) && !mx_check(key) && PySequence_Check(key);
+}
+
+/* key: an int (negatives count from the end), a slice or a list of ints,
+ * over n items; what: "row" / "column". */
 static int parse_span(PyObject *key, Py_ssize_t n, const char *what,
                       span_t *out) {
+  out->list = NULL;
   if (PySlice_Check(key)) {
     Py_ssize_t start, stop, step;
     if (PySlice_Unpack(key, &start, &stop, &step) < 0) {
@@ -839,8 +620,26 @@ static int parse_span(PyObject *key, Py_ssize_t n, const char *what,
     out->scalar = 0;
     return 0;
   }
+  if (is_index_list(key)) {
+    Py_ssize_t *idx, k;
+    if (mx_index_list("matrix indexing", key, &idx, &k) < 0) {
+      return -1;
+    }
+    if (mx_index_bounds("matrix indexing", idx, k, n,
+                        what[0] == 'r' ? "rows" : "columns") < 0) {
+      free(idx);
+      return -1;
+    }
+    out->start = 0;
+    out->step = 1;
+    out->len = k;
+    out->scalar = 0;
+    out->list = idx;
+    return 0;
+  }
   if (PyFloat_Check(key) || !PyIndex_Check(key)) {
-    MX_TYPE_ERROR0("matrix indices must be integers or slices, not '%U'",
+    MX_TYPE_ERROR0("matrix indices must be integers, slices or lists of "
+                   "integers, not '%U'",
                    key);
     return -1;
   }
@@ -865,25 +664,52 @@ static int parse_span(PyObject *key, Py_ssize_t n, const char *what,
   return 0;
 }
 
-/* Parses m[key] into row and column spans; *two = a tuple key. */
+/* Parses m[key] into row and column spans; *two = a tuple key.  On
+ * success the caller owns the spans (span_free both). */
 static int parse_key(mx_t *m, PyObject *key, span_t *ri, span_t *rj,
                      int *two) {
+  const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
+  *ri = full_span(R);
+  *rj = full_span(C);
   *two = PyTuple_Check(key);
+  int rc;
   if (*two) {
     const Py_ssize_t n = PyTuple_Size(key);
     if (n != 2) {
-      PyErr_Format(PyExc_IndexError,
-                   "a matrix takes 1 or 2 indices (row, column), got %zd", n);
+      mx_raise(MX_ERR_KEY,
+               "a matrix takes 1 or 2 indices (row, column), got %zd", n);
       return -1;
     }
-    return parse_span(PyTuple_GetItem(key, 0), MX_ROWS(m), "row", ri) < 0 ||
-                   parse_span(PyTuple_GetItem(key, 1), MX_COLS(m), "column",
-                              rj) < 0
-               ? -1
-               : 0;
+    PyObject *k0 = PyTuple_GetItem(key, 0), *k1 = PyTuple_GetItem(key, 1);
+    if (is_index_list(k0) && is_index_list(k1)) {
+      PyErr_SetString(PyExc_IndexError,
+                      "a matrix takes a list of indices on one axis at a "
+                      "time: select the rows, then the columns "
+                      "(m[rows][:, columns])");
+      return -1;
+    }
+    rc = parse_span(k0, R, "row", ri) < 0 || parse_span(k1, C, "column", rj) < 0
+             ? -1
+             : 0;
+  } else {
+    rc = parse_span(key, R, "row", ri);
   }
-  *rj = full_span(MX_COLS(m));
-  return parse_span(key, MX_ROWS(m), "row", ri);
+  /* Converting a list of indices ran Python code (iteration, __index__):
+   * the matrix must still be ours and the same shape. */
+  if (rc == 0 && (ri->list != NULL || rj->list != NULL)) {
+    if (mx_own(m) < 0) {
+      rc = -1;
+    } else if (MX_ROWS(m) != R || MX_COLS(m) != C) {
+      PyErr_SetString(PyExc_RuntimeError,
+                      "the matrix changed shape while its indices were read");
+      rc = -1;
+    }
+  }
+  if (rc < 0) {
+    span_free(ri);
+    span_free(rj);
+  }
+  return rc;
 }
 
 static PyObject *region_copy(mx_t *m, const span_t *ri, const span_t *rj) {
@@ -895,12 +721,13 @@ static PyObject *region_copy(mx_t *m, const span_t *ri, const span_t *rj) {
   const double *src = MX_DATA(m);
   double *dst = MX_DATA(r);
   for (Py_ssize_t i = 0; i < ri->len; i++) {
-    const double *row = src + (ri->start + i * ri->step) * C + rj->start;
-    if (rj->step == 1) {
-      memcpy(dst + i * rj->len, row, (size_t)rj->len * sizeof(double));
+    const double *row = src + SPAN_AT(ri, i) * C;
+    if (rj->list == NULL && rj->step == 1) {
+      memcpy(dst + i * rj->len, row + rj->start,
+             (size_t)rj->len * sizeof(double));
     } else {
       for (Py_ssize_t j = 0; j < rj->len; j++) {
-        dst[i * rj->len + j] = row[j * rj->step];
+        dst[i * rj->len + j] = row[SPAN_AT(rj, j)];
       }
     }
   }
@@ -912,7 +739,7 @@ static PyObject *row_item(mx_t *m, Py_ssize_t i) {
   if (MX_COLS(m) == 1) {
     return PyFloat_FromDouble(MX_DATA(m)[i]);
   }
-  span_t ri = {i, 1, 1, 1}, rj = full_span(MX_COLS(m));
+  span_t ri = {i, 1, 1, 1, NULL}, rj = full_span(MX_COLS(m));
   return region_copy(m, &ri, &rj);
 }
 
@@ -926,12 +753,19 @@ static PyObject *mx_subscript(PyObject *self, PyObject *key) {
   if (parse_key(m, key, &ri, &rj, &two) < 0) {
     return NULL;
   }
+  PyObject *r;
   if (ri.scalar && (rj.scalar || (!two && MX_COLS(m) == 1))) {
-    return PyFloat_FromDouble(MX_DATA(m)[ri.start * MX_COLS(m) + rj.start]);
+    r = PyFloat_FromDouble(MX_DATA(m)[ri.start * MX_COLS(m) + rj.start]);
+  } else {
+    r = region_copy(m, &ri, &rj);
   }
-  return region_copy(m, &ri, &rj);
+  span_free(&ri);
+  span_free(&rj);
+  return r;
 }
 
+/* m[key] = value (scatter assignment with a list of indices: repeated
+ * indices are written in order, the last one wins). */
 static int mx_ass_subscript(PyObject *self, PyObject *key, PyObject *value) {
   mx_t *m = MX(self);
   if (value == NULL) {
@@ -947,36 +781,47 @@ static int mx_ass_subscript(PyObject *self, PyObject *key, PyObject *value) {
   if (parse_key(m, key, &ri, &rj, &two) < 0) {
     return -1;
   }
-  const Py_ssize_t C = MX_COLS(m);
-  double *dst = MX_DATA(m);
+  const Py_ssize_t R = MX_ROWS(m), C = MX_COLS(m);
+  int rc = -1;
+  mx_t *v = NULL;
   double d;
   const int r = mx_as_double(value, &d);
   if (r < 0) {
-    return -1;
+    goto done;
   }
-  if (r == 1) { /* a scalar fills the region */
+  if (r == 0) {
+    if (!mx_check(value) && !mx_is_rowlike(value)) {
+      MX_TYPE_ERROR0("can only assign a number, a Matrix or a sequence of "
+                     "numbers to matrix elements, not '%U'",
+                     value);
+      goto done;
+    }
+    /* A copy: the source may be this very matrix (m[::-1] = m). */
+    v = mx_from_sequence(mx_state_of(self), value, 0);
+    if (v == NULL) {
+      goto done;
+    }
+  }
+  /* Again: the conversions ran arbitrary code. */
+  if (mx_own(m) < 0) {
+    goto done;
+  }
+  if (MX_ROWS(m) != R || MX_COLS(m) != C) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the matrix changed shape while the assigned values were "
+                    "read");
+    goto done;
+  }
+  double *dst = MX_DATA(m);
+  if (v == NULL) { /* a scalar fills the region */
     for (Py_ssize_t i = 0; i < ri.len; i++) {
-      double *row = dst + (ri.start + i * ri.step) * C + rj.start;
+      double *row = dst + SPAN_AT(&ri, i) * C;
       for (Py_ssize_t j = 0; j < rj.len; j++) {
-        row[j * rj.step] = d;
+        row[SPAN_AT(&rj, j)] = d;
       }
     }
-    return 0;
-  }
-  if (!mx_check(value) && !is_rowlike(value)) {
-    MX_TYPE_ERROR0("can only assign a number, a Matrix or a sequence of "
-                   "numbers to matrix elements, not '%U'",
-                   value);
-    return -1;
-  }
-  /* A copy: the source may be this very matrix (m[::-1] = m). */
-  mx_t *v = mx_from_sequence(mx_state_of(self), value, 0);
-  if (v == NULL) {
-    return -1;
-  }
-  if (mx_own(m) < 0) { /* again: the conversion ran arbitrary code */
-    Py_DECREF(v);
-    return -1;
+    rc = 0;
+    goto done;
   }
   const Py_ssize_t vr = MX_ROWS(v), vc = MX_COLS(v);
   Py_ssize_t rs, cs; /* strides into v (0: broadcast) */
@@ -991,18 +836,21 @@ static int mx_ass_subscript(PyObject *self, PyObject *key, PyObject *value) {
   } else {
     mx_shape_error("cannot assign values to the selected region", vr, vc,
                    ri.len, rj.len, " differ");
-    Py_DECREF(v);
-    return -1;
+    goto done;
   }
   const double *src = MX_DATA(v);
   for (Py_ssize_t i = 0; i < ri.len; i++) {
-    double *row = dst + (ri.start + i * ri.step) * C + rj.start;
+    double *row = dst + SPAN_AT(&ri, i) * C;
     for (Py_ssize_t j = 0; j < rj.len; j++) {
-      row[j * rj.step] = src[i * rs + j * cs];
+      row[SPAN_AT(&rj, j)] = src[i * rs + j * cs];
     }
   }
-  Py_DECREF(v);
-  return 0;
+  rc = 0;
+done:
+  Py_XDECREF((PyObject *)v);
+  span_free(&ri);
+  span_free(&rj);
+  return rc;
 }
 
 static Py_ssize_t mx_length(PyObject *self) {
@@ -1028,120 +876,6 @@ static PyObject *mx_sq_item(PyObject *self, Py_ssize_t i) {
 #define FAST (METH_FASTCALL | METH_KEYWORDS)
 #define FN(f) ((PyCFunction)(void (*)(void))(f))
 
-/* ---- data(): the numbers as a memoryview ------------------------------------
- * Matrix.data() returns a writable, C-contiguous rows x columns float64
- * memoryview of the record (format "d"), so NumPy and C plugins
- * (bocpy.plugins.opencl) read and write the numbers in place.  The buffer
- * is exported by a small helper object, not by Matrix itself: a Matrix
- * with the buffer protocol would make `b"xy" + m` concatenate bytes.
- * Owner only.  While a view is alive the matrix may not move to another
- * interpreter (share refuses) nor change shape (transpose(in_place=True)
- * refuses). */
-
-typedef struct {
-  PyObject_HEAD
-  PyObject *matrix; /* strong */
-} mx_dataview_t;
-
-int mx_exported(mx_t *m, const char *what) {
-  if (m->exports == 0) {
-    return 0;
-  }
-  PyErr_Format(PyExc_BufferError,
-               "cannot %s a matrix while %zd view(s) of its data are alive "
-               "(memoryviews from data(), or arrays made from them): "
-               "release them first",
-               what, m->exports);
-  return -1;
-}
-
-static int mx_view_getbuffer(PyObject *self, Py_buffer *view, int flags) {
-  mx_t *m = MX(((mx_dataview_t *)self)->matrix);
-  view->obj = NULL;
-  if (mx_own(m) < 0) {
-    return -1;
-  }
-  if ((flags & PyBUF_F_CONTIGUOUS) == PyBUF_F_CONTIGUOUS && MX_ROWS(m) > 1 &&
-      MX_COLS(m) > 1) {
-    PyErr_SetString(PyExc_BufferError,
-                    "a Matrix is row-major (C-contiguous), not Fortran-"
-                    "contiguous: transpose it first");
-    return -1;
-  }
-  m->view_shape[0] = MX_ROWS(m);
-  m->view_shape[1] = MX_COLS(m);
-  m->view_strides[0] = MX_COLS(m) * (Py_ssize_t)sizeof(double);
-  m->view_strides[1] = (Py_ssize_t)sizeof(double);
-  view->buf = MX_DATA(m);
-  view->obj = Py_NewRef(self);
-  view->len = MX_SIZE(m) * (Py_ssize_t)sizeof(double);
-  view->readonly = 0;
-  view->itemsize = (Py_ssize_t)sizeof(double);
-  view->format = (flags & PyBUF_FORMAT) ? "d" : NULL;
-  /* A plain byte buffer (PyBUF_SIMPLE) has no shape: 1-D over bytes. */
-  view->ndim = (flags & PyBUF_ND) ? 2 : 1;
-  view->shape = (flags & PyBUF_ND) ? m->view_shape : NULL;
-  view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? m->view_strides
-                                                           : NULL;
-  view->suboffsets = NULL;
-  view->internal = NULL;
-  m->exports++;
-  return 0;
-}
-
-static void mx_view_releasebuffer(PyObject *self, Py_buffer *view) {
-  (void)view;
-  MX(((mx_dataview_t *)self)->matrix)->exports--;
-}
-
-static void mx_view_dealloc(PyObject *self) {
-  PyTypeObject *tp = Py_TYPE(self);
-  Py_CLEAR(((mx_dataview_t *)self)->matrix);
-  freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-  tp_free(self);
-  Py_DECREF(tp);
-}
-
-static PyType_Slot mx_view_slots[] = {
-    {Py_tp_dealloc, mx_view_dealloc},
-    {Py_bf_getbuffer, mx_view_getbuffer},
-    {Py_bf_releasebuffer, mx_view_releasebuffer},
-    {Py_tp_doc, "The exporter behind Matrix.data() (internal)."},
-    {0, NULL},
-};
-
-static PyType_Spec mx_view_spec = {
-    .name = "bocpy.plugins.matrix._DataView",
-    .basicsize = sizeof(mx_dataview_t),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = mx_view_slots,
-};
-
-PyTypeObject *mx_view_type_create(PyObject *module) {
-  return (PyTypeObject *)PyType_FromModuleAndSpec(module, &mx_view_spec,
-                                                  NULL);
-}
-
-static PyObject *mx_meth_data(PyObject *self, PyObject *Py_UNUSED(unused)) {
-  mx_t *m = MX(self);
-  if (mx_own(m) < 0) {
-    return NULL;
-  }
-  mx_state_t *st = mx_state_of(self);
-  if (st == NULL) {
-    return NULL;
-  }
-  mx_dataview_t *v = (mx_dataview_t *)PyType_GenericAlloc(st->view_type, 0);
-  if (v == NULL) {
-    return NULL;
-  }
-  v->matrix = Py_NewRef(self);
-  PyObject *mv = PyMemoryView_FromObject((PyObject *)v);
-  Py_DECREF(v); /* the memoryview holds the exporter */
-  return mv;
-}
-
 static PyMethodDef mx_methods[] = {
     /* construction */
     {"zeros", FN(mx_meth_zeros), FAST | METH_CLASS,
@@ -1163,6 +897,11 @@ static PyMethodDef mx_methods[] = {
     {"vector", FN(mx_meth_vector), FAST | METH_CLASS,
      "vector(values, as_column=False)\n--\n\nA 1 x n row (or n x 1 column) "
      "vector from a flat sequence of numbers."},
+    {"from_buffer", mx_meth_from_buffer, METH_O | METH_CLASS,
+     "from_buffer(obj)\n--\n\nA new matrix copied from any 1-D (a 1 x n "
+     "row) or 2-D buffer of numbers (a NumPy array, memoryview, "
+     "array.array...), any strides: one memcpy for C-contiguous float64, "
+     "float32 / float16 / ints / bool converted."},
     {"concat", FN(mx_meth_concat), FAST | METH_CLASS,
      "concat(values, axis=0)\n--\n\nStacks matrices (or sequences, as row "
      "vectors): axis 0 stacks rows (equal column counts), axis 1 columns "
@@ -1176,11 +915,6 @@ static PyMethodDef mx_methods[] = {
      "b (each a matrix, a sequence or a number; broadcast)."},
     {"copy", mx_meth_copy, METH_NOARGS,
      "copy()\n--\n\nAn independent copy owned by this interpreter."},
-    {"data", mx_meth_data, METH_NOARGS,
-     "data()\n--\n\nA writable rows x columns float64 memoryview of the "
-     "numbers, without copying (numpy.asarray(m.data()) shares them).  "
-     "While a view is alive the matrix cannot move to another interpreter "
-     "or be transposed in place (BufferError)."},
     {"tolist", mx_meth_tolist, METH_NOARGS,
      "tolist()\n--\n\nThe values as a list of rows (lists of floats)."},
     {"__copy__", mx_meth_copy, METH_NOARGS, NULL},
@@ -1223,20 +957,20 @@ static PyMethodDef mx_methods[] = {
     {"transpose", FN(mx_meth_transpose), FAST,
      "transpose(in_place=False)\n--\n\nThe transpose (new, or self "
      "reshaped in place)."},
-    {"ceil", FN(mx_meth_ceil), FAST, "ceil(in_place=False)\n--\n\n"},
-    {"floor", FN(mx_meth_floor), FAST, "floor(in_place=False)\n--\n\n"},
+    {"ceil", FN(mx_meth_ceil), FAST, "ceil(in_place=False, *, out=None)\n--\n\n"},
+    {"floor", FN(mx_meth_floor), FAST, "floor(in_place=False, *, out=None)\n--\n\n"},
     {"round", FN(mx_meth_round), FAST,
-     "round(in_place=False)\n--\n\nRounds half to even."},
-    {"negate", FN(mx_meth_negate), FAST, "negate(in_place=False)\n--\n\n"},
-    {"abs", FN(mx_meth_abs), FAST, "abs(in_place=False)\n--\n\n"},
+     "round(in_place=False, *, out=None)\n--\n\nRounds half to even."},
+    {"negate", FN(mx_meth_negate), FAST, "negate(in_place=False, *, out=None)\n--\n\n"},
+    {"abs", FN(mx_meth_abs), FAST, "abs(in_place=False, *, out=None)\n--\n\n"},
     {"sqrt", FN(mx_meth_sqrt), FAST,
-     "sqrt(in_place=False)\n--\n\nSquare roots (NaN for negatives)."},
+     "sqrt(in_place=False, *, out=None)\n--\n\nSquare roots (NaN for negatives)."},
     {"clip", FN(mx_meth_clip), FAST,
-     "clip(min_or_maxval=None, maxval=None, *, min=None, max=None)\n--\n\n"
+     "clip(min_or_maxval=None, maxval=None, *, min=None, max=None, out=None)\n--\n\n"
      "A copy clamped to [a, b] (clip(a, b)), [0, a] (clip(a)), or to the "
      "given min= / max= keywords (either may be omitted)."},
     {"fma", FN(mx_meth_fma), FAST,
-     "fma(b, c)\n--\n\nself * b + c with one rounding (fused), "
+     "fma(b, c, *, out=None)\n--\n\nself * b + c with one rounding (fused), "
      "broadcast."},
     {"take", FN(mx_meth_take), FAST,
      "take(indices, axis=0)\n--\n\nThe listed rows (axis=0) or columns "
@@ -1244,6 +978,29 @@ static PyMethodDef mx_methods[] = {
      "as a row vector."},
     {"select", FN(mx_meth_take), FAST,
      "select(indices, axis=0)\n--\n\nAlias of take()."},
+    {"row_view", mx_meth_row_view, METH_O,
+     "row_view(i)\n--\n\nA MatrixView of row i: reads and writes go to this "
+     "matrix."},
+    {"column_view", mx_meth_column_view, METH_O,
+     "column_view(j)\n--\n\nA MatrixView of column j."},
+    {"put", FN(mx_meth_put), FAST,
+     "put(indices, values, axis=0, accumulate=False)\n--\n\nWrites values "
+     "(broadcast to the shape take(indices, axis) has) into the listed rows, "
+     "columns or (axis=None) flat elements; accumulate=True adds instead, "
+     "repeated indices adding up.  Returns None."},
+    {"add", FN(mx_meth_add), FAST,
+     "add(other, *, out=None)\n--\n\nself + other (broadcast), into out= "
+     "when given (a Matrix of the result's shape; it may be self)."},
+    {"subtract", FN(mx_meth_subtract), FAST,
+     "subtract(other, *, out=None)\n--\n\nself - other (see add)."},
+    {"multiply", FN(mx_meth_multiply), FAST,
+     "multiply(other, *, out=None)\n--\n\nself * other, element-wise (see "
+     "add)."},
+    {"divide", FN(mx_meth_divide), FAST,
+     "divide(other, *, out=None)\n--\n\nself / other (see add)."},
+    {"scaled_add", FN(mx_meth_scaled_add), FAST,
+     "scaled_add(s, x, in_place=False, *, out=None)\n--\n\nself + s * x "
+     "(x broadcast): a new matrix, self (in_place=True) or out=."},
     {"less", FN(mx_meth_less), FAST, "less(other)\n--\n\n1.0 where self < "
                                      "other, else 0.0 (broadcast)."},
     {"less_equal", FN(mx_meth_less_equal), FAST, "less_equal(other)\n--\n\n"},
@@ -1267,14 +1024,15 @@ static PyGetSetDef mx_getset[] = {
     {"size", get_size, NULL, "rows * columns.", NULL},
     {"T", get_T, NULL, "The transpose (a new matrix).", NULL},
     {"length", mx_get_length, NULL, "The Frobenius norm (a float).", NULL},
+    {"view", mx_get_view, NULL,
+     "m.view[i], m.view[i, cols], m.view[rows, j]: MatrixViews of a row or "
+     "a column (cols / rows: slices).",
+     NULL},
     {"acquired", get_acquired, NULL,
      "True while this interpreter owns the matrix (False once it moved).",
      NULL},
     {"_buffer_address", get_address, NULL,
      "Address of the shared buffer (identifies it across moves).", NULL},
-    {"_data_address", get_data_address, NULL,
-     "Address of the first element (owner only; for foreign functions).",
-     NULL},
     COMPONENT(x, 0),
     COMPONENT(y, 1),
     COMPONENT(z, 2),
@@ -1289,6 +1047,10 @@ static PyType_Slot mx_slots[] = {
     {Py_tp_str, mx_str},
     {Py_tp_methods, mx_methods},
     {Py_tp_getset, mx_getset},
+    {Py_tp_richcompare, mx_richcompare},
+    {Py_tp_hash, PyObject_HashNotImplemented},
+    {Py_bf_getbuffer, mx_getbuffer},
+    {Py_bf_releasebuffer, mx_releasebuffer},
     {Py_mp_length, mx_length},
     {Py_mp_subscript, mx_subscript},
     {Py_mp_ass_subscript, mx_ass_subscript},

@@ -835,7 +835,7 @@ static PyObject *ctx_finish(PyObject *self, PyObject *Py_UNUSED(a)) {
   Py_RETURN_NONE;
 }
 
-/* ---- Matrix access (Matrix.data(): its buffer) --------------------------- */
+/* ---- Matrix access (its buffer protocol) ------------------------------------- */
 
 static PyObject *matrix_type(ocl_state *st) {
   if (st->matrix_type == NULL) {
@@ -858,20 +858,14 @@ static int is_matrix(ocl_state *st, PyObject *o) {
   return (PyObject *)Py_TYPE(o) == t;
 }
 
-/* A C-contiguous rows x columns float64 view of Matrix m (owner only:
- * RuntimeError from the Matrix otherwise). */
+/* A C-contiguous rows x columns float64 view of Matrix m, through the
+ * Matrix's buffer protocol: owner only (RuntimeError from the Matrix
+ * otherwise), and while the view is held the matrix cannot move to another
+ * interpreter or change shape (BufferError from the Matrix). */
 static int matrix_view(PyObject *m, Py_buffer *view, int writable) {
-  /* Matrix.data(): a memoryview of the numbers (no copy) that keeps the
-   * matrix from moving to another interpreter while we hold the view. */
-  PyObject *mv = PyObject_CallMethod(m, "data", NULL);
-  if (mv == NULL) {
-    return -1;
-  }
-  int rc = PyObject_GetBuffer(mv, view,
-                              PyBUF_ND | PyBUF_FORMAT |
-                                  (writable ? PyBUF_WRITABLE : 0));
-  Py_DECREF(mv); /* the view keeps it */
-  if (rc < 0) {
+  if (PyObject_GetBuffer(m, view,
+                         PyBUF_C_CONTIGUOUS | PyBUF_FORMAT |
+                             (writable ? PyBUF_WRITABLE : 0)) < 0) {
     return -1;
   }
   if (view->ndim != 2 || view->format == NULL ||

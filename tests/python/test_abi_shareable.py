@@ -228,3 +228,13 @@ def test_noticeboard_carries_shareable_values(plug) -> None:
         assert "counter" in str(e).lower() or "Counter" in str(e)
         return
     assert k.owner == -2
+
+
+def test_noticeboard_nested_shareable_without_a_plain_pickle_still_moves(plug) -> None:
+    # The board stores copies where the type's pickle can make one (Matrix);
+    # a type whose __reduce__ needs reduce_shared is moved, as before, even
+    # inside a pickled container.
+    k = plug.Counter(7)
+    bocpy.notice_write("abi-counter-box", {"k": k})
+    assert k.owner == -2
+    wait()

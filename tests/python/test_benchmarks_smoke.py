@@ -44,6 +44,8 @@ def test_benchmark_workloads_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("script", ["wl_pinned.py", "wl_messages.py"])
+
+
 def test_pinned_and_messaging_workloads_run(script: str, tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(RUN.parent / script), "200"],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
@@ -62,6 +64,8 @@ def test_opencl_benchmark_runs(tmp_path: Path) -> None:
     for key in ("upload_s", "kernel_s", "read_s", "cpu_s"):
         assert figures["saxpy"][key] > 0
     assert figures["matmul"]["matmul_tiled_check"] is True
+
+
 def test_driver_runs_from_the_source_tree_against_the_installed_bocpy(tmp_path: Path) -> None:
     """The documented command, from the repository root, without --ours-path:
     ours is the bocpy installed in .venv/py3.12, which the source tree (with
@@ -82,3 +86,13 @@ def test_driver_runs_from_the_source_tree_against_the_installed_bocpy(tmp_path: 
     assert "site-packages" in ours["file"], ours
     runs = [r for p in data["points"] for r in p["runs"]["ours"]]
     assert runs and all(r["ok"] for r in runs)
+
+
+def test_numpy_benchmark_runs(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(RUN.parent / "bench_numpy.py"), "--quick", "--json"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["check"] is True
+    assert {r["case"] for r in figures["pipelines"]} >= {"bocpy behaviors", "numpy (one thread)"}
+    assert all(r["seconds"] > 0 for r in figures["conversions"] + figures["pipelines"])

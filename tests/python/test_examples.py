@@ -84,7 +84,6 @@ def test_sketches() -> None:
     ]
 
 
-
 def test_ctypes_bridge() -> None:
     import importlib.util
     import zlib
@@ -102,6 +101,8 @@ def test_ctypes_bridge() -> None:
         "(matches zlib.crc32)"
         for i in range(8)
     ] + ["8 of 8 checksums match zlib.crc32"]
+
+
 def test_gpu_saxpy() -> None:
     # Runs on whatever OpenCL device is there (PoCL on the CPU in CI).
     (line,) = run_example("gpu_saxpy.py")
@@ -130,3 +131,11 @@ def test_gpu_examples_exit_2_without_a_device() -> None:
             capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
         assert "no OpenCL device: no OpenCL runtime" in proc.stderr
+
+
+def test_numpy_pipeline() -> None:
+    assert run_example("numpy_pipeline.py", timeout=120) == [
+        "image 2048 x 2048: 16 tiles of 512 x 512, one behavior each",
+        "max difference from single-threaded NumPy: 0.0",
+        "identical to NumPy: True",
+    ]

@@ -68,6 +68,56 @@ def test_only_stable_abi_symbols() -> None:
     assert [s for s in exported if s.startswith("mx_")] == []  # internals stay hidden
 
 
+def test_exports_only_the_module_init() -> None:
+    """Hidden visibility: the one dynamic symbol the plugin defines is
+    PyInit_matrix."""
+    nm = shutil.which("nm")
+    assert nm is not None, "nm (binutils) is needed to check the exports"
+    out = subprocess.run([nm, "-D", "--defined-only", matrix_module.__file__], check=True,
+                         capture_output=True, text=True).stdout
+    names = sorted(line.split()[-1].split("@")[0] for line in out.splitlines()
+                   if line.strip() and line.split()[-2] in "TDBRVW")
+    assert names == ["PyInit_matrix"]
+
+
+def test_source_files_depend_one_way() -> None:
+    """plugins/matrix: no include cycle, the leaves include no other plugin
+    header, and each .c includes its own header first (the module, the top,
+    has none)."""
+    import pathlib
+    import re
+    src = pathlib.Path(__file__).resolve().parents[2] / "plugins" / "matrix"
+    assert src.is_dir(), f"the plugin sources are expected next to the tests: {src}"
+    inc = re.compile(r'^#include "(matrix_[a-z0-9_]+)\.[ch]"', re.M)
+    deps: dict[str, set[str]] = {}
+    for path in sorted(src.glob("matrix_*.[ch]")):
+        unit = path.stem
+        if unit == "matrix_kernels_v3":
+            continue  # the kernels compiled a second time (includes the .c)
+        deps.setdefault(unit, set()).update(
+            d for d in inc.findall(path.read_text()) if d != unit)
+    leaves = {"matrix_args", "matrix_buf", "matrix_rng", "matrix_kernels"}
+    for leaf in leaves:
+        assert deps[leaf] == set(), (leaf, deps[leaf])
+    state: dict[str, int] = {}
+
+    def visit(u: str, trail: list[str]) -> None:
+        if state.get(u) == 2:
+            return
+        assert state.get(u) != 1, "include cycle: " + " -> ".join(trail + [u])
+        state[u] = 1
+        for d in sorted(deps.get(u, ())):
+            visit(d, trail + [u])
+        state[u] = 2
+
+    for unit in sorted(deps):
+        visit(unit, [])
+    for path in sorted(src.glob("matrix_*.c")):
+        first = inc.search(path.read_text())
+        if path.stem not in ("matrix_kernels_v3", "matrix_module"):  # no header of their own
+            assert first is not None and first.group(1) == path.stem, path.name
+
+
 # ---- construction ----------------------------------------------------------------------
 
 def test_construct_zeros_fill_flat_nested() -> None:

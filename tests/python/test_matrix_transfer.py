@@ -12,7 +12,7 @@ import pickle
 import pytest
 
 import bocpy
-from bocpy import Cown, Matrix, receive, send, start, wait, when
+from bocpy import Cown, Matrix, notice_read, notice_seed, notice_update, notice_write, receive, send, start, wait, when
 from bocpy.plugins import matrix as matrix_module
 
 NOT_OWNED = "The current interpreter does not own this matrix"
@@ -300,3 +300,81 @@ def test_buffers_are_freed() -> None:
     del c, d, step
     settle()
     assert matrix_module._live_buffers() == base
+
+
+# ---- buffer exports in behaviors (NumPy itself is in test_matrix_numpy.py) ----------------
+
+def test_buffers_in_a_behavior_and_an_export_alive_at_release() -> None:
+    start(worker_count=1)  # the follow-up behavior must run where the view lives
+    c = Cown(Matrix([[1.0, 2.0]]))
+
+    @when(c)
+    def scoped(c):
+        with memoryview(c.value) as v:  # released before the behavior ends
+            v[0, 0] = 5.0
+            return v.tolist()
+
+    @when(c)
+    def keep(c):
+        import builtins
+        builtins._bocpy_test_view = memoryview(c.value)  # outlives the behavior
+        c.value[0, 1] = 8.0
+        return "kept"
+
+    @when(c)
+    def drop(c):
+        import builtins
+        view = builtins.__dict__.pop("_bocpy_test_view", None)
+        return view is not None and view.tolist()
+
+    wait()
+    assert scoped.value == [[5.0, 2.0]]
+    # The release of c after `keep` failed: its result is the BufferError ...
+    assert keep.exception and isinstance(keep.value, BufferError)
+    assert "1 buffer export of this matrix is alive" in str(keep.value)
+    # ... and `drop`, on the same worker, saw the writes and released the view.
+    assert drop.value == [[5.0, 8.0]]
+    assert c.value.tolist() == [[5.0, 8.0]]
+
+
+# ---- the noticeboard: every reader gets its own copy ----------------------------------------
+
+def test_a_matrix_on_the_noticeboard_is_readable_by_every_behavior() -> None:
+    start(worker_count=2)
+    m = Matrix([[1.0, 2.0], [3.0, 4.0]])
+    notice_seed("weights", m)
+    assert m.acquired and m.sum() == 10.0     # stored as a copy: the writer keeps m
+    m[0, 0] = 100.0                           # and later writes do not reach the board
+    results = []
+    for i in range(8):
+        @when()
+        def reader(i=i):
+            import time
+
+            import bocpy
+            w = bocpy.notice_read("weights")  # (board values are read-only by contract)
+            time.sleep(0.01)                  # overlap the readers
+            return w.sum(), w.acquired
+        results.append(reader)
+    wait()
+    assert [r.value for r in results] == [(10.0, True)] * 8
+
+
+def test_noticeboard_matrices_in_containers_and_updates() -> None:
+    start(worker_count=2)
+    notice_seed("box", {"m": Matrix([[1.0]]), "ms": [Matrix([[2.0]])]})
+
+    @when()
+    def read_box():
+        import bocpy
+        box = bocpy.notice_read("box")
+        return box["m"].sum() + box["ms"][0].sum()
+
+    @when()
+    def bump():
+        import bocpy
+        bocpy.notice_update("acc", lambda old: old + 1.0, Matrix([[0.0, 0.0]]))
+
+    wait()
+    assert read_box.value == 3.0
+    assert not bump.exception
