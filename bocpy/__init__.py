@@ -253,11 +253,18 @@ class Behaviors:
         self.stop()
 
 
+def _report_unhandled_at_exit() -> None:
+    """One report per behavior whose exception nobody handled (see
+    ``bocpy._errors``); called by the exit hook while Python is whole."""
+    _core._report_unhandled()
+
+
 def _at_exit() -> None:
     # A program that never calls wait() still runs every behavior it
     # scheduled, then exits cleanly.
     if _core.running():
         wait()
+    _report_unhandled_at_exit()
     # Worker interpreters are pooled across start/wait cycles; end them
     # before the main interpreter finalises.
     _core.shutdown_pool()

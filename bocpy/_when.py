@@ -214,7 +214,8 @@ def when(*cowns: Any) -> Callable[[Callable[..., Any]], _core.Cown]:
     """
     for c in cowns:
         if not isinstance(c, (_core.Cown, list, tuple)):
-            raise TypeError("can only schedule over cowns or sequences of cowns")
+            # The C check names the argument, its type and what is accepted.
+            _core._check_when_args(cowns)
 
     def decorator(fn: Callable[..., Any]) -> _core.Cown:
         if _worker.loading:  # importing a module on a worker: schedule nothing

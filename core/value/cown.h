@@ -86,6 +86,14 @@ PyObject *boc_cown_value(boc_cown_t *c);
 /* Replaces the live value (steals nothing; increfs v). */
 int boc_cown_set_value(boc_cown_t *c, PyObject *v);
 
+/* Remembers a result cown into which a behavior stored an exception (takes
+ * a reference), so that it is reported if nobody handles it: at the next
+ * safe point of main once nobody else references it, else at exit. */
+void boc_cown_note_failed(boc_cown_t *c);
+/* Reports every remembered cown whose exception is still unhandled (once
+ * each, through bocpy._errors) and forgets them all.  Main, at exit. */
+void boc_cown_report_unhandled_all(void);
+
 /* Cown records currently alive in the process. */
 int64_t boc_cown_live_count(void);
 

@@ -28,6 +28,7 @@ typedef struct boc_state {
   PyObject *ntype_map;       /* dict: this interpreter's type -> int index */
   PyObject *ntype_list;      /* list: index -> type object, or None */
   PyObject *shared_ref;      /* _core._shared_ref, the unpickling hook */
+  PyObject *empty_tags_error; /* _core.EmptyTagsError(ValueError, RuntimeError) */
   int64_t interp_id;         /* the interpreter this state belongs to */
   int pumping;               /* main: inside pump() (not reentrant) */
 } boc_state_t;
