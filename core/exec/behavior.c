@@ -2,12 +2,14 @@
  * retirement (see behavior.h). */
 #include "exec/behavior.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "value/handle.h"
 #include "value/state.h"
 #include "exec/noticeboard.h"
+#include "exec/observe.h"
 #include "value/pycompat.h"
 
 /* ---- code blobs ------------------------------------------------------------ */
@@ -258,6 +260,8 @@ boc_cown_t *boc_behavior_schedule(boc_behavior_t *b, const boc_dispatch_t *d) {
   }
   boc_cown_t *result = b->result;
   boc_cown_incref(result); /* the caller's; b may be gone once linked */
+  boc_counters_t *ctr = boc_observe_counters();
+  boc_count(ctr, &ctr->scheduled);
   b->hdr.dispatch = d;
   boc_requests_link(&b->hdr.waiter, b->reqs, b->nreqs, d->ready, d->ctx);
   return result;
@@ -505,7 +509,30 @@ static void set_result(boc_cown_t *result, PyObject *value, int exception) {
   }
 }
 
+/* Records the trace event of a behavior that ran from t0 until now. */
+static void trace_behavior(boc_behavior_t *b, int64_t t0, PyObject *error) {
+  boc_trace_event_t ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.t0 = t0;
+  ev.t1 = boc_now_ns();
+  ev.code = b->code;
+  ev.worker = boc_sched_worker_index();
+  ev.ncowns = b->ncowns;
+  ev.result = b->result->id;
+  for (int32_t i = 0; i < b->ncowns && i < BOC_TRACE_COWNS; i++) {
+    ev.cowns[i] = b->cowns[i]->id;
+  }
+  if (error != NULL) {
+    snprintf(ev.exc, sizeof(ev.exc), "%s", Py_TYPE(error)->tp_name);
+  }
+  boc_trace_record(&ev);
+}
+
 int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
+  boc_counters_t *ctr = boc_observe_counters();
+  /* relaxed: a statistic (see observe.h) */
+  atomic_store_explicit(&ctr->running, 1, BOC_RELAXED);
+  int64_t t_start = boc_tracing() ? boc_now_ns() : 0;
   boc_state_t *st = boc_state();
   PyObject *error = NULL;  /* exception to store on the result cown */
   PyObject *retval = NULL;
@@ -590,9 +617,11 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
       }
     }
   }
+  int result_failed = 0; /* the result itself could not be stored */
   if (result_held) {
     PyObject *rel_error = NULL;
     if (boc_cown_release(result) < 0) {
+      result_failed = 1;
       /* The return value (or exception) cannot travel: store a TypeError
        * naming it instead; that one always can. */
       rel_error = PyErr_GetRaisedException();
@@ -609,12 +638,22 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   if (body_exc != NULL) {
     *body_exc = body_raised ? Py_XNewRef(error) : NULL;
   }
+  if (t_start != 0) {
+    trace_behavior(b, t_start, error);
+  }
+  boc_count(ctr, &ctr->finished);
+  if (error != NULL || result_failed) {
+    boc_count(ctr, &ctr->failed);
+  }
+  atomic_store_explicit(&ctr->running, 0, BOC_RELAXED);
   Py_XDECREF(error);
   retire(b);
   return body_raised;
 }
 
 void boc_behavior_drop(boc_behavior_t *b, const char *message) {
+  boc_counters_t *ctr = boc_observe_counters();
+  boc_count(ctr, &ctr->dropped);
   boc_cown_t *result = b->result;
   PyObject *exc = PyObject_CallFunction(PyExc_RuntimeError, "s", message);
   if (exc != NULL) {

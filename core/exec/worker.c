@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "exec/behavior.h"
+#include "exec/observe.h"
 #include "value/cown.h"
 #include "value/state.h"
 #include "value/pycompat.h"
@@ -30,6 +31,7 @@ typedef struct worker {
   boc_sched_t *sched;         /* set before go = 1 */
   const boc_payload_t *boot;  /* set before go = 1 */
   char error[512];            /* set before state = W_FAILED */
+  boc_counters_t counters;    /* live statistics; this thread writes */
 } worker_t;
 
 /* The pool is process-global: one set of worker interpreters serves every
@@ -39,6 +41,10 @@ static worker_t **pool;
 static int pool_size;
 
 int boc_workers_pooled(void) { return pool_size; }
+
+const boc_counters_t *boc_worker_counters(int i) {
+  return i >= 0 && i < pool_size ? &pool[i]->counters : NULL;
+}
 
 static void set_state(worker_t *w, int state) {
   boc_mutex_lock(&w->mu);
@@ -113,7 +119,13 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
     }
     int64_t t0 = boc_now_ns();
     boc_behavior_run(boc_behavior_of_node(node), NULL);
-    boc_sched_add_busy(s, w->index, boc_now_ns() - t0);
+    int64_t t1 = boc_now_ns();
+    boc_sched_add_busy(s, w->index, t1 - t0);
+    if (boc_tracing()) { /* a queue-depth sample for the trace's counters */
+      boc_trace_event_t ev = {.t0 = t1, .t1 = -1, .worker = w->index};
+      ev.value = (int64_t)boc_sched_queued(s, w->index);
+      boc_trace_record(&ev);
+    }
   }
 }
 
@@ -138,6 +150,7 @@ static int wait_for_activation(worker_t *w) {
 static void worker_main(void *arg) {
   worker_t *w = arg;
   boc_sched_bind_worker(w->index);
+  boc_observe_bind(&w->counters);
 
   /* Attach to the main interpreter, then create our own. */
   PyThreadState *ts_main = PyThreadState_New(PyInterpreterState_Main());

@@ -20,6 +20,7 @@
 #include "engine/platform.h"
 #include "value/pycompat.h"
 #include "exec/runtime.h"
+#include "module/observe_module.h"
 #include "value/transport.h"
 
 static inline boc_state_t *get_state(PyObject *module) {
@@ -397,6 +398,7 @@ static int core_exec(PyObject *module) {
     return -1;
   }
   if (boc_messaging_add_functions(module) < 0) return -1;
+  if (boc_observe_add_functions(module) < 0) return -1;
   /* receive([]): ours raised ValueError, the reference RuntimeError; this
    * class is both, so an except clause written for either catches it. */
   PyObject *bases = PyTuple_Pack(2, PyExc_ValueError, PyExc_RuntimeError);
