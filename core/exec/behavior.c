@@ -525,7 +525,12 @@ static void trace_behavior(boc_behavior_t *b, int64_t t0, PyObject *error) {
   if (error != NULL) {
     snprintf(ev.exc, sizeof(ev.exc), "%s", Py_TYPE(error)->tp_name);
   }
-  boc_trace_record(&ev);
+  if (ev.code != NULL) {
+    boc_code_incref(ev.code); /* the trace buffer's */
+  }
+  if (boc_trace_record(&ev) < 0 && ev.code != NULL) {
+    boc_code_decref(ev.code);
+  }
 }
 
 int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {

@@ -62,18 +62,19 @@ static tbuf_t *my_buffer(void) {
   return b;
 }
 
-static void drop_events(boc_trace_event_t *evs, size_t n) {
+static void drop_events(boc_trace_event_t *evs, size_t n,
+                        boc_trace_release_fn release) {
   for (size_t i = 0; i < n; i++) {
     if (evs[i].code != NULL) {
-      boc_code_decref(evs[i].code);
+      release(evs[i].code);
     }
   }
 }
 
-void boc_trace_record(const boc_trace_event_t *ev) {
+int boc_trace_record(const boc_trace_event_t *ev) {
   tbuf_t *b = my_buffer();
   if (b == NULL) {
-    return; /* out of memory: the event is lost, the program goes on */
+    return -1; /* out of memory: the event is lost, the program goes on */
   }
   boc_mutex_lock(&b->mu);
   if (b->n == b->cap) {
@@ -83,21 +84,20 @@ void boc_trace_record(const boc_trace_event_t *ev) {
                                     : NULL;
     if (grown == NULL) {
       boc_mutex_unlock(&b->mu);
-      return;
+      return -1;
     }
     b->evs = grown;
     b->cap = cap;
   }
   b->evs[b->n] = *ev;
-  if (ev->code != NULL) {
-    boc_code_incref(ev->code);
-  }
   b->n++;
   boc_mutex_unlock(&b->mu);
+  return 0;
 }
 
-/* Moves out (or, with out == NULL, drops) every buffered event. */
-static boc_trace_event_t *take_all(size_t *count, int keep) {
+/* Moves out (keep) or drops (with release) every buffered event. */
+static boc_trace_event_t *take_all(size_t *count, int keep,
+                                   boc_trace_release_fn release) {
   boc_once(&list_once, list_init);
   boc_mutex_lock(&list_mu);
   size_t total = 0;
@@ -123,8 +123,10 @@ static boc_trace_event_t *take_all(size_t *count, int keep) {
       b->n -= m;
       n += m;
     } else {
-      drop_events(b->evs, b->n);
-      b->n = 0;
+      if (release != NULL) {
+        drop_events(b->evs, b->n, release);
+        b->n = 0;
+      }
     }
     boc_mutex_unlock(&b->mu);
   }
@@ -133,9 +135,9 @@ static boc_trace_event_t *take_all(size_t *count, int keep) {
   return out;
 }
 
-void boc_trace_start(void) {
+void boc_trace_start(boc_trace_release_fn release) {
   size_t n;
-  take_all(&n, 0);
+  take_all(&n, 0, release);
   /* relaxed: see boc_trace_on */
   atomic_store_explicit(&boc_trace_on, 1, BOC_RELAXED);
 }
@@ -144,11 +146,14 @@ void boc_trace_stop(void) {
   atomic_store_explicit(&boc_trace_on, 0, BOC_RELAXED);
 }
 
-boc_trace_event_t *boc_trace_take(size_t *n) { return take_all(n, 1); }
+boc_trace_event_t *boc_trace_take(size_t *n) {
+  return take_all(n, 1, NULL);
+}
 
-void boc_trace_free(boc_trace_event_t *evs, size_t n) {
+void boc_trace_free(boc_trace_event_t *evs, size_t n,
+                    boc_trace_release_fn release) {
   if (evs != NULL) {
-    drop_events(evs, n);
+    drop_events(evs, n, release);
     free(evs);
   }
 }

@@ -17,7 +17,8 @@
 #include <Python.h>
 
 #include "engine/platform.h"
-#include "exec/behavior.h"
+
+struct boc_code; /* exec/behavior.h (not included: behavior.c includes us) */
 
 typedef struct boc_counters {
   _Atomic uint64_t scheduled; /* behaviors scheduled from this thread */
@@ -61,7 +62,7 @@ enum { BOC_TRACE_COWNS = 8, BOC_TRACE_EXC = 64 };
 
 typedef struct boc_trace_event {
   int64_t t0, t1;        /* monotonic ns; t1 < 0: a counter sample */
-  boc_code_t *code;      /* strong; NULL for a C body or a sample */
+  struct boc_code *code; /* owned reference; NULL for a C body or a sample */
   int32_t worker;        /* worker index, -1 for main (pinned) */
   int32_t ncowns;        /* cowns named (ids of the first few below) */
   int64_t value;         /* sample: queue depth */
@@ -70,16 +71,22 @@ typedef struct boc_trace_event {
   char exc[BOC_TRACE_EXC]; /* exception type name, "" when none */
 } boc_trace_event_t;
 
-/* Starts recording (drops anything recorded before). */
-void boc_trace_start(void);
+/* Releases an event's code reference (boc_code_decref). */
+typedef void (*boc_trace_release_fn)(struct boc_code *code);
+
+/* Starts recording (drops, with release, anything recorded before). */
+void boc_trace_start(boc_trace_release_fn release);
 /* Stops recording. */
 void boc_trace_stop(void);
-/* Appends an event to the calling thread's buffer (copies it; takes a new
- * reference to ev->code). */
-void boc_trace_record(const boc_trace_event_t *ev);
+/* Appends a copy of ev to the calling thread's buffer, which then owns
+ * ev->code.  -1 when it could not (out of memory): the caller still owns
+ * ev->code. */
+int boc_trace_record(const boc_trace_event_t *ev);
 /* Moves every recorded event into a new array (*n of them), oldest first per
- * thread; the caller frees it with boc_trace_free.  NULL when none. */
+ * thread; the caller owns it (codes included): boc_trace_free.  NULL when
+ * none. */
 boc_trace_event_t *boc_trace_take(size_t *n);
-void boc_trace_free(boc_trace_event_t *evs, size_t n);
+void boc_trace_free(boc_trace_event_t *evs, size_t n,
+                    boc_trace_release_fn release);
 
 #endif /* BOCPY_CORE_OBSERVE_H */

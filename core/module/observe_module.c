@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "engine/messages.h"
+#include "exec/behavior.h"
 #include "exec/observe.h"
 #include "exec/pinned.h"
 #include "exec/runtime.h"
@@ -137,7 +138,7 @@ PyDoc_STRVAR(trace_start_doc, "_trace_start()\n\nStart recording behaviors "
                               "(drops what was recorded before).");
 static PyObject *trace_start(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
-  boc_trace_start();
+  boc_trace_start(boc_code_decref);
   Py_RETURN_NONE;
 }
 
@@ -210,10 +211,10 @@ static PyObject *trace_take(PyObject *module, PyObject *Py_UNUSED(a)) {
     }
     Py_DECREF(item);
   }
-  boc_trace_free(evs, n);
+  boc_trace_free(evs, n, boc_code_decref);
   return Py_BuildValue("(NN)", list, codes);
 fail:
-  boc_trace_free(evs, n);
+  boc_trace_free(evs, n, boc_code_decref);
   Py_XDECREF(list);
   Py_XDECREF(codes);
   return NULL;
