@@ -68,11 +68,15 @@ class Completed(NamedTuple):
 
 def _notify(c: Any, tag: str, serial: int, index: int) -> None:
     """The behavior scheduled on each cown: report its value to ``tag``."""
+    from ._errors import carry
+
     try:
-        msg: tuple[Any, ...] = (serial, index, c.value, c.exception)
-        send(tag, msg)
+        value, flag = c.value, c.exception
+        if isinstance(value, BaseException):
+            value = carry(value)  # keeps the traceback inside the tuple too
+        send(tag, (serial, index, value, flag))
     except Exception as exc:  # the value could not travel: report that
-        send(tag, (serial, index, exc, True))
+        send(tag, (serial, index, carry(exc), True))
 
 
 def as_completed(cowns: Iterable[Any], timeout: float | None = None) -> Iterator[Completed]:
