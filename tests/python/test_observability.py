@@ -338,3 +338,38 @@ def test_worker_log_records_reach_main_handlers_with_main_format() -> None:
     assert "ZeroDivisionError: division by zero" in out.stdout
     assert "hidden" not in out.stdout + out.stderr
     assert lines[-1] == "END"
+
+
+# ---- the progress example ---------------------------------------------------------
+
+PROGRESS = Path(__file__).resolve().parents[2] / "examples" / "progress.py"
+
+
+def _run_progress(tmp_path: Path, extra_path: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BOCPY_WORKERS": "2"}
+    if extra_path is not None:
+        env["PYTHONPATH"] = extra_path
+    return subprocess.run([sys.executable, str(PROGRESS), "--count", "2000"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_progress_example_with_tqdm(tmp_path: Path) -> None:
+    import tqdm  # noqa: F401  (a requirement: scripts/requirements.txt)
+
+    out = _run_progress(tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "2000/2000" in out.stderr  # the bar reached the end
+    assert "152 primes among 2000 numbers from 1,000,000" in out.stdout
+    assert "0 failed" in out.stdout
+
+
+def test_progress_example_without_tqdm(tmp_path: Path) -> None:
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "tqdm.py").write_text("raise ImportError('tqdm hidden by the test')\n")
+    out = _run_progress(tmp_path, str(blocker))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("tqdm is not installed")
+    assert "2000/2000 behaviors done" in lines
+    assert "152 primes among 2000 numbers from 1,000,000" in out.stdout
