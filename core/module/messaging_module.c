@@ -131,7 +131,10 @@ static int tags_parse(PyObject *obj, const char *fname, int allow_empty,
 static void *msg_error(int rc, PyObject *tag) {
   switch (rc) {
   case BOC_MSG_TOO_MANY_TAGS:
-    PyErr_Format(PyExc_KeyError,
+    /* A KeyError (ours) that is also the reference's IndexError (its
+     * set_tags() past its tag limit). */
+    PyErr_Format(boc_state() != NULL ? boc_state()->tag_capacity_error
+                                     : PyExc_KeyError,
                  "No queue available for tag %R: tag capacity exceeded "
                  "(%zu distinct tags; set_tags() forgets them)",
                  tag, boc_msg_max_tags());

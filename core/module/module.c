@@ -416,6 +416,23 @@ static int core_exec(PyObject *module) {
           0) {
     return -1;
   }
+  /* Too many tags: ours raised KeyError, the reference's set_tags()
+   * IndexError; this class is both. */
+  bases = PyTuple_Pack(2, PyExc_KeyError, PyExc_IndexError);
+  st->tag_capacity_error =
+      bases != NULL
+          ? PyErr_NewExceptionWithDoc(
+                "bocpy.TagCapacityError",
+                "No queue is available for a new tag (both a KeyError and, "
+                "as in the reference's set_tags(), an IndexError).",
+                bases, NULL)
+          : NULL;
+  Py_XDECREF(bases);
+  if (st->tag_capacity_error == NULL ||
+      PyModule_AddObjectRef(module, "TagCapacityError",
+                            st->tag_capacity_error) < 0) {
+    return -1;
+  }
   st->code_type =
       (PyTypeObject *)PyType_FromModuleAndSpec(module, &code_spec, NULL);
   if (st->code_type == NULL) {
@@ -469,6 +486,7 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->ntype_list);
   Py_VISIT(st->shared_ref);
   Py_VISIT(st->empty_tags_error);
+  Py_VISIT(st->tag_capacity_error);
   return 0;
 }
 
@@ -488,6 +506,7 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->ntype_list);
   Py_CLEAR(st->shared_ref);
   Py_CLEAR(st->empty_tags_error);
+  Py_CLEAR(st->tag_capacity_error);
   return 0;
 }
 

@@ -372,3 +372,21 @@ def test_a_write_before_start_is_seen_by_behaviors() -> None:
         "print(b.value)\n")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "42"
+
+
+def test_tag_capacity_is_both_keyerror_and_indexerror() -> None:
+    err = bocpy._core.TagCapacityError
+    assert issubclass(err, KeyError) and issubclass(err, IndexError)
+    bocpy._core._msg_set_limits(2, 0)
+    try:
+        bocpy.set_tags([])
+        bocpy.send("cap-a", 1)
+        bocpy.send("cap-b", 1)
+        for exc_type in (KeyError, IndexError, err):
+            with pytest.raises(exc_type, match="No queue available for tag 'cap-c'"):
+                bocpy.send("cap-c", 1)
+        with pytest.raises(IndexError, match="'cap-3'"):
+            bocpy.set_tags(["cap-1", "cap-2", "cap-3"])
+    finally:
+        bocpy._core._msg_set_limits(0, 0)
+        bocpy.set_tags([])
