@@ -107,6 +107,8 @@ static void shutdown_interp(void) {
 }
 
 static void worker_loop(worker_t *w, boc_sched_t *s) {
+  enum { SAMPLE_NS = 50 * 1000 };
+  int64_t last_sample = 0;
   for (;;) {
     boc_sched_node_t *node = boc_sched_try_pop(s, w->index);
     if (node == NULL) {
@@ -121,10 +123,14 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
     boc_behavior_run(boc_behavior_of_node(node), NULL);
     int64_t t1 = boc_now_ns();
     boc_sched_add_busy(s, w->index, t1 - t0);
-    if (boc_tracing()) { /* a queue-depth sample for the trace's counters */
+    /* A queue-depth sample for the trace's counters, at most one per
+     * SAMPLE_NS per worker (a sample per behavior would double the cost of
+     * tracing short behaviors). */
+    if (boc_tracing() && t1 - last_sample >= SAMPLE_NS) {
       boc_trace_event_t ev = {.t0 = t1, .t1 = -1, .worker = w->index};
       ev.value = (int64_t)boc_sched_queued(s, w->index);
       boc_trace_record(&ev);
+      last_sample = t1;
     }
   }
 }
