@@ -39,8 +39,9 @@ static _Thread_local tbuf_t *tls_buf; /* this thread's buffer */
 static boc_mutex_t list_mu;            /* guards `buffers` */
 static tbuf_t *buffers;                /* every buffer (process-global) */
 static boc_once_t list_once = BOC_ONCE_INIT;
-/* Events per thread before the oldest are discarded (bounded memory). */
-enum { TRACE_MAX_PER_THREAD = 1 << 22 };
+/* Events kept per thread (about 180 MB at most); later ones are not
+ * recorded, so a forgotten trace cannot exhaust memory. */
+enum { TRACE_MAX_PER_THREAD = 1 << 20 };
 
 static void list_init(void) { boc_mutex_init(&list_mu); }
 

@@ -390,3 +390,21 @@ def test_tag_capacity_is_both_keyerror_and_indexerror() -> None:
     finally:
         bocpy._core._msg_set_limits(0, 0)
         bocpy.set_tags([])
+
+
+class _WithCown(Exception):
+    pass
+
+
+def test_an_exception_holding_a_cown_arrives_with_it() -> None:
+    c = Cown(5)
+
+    @when(c)
+    def raises_with_cown(x):
+        raise _WithCown("has a cown", x)
+
+    wait()
+    exc = raises_with_cown.value
+    assert isinstance(exc, _WithCown)
+    assert exc.args[1] == c and exc.args[1].value == 5
+    assert exc.__cause__.behavior.endswith("raises_with_cown")

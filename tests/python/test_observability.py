@@ -373,3 +373,15 @@ def test_progress_example_without_tqdm(tmp_path: Path) -> None:
     assert lines[0].startswith("tqdm is not installed")
     assert "2000/2000 behaviors done" in lines
     assert "152 primes among 2000 numbers from 1,000,000" in out.stdout
+
+
+def test_trace_cost_benchmark_runs(tmp_path: Path) -> None:
+    """A smoke run of benchmarks/wl_trace.py (figures are reported by the
+    benchmark, not checked here)."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "wl_trace.py"
+    out = subprocess.run([sys.executable, str(script), "--steps", "50", "--reps", "1"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["slices_in_last_trace"] == 8 * (50 + 2)  # 8 chains, steps + warm-up
+    assert data["off_ops_per_cpu_s"] > 0 and data["on_ops_per_cpu_s"] > 0
