@@ -42,8 +42,21 @@ static int pool_size;
 
 int boc_workers_pooled(void) { return pool_size; }
 
+/* Guards pool/pool_size against stats() readers on other threads (the
+ * lifecycle calls themselves are serialised by the Python layer).  A
+ * process-global like the pool it guards. */
+static boc_mutex_t pool_mu;
+static boc_once_t pool_mu_once = BOC_ONCE_INIT;
+static void pool_mu_init(void) { boc_mutex_init(&pool_mu); }
+
 const boc_counters_t *boc_worker_counters(int i) {
-  return i >= 0 && i < pool_size ? &pool[i]->counters : NULL;
+  boc_once(&pool_mu_once, pool_mu_init);
+  boc_mutex_lock(&pool_mu);
+  /* Worker records live until boc_workers_shutdown (exit). */
+  const boc_counters_t *c =
+      i >= 0 && i < pool_size ? &pool[i]->counters : NULL;
+  boc_mutex_unlock(&pool_mu);
+  return c;
 }
 
 static void set_state(worker_t *w, int state) {
@@ -228,8 +241,11 @@ static int spawn(int i, char **error) {
     boc_thread_join(&w->thread);
     goto fail;
   }
+  boc_once(&pool_mu_once, pool_mu_init);
+  boc_mutex_lock(&pool_mu);
   worker_t **grown = realloc(pool, (size_t)(i + 1) * sizeof(*pool));
   if (grown == NULL) {
+    boc_mutex_unlock(&pool_mu);
     *error = strdup("out of memory");
     boc_mutex_lock(&w->mu);
     w->go = -1;
@@ -241,6 +257,7 @@ static int spawn(int i, char **error) {
   pool = grown;
   pool[i] = w;
   pool_size = i + 1;
+  boc_mutex_unlock(&pool_mu);
   return 0;
 fail:
   boc_cond_destroy(&w->cv);
@@ -285,8 +302,16 @@ void boc_workers_deactivate(int n) {
 }
 
 void boc_workers_shutdown(void) {
-  for (int i = 0; i < pool_size; i++) {
-    worker_t *w = pool[i];
+  /* Detach the pool first, so that stats() readers see it empty. */
+  boc_once(&pool_mu_once, pool_mu_init);
+  boc_mutex_lock(&pool_mu);
+  worker_t **all = pool;
+  int n = pool_size;
+  pool = NULL;
+  pool_size = 0;
+  boc_mutex_unlock(&pool_mu);
+  for (int i = 0; i < n; i++) {
+    worker_t *w = all[i];
     boc_mutex_lock(&w->mu);
     w->go = -1;
     boc_cond_broadcast(&w->cv);
@@ -296,7 +321,5 @@ void boc_workers_shutdown(void) {
     boc_mutex_destroy(&w->mu);
     free(w);
   }
-  free(pool);
-  pool = NULL;
-  pool_size = 0;
+  free(all);
 }
