@@ -91,7 +91,8 @@ def as_completed(cowns: Iterable[Any], timeout: float | None = None) -> Iterator
         TypeError: an item is not a ``Cown`` (names its position and type).
         TimeoutError: ``timeout`` seconds passed before every cown completed
             (says how many did not).
-        RuntimeError: called from a worker.
+        RuntimeError: called from a worker; the runtime was stopped (by
+            another thread) before every cown completed.
     """
     if not _core.is_main_interpreter():
         raise RuntimeError("as_completed() can only be called from the main interpreter")
@@ -134,6 +135,13 @@ def _iterate(items: list[Any], timeout: float | None) -> Iterator[Completed]:
         if got_tag == TIMEOUT or polls % 64 == 0:
             if _core.running():
                 pump()  # pinned behaviors (and worker log records) run here
+            elif got_tag == TIMEOUT:
+                got_tag, contents = receive(tag, 0)  # stopped: all sent by now
+                if got_tag == TIMEOUT:
+                    raise RuntimeError(
+                        f"as_completed(): the runtime stopped with {remaining} of "
+                        f"{len(items)} cowns not completed (their behaviors were "
+                        "dropped)")
             if got_tag == TIMEOUT:
                 continue
         serial_got, index, value, exc = contents
