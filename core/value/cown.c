@@ -247,6 +247,8 @@ static boc_cown_t **failed_filter(int all, size_t *n) {
                (flags & BOC_COWN_REPORTED) ||
                atomic_load_explicit(&c->refs, BOC_ACQUIRE) == 1;
     if (drop && out != NULL) {
+      atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_TRACKED,
+                                BOC_RELAXED);
       out[(*n)++] = c;
     } else {
       failed[kept++] = c;
@@ -271,7 +273,17 @@ static void failed_prune(int all) {
 }
 
 void boc_cown_note_failed(boc_cown_t *c) {
-  boc_cown_incref(c);
+  /* relaxed: the flag only enables the early report in boc_cown_decref;
+   * a decref that misses it reports when the list lets go instead. */
+  boc_cown_incref(c); /* the list's reference, before it is flagged */
+  if (atomic_fetch_or_explicit(&c->flags, BOC_COWN_TRACKED, BOC_RELAXED) &
+      BOC_COWN_TRACKED) {
+    /* Already in the list: drop the reference again (the caller holds
+     * another, so this is never the last, and must not report; acq_rel
+     * as in boc_cown_decref). */
+    atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL);
+    return;
+  }
   boc_mutex_lock(failed_mu());
   int full = nfailed == failed_cap;
   if (full && nfailed >= 1024) {
@@ -285,6 +297,8 @@ void boc_cown_note_failed(boc_cown_t *c) {
     boc_cown_t **grown = realloc(failed, cap * sizeof(*grown));
     if (grown == NULL) {
       boc_mutex_unlock(failed_mu());
+      atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_TRACKED,
+                                BOC_RELAXED);
       boc_cown_decref(c); /* not remembered: reported when it dies */
       return;
     }
@@ -298,9 +312,29 @@ void boc_cown_note_failed(boc_cown_t *c) {
 
 void boc_cown_report_unhandled_all(void) { failed_prune(1); }
 
+/* Whether this thread can report c now: it runs Python, and c's value is
+ * parked or held by this thread's interpreter. */
+static int reportable_here(const boc_cown_t *c) {
+  if (boc_thread_state_unchecked() == NULL) {
+    return 0;
+  }
+  int64_t owner = atomic_load_explicit(&c->owner, BOC_ACQUIRE);
+  return owner == BOC_NO_OWNER || owner == boc_current_interp_id();
+}
+
 void boc_cown_decref(boc_cown_t *c) {
   /* acq_rel: the thread that frees must see every other holder's writes. */
-  if (atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL) != 1) {
+  intptr_t was = atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL);
+  if (was == 2 &&
+      (atomic_load_explicit(&c->flags, BOC_RELAXED) & BOC_COWN_TRACKED) &&
+      reportable_here(c)) {
+    /* Only the unhandled-exception list holds it now: nobody can handle
+     * it any more, so report it here and now (a nested behavior's result,
+     * a result handle that was dropped). */
+    report_unhandled(c);
+    return;
+  }
+  if (was != 1) {
     return;
   }
   report_unhandled(c);

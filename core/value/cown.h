@@ -25,6 +25,7 @@ enum {
   BOC_COWN_EXCEPTION = 1u << 0, /* value is an exception from a behavior */
   BOC_COWN_PINNED = 1u << 1,    /* PinnedCown: value lives on main forever */
   BOC_COWN_REPORTED = 1u << 2,  /* unhandled exception already reported */
+  BOC_COWN_TRACKED = 1u << 3,   /* held by the unhandled-exception list */
 };
 
 typedef struct boc_cown {
@@ -87,8 +88,9 @@ PyObject *boc_cown_value(boc_cown_t *c);
 int boc_cown_set_value(boc_cown_t *c, PyObject *v);
 
 /* Remembers a result cown into which a behavior stored an exception (takes
- * a reference), so that it is reported if nobody handles it: at the next
- * safe point of main once nobody else references it, else at exit. */
+ * a reference, flags it BOC_COWN_TRACKED), so that it is reported if nobody
+ * handles it: by boc_cown_decref as soon as only this list references it,
+ * else at exit. */
 void boc_cown_note_failed(boc_cown_t *c);
 /* Reports every remembered cown whose exception is still unhandled (once
  * each, through bocpy._errors) and forgets them all.  Main, at exit. */

@@ -198,7 +198,7 @@ print("after wait")
 """
 
 
-def test_a_nested_behavior_failure_is_reported_at_the_next_wait() -> None:
+def test_a_nested_behavior_failure_is_reported_when_it_has_run() -> None:
     out = run_script(NESTED)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["parent done", "after wait"]
@@ -408,3 +408,32 @@ def test_an_exception_holding_a_cown_arrives_with_it() -> None:
     assert isinstance(exc, _WithCown)
     assert exc.args[1] == c and exc.args[1].value == 5
     assert exc.__cause__.behavior.endswith("raises_with_cown")
+
+
+DROPPED = """\
+import sys
+from bocpy import Cown, when, wait
+
+@when(Cown(0))
+def dropped(c):
+    raise LookupError("nobody kept me")
+
+wait()
+print("before", flush=True)
+del dropped
+print("after", flush=True)
+"""
+
+
+def test_a_dropped_failed_result_is_reported_at_once() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "prog.py"
+        path.write_text(DROPPED)
+        out = subprocess.run([sys.executable, str(path)], cwd=d, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout
+    text = out.stdout
+    report = text.index("behavior 'dropped' raised an exception that nobody handled")
+    assert text.index("before") < report < text.index("after")
+    assert text.count("nobody handled") == 1
+    assert "LookupError: nobody kept me" in text
