@@ -213,9 +213,12 @@ def when(*cowns: Any) -> Callable[[Callable[..., Any]], _core.Cown]:
             cannot be resolved (``Cannot resolve capture: NAME``).
     """
     for c in cowns:
-        if not isinstance(c, (_core.Cown, list, tuple)):
-            # The C check names the argument, its type and what is accepted.
+        if not isinstance(c, _core.Cown):
+            # A group, or a mistake: the C check looks inside groups and
+            # names the argument, its type and what is accepted, here at
+            # the @when line rather than when the body is scheduled.
             _core._check_when_args(cowns)
+            break
 
     def decorator(fn: Callable[..., Any]) -> _core.Cown:
         if _worker.loading:  # importing a module on a worker: schedule nothing

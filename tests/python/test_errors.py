@@ -212,10 +212,6 @@ def test_a_nested_behavior_failure_is_reported_when_it_has_run() -> None:
 # ---- messages that say what to do ---------------------------------------------
 
 
-def _body(c, group):
-    return c
-
-
 def test_when_errors_name_position_type_and_what_is_accepted() -> None:
     with pytest.raises(TypeError) as info:
         when(5)
@@ -227,8 +223,10 @@ def test_when_errors_name_position_type_and_what_is_accepted() -> None:
     with pytest.raises(TypeError, match=r"@when argument 3 has type str \('x'\)"):
         when(c, [c], "x")
     with pytest.raises(TypeError) as info:
-        when(c, [c, "x"])(_body)
+        when(c, [c, "x"])  # raised at the @when, before any body is given
     assert "@when argument 2 (a list) holds an item of type str at index 1" in str(info.value)
+    with pytest.raises(TypeError, match=r"argument 1 \(a tuple\) holds an item of type int"):
+        when((c, 3))
     wait()
 
 
