@@ -202,6 +202,9 @@ static void report_unhandled(boc_cown_t *c) {
     PyObject *cause = PyErr_GetRaisedException();
     PyObject *s = cause != NULL ? PyObject_Repr(cause) : NULL;
     const char *why = s != NULL ? PyUnicode_AsUTF8(s) : NULL;
+    if (why == NULL && value == NULL) {
+      why = "a behavior still holds it";
+    }
     PyErr_Clear();
     fprintf(stderr,
             "bocpy: Cown #%llu holds an exception that nobody handled; it "
