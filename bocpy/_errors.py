@@ -221,3 +221,109 @@ def report_unhandled(cown_id: int, exc: Any) -> None:
         stream.flush()
     except Exception:
         pass
+
+
+# ---- a body reading a cown its @when does not name ------------------------------
+
+_NAME_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_DEREF", "LOAD_FAST", "LOAD_FAST_CHECK",
+                         "LOAD_NAME", "LOAD_CLASSDEREF", "LOAD_FAST_AND_CLEAR"})
+_OWNED_ATTRS = frozenset({"value", "exception"})
+
+
+def value_reads(code: Any) -> frozenset[str]:
+    """The names whose ``.value`` or ``.exception`` the body's own code reads
+    or writes directly (``b.value``), leaving out names it also acquires by
+    hand (``b.acquire()``, ``with b``).  Computed once per body."""
+    import dis
+
+    reads: set[str] = set()
+    manual: set[str] = set()
+    prev_name: str | None = None
+    for ins in dis.get_instructions(code):
+        if prev_name is not None:
+            if ins.opname in ("LOAD_ATTR", "STORE_ATTR", "LOAD_METHOD"):
+                if ins.argval in _OWNED_ATTRS:
+                    reads.add(prev_name)
+                elif ins.argval in ("acquire", "__enter__"):
+                    manual.add(prev_name)
+            elif ins.opname in ("BEFORE_WITH", "SETUP_WITH"):
+                manual.add(prev_name)
+        prev_name = None
+        if ins.opname in _NAME_LOADS and isinstance(ins.argval, str):
+            prev_name = ins.argval
+        elif ins.opname == "LOAD_FAST_LOAD_FAST" and isinstance(ins.argval, tuple):
+            prev_name = ins.argval[-1]  # 3.13: the second load is on top
+    return frozenset(reads - manual)
+
+
+def read_plan(code: Any, params: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str], int]:
+    """For a body: the names whose ``.value`` it reads, those of them that
+    are globals or closure variables, and the highest parameter index among
+    them (-1 for none).  ``@when`` calls :func:`check_reads` only when a read name may be
+    captured: a non-parameter, or a parameter past the cown parameters."""
+    reads = value_reads(code)
+    # Globals and closure variables (a local of the body is never captured).
+    outside = frozenset(n for n in reads
+                        if n not in params and n not in code.co_varnames)
+    top = max((params.index(n) for n in reads if n in params), default=-1)
+    return reads, outside, top
+
+
+_UNBOUND = object()
+
+
+def check_reads(names: frozenset[str], params: tuple[str, ...], fn: Any,
+                cowns: Any, caps: Any) -> None:
+    """At ``@when``: raise if the body reads ``.value`` of a cown it captured
+    (a module global, a closure variable, a trailing parameter) that its
+    ``@when`` does not name.  The behavior could never own that cown, so the
+    read would fail when it runs; failing here instead puts the error where
+    the mistake is — on the scheduling line, and for a nested behavior in
+    the parent behavior's result, which the program looks at."""
+    from . import _core
+
+    named: set[Any] = set()
+    for a in cowns:
+        if isinstance(a, _core.Cown):
+            named.add(a)
+        else:
+            named.update(a)
+    code = fn.__code__
+    extras = caps[1] if caps else ()
+    ncowns = len(cowns)
+    for name in sorted(names):
+        value: Any = _UNBOUND
+        if name in params:
+            i = params.index(name)
+            if i < ncowns:
+                continue  # one of the behavior's own cown parameters
+            if i - ncowns < len(extras):
+                value = extras[i - ncowns]
+        elif name in code.co_freevars:
+            try:
+                value = fn.__closure__[code.co_freevars.index(name)].cell_contents
+            except ValueError:
+                continue
+        elif name not in code.co_varnames:
+            value = fn.__globals__.get(name, _UNBOUND)
+        if (isinstance(value, _core.Cown) and not isinstance(value, _core.PinnedCown)
+                and value not in named):
+            cid = repr(value).split(",")[0].split("(")[1]
+            raise RuntimeError(
+                f"behavior {fn.__qualname__!r} reads {name}.{_first_attr(code, name)}, "
+                f"but {name} (Cown {cid}) is not one of the cowns its @when names, "
+                "so the behavior will never own it (it would fail with \"The current "
+                "interpreter does not own this cown\"). Add it to the @when "
+                f"arguments: @when(..., {name})")
+
+
+def _first_attr(code: Any, name: str) -> str:
+    import dis
+
+    prev = None
+    for ins in dis.get_instructions(code):
+        if prev == name and ins.argval in _OWNED_ATTRS:
+            return str(ins.argval)
+        prev = ins.argval if isinstance(ins.argval, str) else (
+            ins.argval[-1] if isinstance(ins.argval, tuple) and ins.argval else None)
+    return "value"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import bocpy
-from bocpy import Cown, RemoteTraceback, UnpicklableException, wait, when
+from bocpy import Cown, PinnedCown, RemoteTraceback, UnpicklableException, wait, when
 
 HERE = Path(__file__).resolve()
 
@@ -193,19 +193,47 @@ def parent(a):
     return "parent done"
 
 wait()
+print(parent.exception, type(parent.value).__name__)
+print(parent.value)
+"""
+
+
+def test_a_nested_behavior_reading_an_unnamed_cown_fails_in_the_parent() -> None:
+    out = run_script(NESTED)
+    assert out.returncode == 0, out.stderr
+    flag, first = out.stdout.splitlines()[:2]
+    assert flag == "True RuntimeError"
+    assert "behavior 'parent.<locals>.child' reads b.value" in first
+    assert "b (Cown #2) is not one of the cowns its @when names" in first
+    assert "@when(..., b)" in first
+    assert "nobody handled" not in out.stderr  # the parent's result was read
+
+
+NESTED_FAILS = """\
+from bocpy import Cown, when, wait
+a = Cown(1)
+
+@when(a)
+def parent(a):
+    @when(a)
+    def child(x):
+        return x.value["no such key"]
+    return "parent done"
+
+wait()
 print(parent.value)
 print("after wait")
 """
 
 
 def test_a_nested_behavior_failure_is_reported_when_it_has_run() -> None:
-    out = run_script(NESTED)
+    out = run_script(NESTED_FAILS)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["parent done", "after wait"]
     err = out.stderr
     assert "behavior 'parent.<locals>.child' raised an exception that nobody handled" in err
-    assert "prog.py:9 in child" in err
-    assert "does not name it in its @when" in err
+    assert "prog.py:8 in child" in err
+    assert "TypeError" in err
     assert err.count("nobody handled") == 1
 
 
@@ -264,17 +292,65 @@ def hash_id(c: Cown) -> int:
 
 
 def test_does_not_own_inside_a_behavior_says_to_name_it() -> None:
-    named, other = Cown(1), Cown(2)
+    other = Cown(2)
+    holder = Cown([other])  # a cown reached through another one's value
 
-    @when(named)
-    def reads_other(x):
-        return other.value
+    @when(holder)
+    def reads_other(h):
+        return h.value[0].value
 
     wait()
     exc = reads_other.value
     assert isinstance(exc, RuntimeError)
     assert f"Cown #{hash_id(other)}" in str(exc)
     assert "does not name it in its @when" in str(exc)
+
+
+OTHER = Cown(0)
+
+
+def test_reading_a_captured_cown_not_named_fails_at_the_when() -> None:
+    named = Cown(1)
+    closure = Cown(2)
+    with pytest.raises(RuntimeError, match=r"reads OTHER.value, but OTHER \(Cown #\d+\) is not"):
+        @when(named)
+        def reads_global(x):
+            return OTHER.value
+    with pytest.raises(RuntimeError, match=r"reads closure.value"):
+        @when(named)
+        def reads_closure(x):
+            return closure.value
+    with pytest.raises(RuntimeError, match=r"reads extra.exception"):
+        @when(named)
+        def reads_param(x, extra=closure):
+            return extra.exception
+    with pytest.raises(RuntimeError, match=r"reads closure.value"):
+        @when(named)
+        def writes_closure(x):
+            closure.value = 5
+
+    # Named (alone or in a group), pinned, or acquired by hand: no error.
+    pin = PinnedCown(3)
+
+    @when(named, [closure])
+    def named_ok(x, group):
+        return closure.value + x.value
+
+    @when(pin)
+    def pinned_ok(p):
+        return pin.value
+
+    @when(named)
+    def by_hand(x):
+        closure.acquire()
+        try:
+            return closure.value
+        finally:
+            closure.release()
+
+    wait()
+    assert named_ok.value == 3 and pinned_ok.value == 3
+    assert by_hand.value == 2 or isinstance(by_hand.value, RuntimeError)
 
 
 # ---- issue 19: the exception flag, empty tags, the noticeboard before start ----
