@@ -256,17 +256,17 @@ def value_reads(code: Any) -> frozenset[str]:
     return frozenset(reads - manual)
 
 
-def read_plan(code: Any, params: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str], int]:
-    """For a body: the names whose ``.value`` it reads, those of them that
-    are globals or closure variables, and the highest parameter index among
-    them (-1 for none).  ``@when`` calls :func:`check_reads` only when a read name may be
-    captured: a non-parameter, or a parameter past the cown parameters."""
+def read_plan(code: Any, params: tuple[str, ...]) -> tuple[frozenset[str], int]:
+    """For a body: the names whose ``.value`` it reads, and the largest
+    number of cown arguments for which one of them may be a captured cown
+    (:func:`check_reads` is then needed): unbounded when a global or closure
+    variable is read, else the highest index of a parameter read (-1: none).
+    """
     reads = value_reads(code)
     # Globals and closure variables (a local of the body is never captured).
-    outside = frozenset(n for n in reads
-                        if n not in params and n not in code.co_varnames)
-    top = max((params.index(n) for n in reads if n in params), default=-1)
-    return reads, outside, top
+    if any(n not in params and n not in code.co_varnames for n in reads):
+        return reads, sys.maxsize
+    return reads, max((params.index(n) for n in reads if n in params), default=-1)
 
 
 _UNBOUND = object()

@@ -38,7 +38,7 @@ class _Plan:
     """What is fixed for one code object: its blob and parameter layout."""
 
     __slots__ = ("blob", "params", "varargs", "global_names", "name", "value_reads",
-                 "reads_outside", "reads_param_max")
+                 "read_check_max")
 
     def __init__(self, fn: types.FunctionType) -> None:
         code = fn.__code__
@@ -57,9 +57,8 @@ class _Plan:
         self.global_names = tuple(sorted(_global_names(code)))
         self.name = fn.__qualname__
         # Names whose .value the body reads: checked against @when's cowns
-        # when one may be captured (not just a cown parameter).
-        self.value_reads, self.reads_outside, self.reads_param_max = (
-            _errors.read_plan(code, self.params))
+        # when one may be captured, i.e. when len(cowns) <= read_check_max.
+        self.value_reads, self.read_check_max = _errors.read_plan(code, self.params)
 
 
 _GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
@@ -187,7 +186,7 @@ def _schedule(fn: Any, cowns: Sequence[Any], frame: types.FrameType | None,
     if plan is None:
         plan = _plans[fn.__code__] = _Plan(fn)
     caps = _captures(fn, plan, len(cowns), frame, extras)
-    if plan.reads_outside or plan.reads_param_max >= len(cowns):
+    if len(cowns) <= plan.read_check_max:
         _errors.check_reads(plan.value_reads, plan.params, fn, cowns, caps)
     if _IS_MAIN and not _core.running():
         from . import start
@@ -237,7 +236,7 @@ def when(*cowns: Any) -> Callable[[Callable[..., Any]], _core.Cown]:
         if plan is not None and _core.running():
             caps = _captures(fn, plan, len(cowns), None, None, fast=True)
             if caps is not _SLOW:
-                if plan.reads_outside or plan.reads_param_max >= len(cowns):
+                if len(cowns) <= plan.read_check_max:
                     _errors.check_reads(plan.value_reads, plan.params, fn, cowns, caps)
                 return _core.schedule(plan.blob, cowns, caps)
         return _schedule(fn, cowns, sys._getframe(1))
