@@ -260,8 +260,6 @@ boc_cown_t *boc_behavior_schedule(boc_behavior_t *b, const boc_dispatch_t *d) {
   }
   boc_cown_t *result = b->result;
   boc_cown_incref(result); /* the caller's; b may be gone once linked */
-  boc_counters_t *ctr = boc_observe_counters();
-  boc_count(ctr, &ctr->scheduled);
   b->hdr.dispatch = d;
   boc_requests_link(&b->hdr.waiter, b->reqs, b->nreqs, d->ready, d->ctx);
   return result;
@@ -534,9 +532,13 @@ static void trace_behavior(boc_behavior_t *b, int64_t t0, PyObject *error) {
 }
 
 int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
-  boc_counters_t *ctr = boc_observe_counters();
-  /* relaxed: a statistic (see observe.h) */
-  atomic_store_explicit(&ctr->running, 1, BOC_RELAXED);
+  /* Workers count their behaviors in their loop (no thread-local lookup on
+   * the hot path); pinned ones are counted here, on the shared block. */
+  boc_counters_t *shared = b->hdr.pinned ? boc_observe_shared_counters() : NULL;
+  if (shared != NULL) {
+    /* relaxed: a statistic (see observe.h) */
+    atomic_store_explicit(&shared->running, 1, BOC_RELAXED);
+  }
   int64_t t_start = boc_tracing() ? boc_now_ns() : 0;
   boc_state_t *st = boc_state();
   PyObject *error = NULL;  /* exception to store on the result cown */
@@ -646,11 +648,14 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   if (t_start != 0) {
     trace_behavior(b, t_start, error);
   }
-  boc_count(ctr, &ctr->finished);
   if (error != NULL || result_failed) {
+    boc_counters_t *ctr = boc_observe_counters(); /* rare: a failure */
     boc_count(ctr, &ctr->failed);
   }
-  atomic_store_explicit(&ctr->running, 0, BOC_RELAXED);
+  if (shared != NULL) {
+    boc_count(shared, &shared->finished);
+    atomic_store_explicit(&shared->running, 0, BOC_RELAXED);
+  }
   Py_XDECREF(error);
   retire(b);
   return body_raised;

@@ -1,10 +1,13 @@
 /* observe.h - a look inside a running program: live behavior counters and
  * the trace-event recorder (see docs/observability.md).
  *
- * Counters.  Each thread that schedules or runs behaviors counts into a
- * counter block: a worker into its own (single writer: relaxed load+store),
- * every other thread into one shared block (relaxed fetch_add).  Readers
- * sum the blocks at any time; values are recent, never exact snapshots.
+ * Counters.  A worker counts the behaviors it runs into its own block, in
+ * its loop (single writer: relaxed load+store, no thread-local lookup on
+ * the hot path); pinned behaviors are counted into one shared block
+ * (relaxed fetch_add).  Failures and drops, which are rare, are counted
+ * into the calling thread's block (a thread-local lookup).  "Scheduled" is
+ * not counted: it is finished + dropped + in flight.  Readers sum the
+ * blocks at any time; values are recent, never exact snapshots.
  *
  * Trace.  While tracing is on, every behavior that runs appends one event
  * (start, end, code, cown ids, exception type) to its thread's buffer, and
@@ -21,7 +24,6 @@
 struct boc_code; /* exec/behavior.h (not included: behavior.c includes us) */
 
 typedef struct boc_counters {
-  _Atomic uint64_t scheduled; /* behaviors scheduled from this thread */
   _Atomic uint64_t finished;  /* behaviors run here (body ran or failed) */
   _Atomic uint64_t failed;    /* of those, ones that stored an exception */
   _Atomic uint64_t dropped;   /* behaviors dropped at stop (never ran) */

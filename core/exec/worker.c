@@ -133,7 +133,11 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
       return; /* the runtime is stopping */
     }
     int64_t t0 = boc_now_ns();
+    /* relaxed: live statistics, single writer (this thread; observe.h) */
+    atomic_store_explicit(&w->counters.running, 1, BOC_RELAXED);
     boc_behavior_run(boc_behavior_of_node(node), NULL);
+    boc_count(&w->counters, &w->counters.finished);
+    atomic_store_explicit(&w->counters.running, 0, BOC_RELAXED);
     int64_t t1 = boc_now_ns();
     boc_sched_add_busy(s, w->index, t1 - t0);
     /* A queue-depth sample for the trace's counters, at most one per

@@ -62,7 +62,6 @@ static PyObject *stats(PyObject *module, PyObject *Py_UNUSED(a)) {
   int active = boc_runtime_queue_depths(depths, maxw);
   int pooled = boc_workers_pooled();
   const boc_counters_t *sh = boc_observe_shared_counters();
-  unsigned long long scheduled = LOAD(&sh->scheduled);
   unsigned long long finished = LOAD(&sh->finished);
   unsigned long long failed = LOAD(&sh->failed);
   unsigned long long dropped = LOAD(&sh->dropped);
@@ -80,7 +79,6 @@ static PyObject *stats(PyObject *module, PyObject *Py_UNUSED(a)) {
     }
     unsigned long long q = i < active ? (unsigned long long)depths[i] : 0;
     int run = i < active ? LOAD(&c->running) : 0;
-    scheduled += LOAD(&c->scheduled);
     finished += LOAD(&c->finished);
     failed += LOAD(&c->failed);
     dropped += LOAD(&c->dropped);
@@ -105,6 +103,9 @@ static PyObject *stats(PyObject *module, PyObject *Py_UNUSED(a)) {
   double age = pdepth > 0 && since > 0 ? (double)(boc_now_ns() - since) / 1e9
                                        : 0.0;
   int64_t in_flight = boc_runtime_in_flight();
+  /* Every behavior scheduled has finished, been dropped, or is in flight. */
+  unsigned long long scheduled =
+      finished + dropped + (unsigned long long)(in_flight > 0 ? in_flight : 0);
   int64_t waiting = in_flight - (int64_t)running - (int64_t)queued - pdepth;
   PyObject *pinned = Py_BuildValue("{s:L,s:d}", "queued", (long long)pdepth,
                                    "oldest_age_s", age);
