@@ -33,18 +33,25 @@ from ._messaging import (
 from ._pump import PumpResult, pump, set_pump_watchdog, set_wait_pump_poll
 from ._pump import _check_watchdog
 from ._when import when, whencall
+from ._errors import RemoteTraceback, UnpicklableException
+from ._observe import Completed, as_completed, stats
+from .trace import trace
 
 __all__ = [
     "Behaviors",
+    "Completed",
     "Cown",
     "Matrix",
     "PinnedCown",
     "PumpResult",
     "REMOVED",
+    "RemoteTraceback",
     "TIMEOUT",
+    "UnpicklableException",
     "WORKER_COUNT",
     "WaitResult",
     "__version__",
+    "as_completed",
     "drain",
     "get_cmake_dir",
     "get_include",
@@ -65,6 +72,8 @@ __all__ = [
     "set_tags",
     "set_wait_pump_poll",
     "start",
+    "stats",
+    "trace",
     "wait",
     "when",
     "whencall",
@@ -153,7 +162,10 @@ def start(worker_count: int | None = None, module: tuple[str, str] | None = None
                     f"not {worker_count}"
                 )
             return
-        _core.start(worker_count, (list(sys.path), list(sys.argv)))
+        from . import _logfwd  # workers follow main's logging levels
+
+        _core.start(worker_count, (list(sys.path), list(sys.argv),
+                                   _logfwd.worker_config()))
 
 
 def _empty(stats: bool, noticeboard: bool) -> Any:
@@ -249,11 +261,18 @@ class Behaviors:
         self.stop()
 
 
+def _report_unhandled_at_exit() -> None:
+    """One report per behavior whose exception nobody handled (see
+    ``bocpy._errors``); called by the exit hook while Python is whole."""
+    _core._report_unhandled()
+
+
 def _at_exit() -> None:
     # A program that never calls wait() still runs every behavior it
     # scheduled, then exits cleanly.
     if _core.running():
         wait()
+    _report_unhandled_at_exit()
     # Worker interpreters are pooled across start/wait cycles; end them
     # before the main interpreter finalises.
     _core.shutdown_pool()
@@ -264,4 +283,10 @@ def _at_exit() -> None:
 
 
 if _IS_MAIN:
+    import os as _os
+
+    if _os.environ.get("BOCPY_TRACE"):  # trace the whole program
+        from .trace import _start_from_env
+
+        _start_from_env(_os.environ["BOCPY_TRACE"])
     atexit.register(_at_exit)

@@ -24,7 +24,7 @@ import sys
 import types
 from typing import Any, Callable, Sequence
 
-from . import _core, _worker
+from . import _core, _errors, _worker
 
 _GEN_FLAGS = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async generator
 _VARARGS = 0x04
@@ -37,7 +37,8 @@ _NOT_DATA = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
 class _Plan:
     """What is fixed for one code object: its blob and parameter layout."""
 
-    __slots__ = ("blob", "params", "varargs", "global_names", "name")
+    __slots__ = ("blob", "params", "varargs", "global_names", "name", "value_reads",
+                 "read_check_max")
 
     def __init__(self, fn: types.FunctionType) -> None:
         code = fn.__code__
@@ -55,6 +56,9 @@ class _Plan:
         self.varargs = bool(code.co_flags & _VARARGS)
         self.global_names = tuple(sorted(_global_names(code)))
         self.name = fn.__qualname__
+        # Names whose .value the body reads: checked against @when's cowns
+        # when one may be captured, i.e. when len(cowns) <= read_check_max.
+        self.value_reads, self.read_check_max = _errors.read_plan(code, self.params)
 
 
 _GLOBAL_LOADS = frozenset({"LOAD_GLOBAL", "LOAD_NAME", "LOAD_FROM_DICT_OR_GLOBALS"})
@@ -182,6 +186,8 @@ def _schedule(fn: Any, cowns: Sequence[Any], frame: types.FrameType | None,
     if plan is None:
         plan = _plans[fn.__code__] = _Plan(fn)
     caps = _captures(fn, plan, len(cowns), frame, extras)
+    if len(cowns) <= plan.read_check_max:
+        _errors.check_reads(plan.value_reads, plan.params, fn, cowns, caps)
     if _IS_MAIN and not _core.running():
         from . import start
 
@@ -213,8 +219,12 @@ def when(*cowns: Any) -> Callable[[Callable[..., Any]], _core.Cown]:
             cannot be resolved (``Cannot resolve capture: NAME``).
     """
     for c in cowns:
-        if not isinstance(c, (_core.Cown, list, tuple)):
-            raise TypeError("can only schedule over cowns or sequences of cowns")
+        if not isinstance(c, _core.Cown):
+            # A group, or a mistake: the C check looks inside groups and
+            # names the argument, its type and what is accepted, here at
+            # the @when line rather than when the body is scheduled.
+            _core._check_when_args(cowns)
+            break
 
     def decorator(fn: Callable[..., Any]) -> _core.Cown:
         if _worker.loading:  # importing a module on a worker: schedule nothing
@@ -226,6 +236,8 @@ def when(*cowns: Any) -> Callable[[Callable[..., Any]], _core.Cown]:
         if plan is not None and _core.running():
             caps = _captures(fn, plan, len(cowns), None, None, fast=True)
             if caps is not _SLOW:
+                if len(cowns) <= plan.read_check_max:
+                    _errors.check_reads(plan.value_reads, plan.params, fn, cowns, caps)
                 return _core.schedule(plan.blob, cowns, caps)
         return _schedule(fn, cowns, sys._getframe(1))
 

@@ -40,14 +40,19 @@ index: int = -1
 loading: bool = False
 
 
-def bootstrap(config: tuple[list[str], list[str]], worker_index: int) -> None:
+def bootstrap(config: tuple[Any, ...], worker_index: int) -> None:
     """Prepare this worker: the main interpreter's ``sys.path`` and
-    ``sys.argv``, so the same modules import here."""
+    ``sys.argv``, so the same modules import here, and its logging levels
+    (``config[2]``, see :mod:`bocpy._logfwd`)."""
     global index
-    path, argv = config
+    path, argv = config[0], config[1]
     sys.path[:] = list(path)
     sys.argv[:] = list(argv)
     index = worker_index
+    if len(config) > 2 and config[2] is not None:
+        from . import _logfwd  # follow the main interpreter's logging
+
+        _logfwd.install(config[2], worker_index)
 
 
 def shutdown() -> None:

@@ -366,6 +366,47 @@ size_t boc_msg_tag_count(void) {
   return count;
 }
 
+boc_msg_count_t *boc_msg_counts(size_t *n) {
+  *n = 0;
+  boc_once(&reg_once, reg_init);
+  boc_mutex_lock(&reg_mu);
+  if (reg_table == NULL || reg_table->count == 0) {
+    boc_mutex_unlock(&reg_mu);
+    return NULL;
+  }
+  size_t bytes = reg_table->count * sizeof(boc_msg_count_t);
+  for (size_t i = 0; i < TABLE_SIZE; i++) {
+    if (reg_table->slots[i] != NULL) {
+      bytes += reg_table->slots[i]->len + 1;
+    }
+  }
+  boc_msg_count_t *out = malloc(bytes);
+  if (out == NULL) {
+    boc_mutex_unlock(&reg_mu);
+    return NULL;
+  }
+  char *text = (char *)(out + reg_table->count);
+  size_t k = 0;
+  for (size_t i = 0; i < TABLE_SIZE && k < reg_table->count; i++) {
+    queue_t *q = reg_table->slots[i];
+    if (q == NULL) {
+      continue;
+    }
+    boc_mutex_lock(&q->mu);
+    out[k].pending = q->count;
+    boc_mutex_unlock(&q->mu);
+    memcpy(text, q->tag, q->len);
+    text[q->len] = '\0';
+    out[k].tag = text;
+    out[k].len = q->len;
+    text += q->len + 1;
+    k++;
+  }
+  boc_mutex_unlock(&reg_mu);
+  *n = k;
+  return out;
+}
+
 /* ---- receivers ------------------------------------------------------------ */
 
 boc_msg_receiver_t *boc_msg_receiver_open(const boc_msg_tag_t *tags, size_t n,

@@ -78,6 +78,16 @@ int boc_msg_receive(boc_msg_receiver_t *r, int64_t timeout_ns, size_t *which,
 /* Pending items of tag (0 if it has no queue), and tags with a queue. */
 size_t boc_msg_pending(const char *tag, size_t len);
 size_t boc_msg_tag_count(void);
+/* Every tag with a queue and its pending count, in a new array the caller
+ * frees with free() (each entry's tag is a NUL-terminated copy inside the
+ * same allocation).  *n is the number of entries; NULL with *n == 0 when
+ * there are none or memory ran out. */
+typedef struct boc_msg_count {
+  const char *tag;
+  size_t len;
+  size_t pending;
+} boc_msg_count_t;
+boc_msg_count_t *boc_msg_counts(size_t *n);
 /* The current tag limit. */
 size_t boc_msg_max_tags(void);
 

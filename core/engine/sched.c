@@ -545,3 +545,8 @@ void boc_sched_get_stats(const boc_sched_t *s, int i, boc_sched_stats_t *out) {
   out->busy_ns = LOAD(busy_ns);
 #undef LOAD
 }
+
+size_t boc_sched_queued(const boc_sched_t *s, int i) {
+  /* relaxed: a live statistic; len is written under the worker's mutex. */
+  return atomic_load_explicit(&s->workers[i].len, BOC_RELAXED);
+}

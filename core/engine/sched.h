@@ -79,5 +79,8 @@ boc_sched_node_t *boc_sched_drain(boc_sched_t *s);
 
 /* Copies worker i's counters. */
 void boc_sched_get_stats(const boc_sched_t *s, int i, boc_sched_stats_t *out);
+/* Nodes in worker i's queue now (a hint: may change at once; the one-node
+ * "next" slot is not counted). */
+size_t boc_sched_queued(const boc_sched_t *s, int i);
 
 #endif /* BOCPY_CORE_SCHED_H */

@@ -2,12 +2,14 @@
  * retirement (see behavior.h). */
 #include "exec/behavior.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "value/handle.h"
 #include "value/state.h"
 #include "exec/noticeboard.h"
+#include "exec/observe.h"
 #include "value/pycompat.h"
 
 /* ---- code blobs ------------------------------------------------------------ */
@@ -102,10 +104,65 @@ static void behavior_free(boc_behavior_t *b) {
   free(b);
 }
 
-static int not_a_cown(void) {
-  PyErr_SetString(PyExc_TypeError,
-                  "can only schedule over cowns or sequences of cowns");
+/* TypeError for @when argument `pos` (0-based) that is not a cown or a
+ * group of cowns; for a group, `item` at `index` is the bad element.  The
+ * message keeps the reference's wording first (code may match it), then
+ * says which argument, what it is and what is accepted. */
+static int not_a_cown(Py_ssize_t pos, PyObject *arg, Py_ssize_t index,
+                      PyObject *item) {
+  if (item == NULL) {
+    PyErr_Format(PyExc_TypeError,
+                 "can only schedule over cowns or sequences of cowns: "
+                 "@when argument %zd has type %.100s (%.100R); pass a Cown or "
+                 "PinnedCown, or a list or tuple of them (wrap a plain "
+                 "value in Cown(value) first)",
+                 pos + 1, Py_TYPE(arg)->tp_name, arg);
+  } else {
+    PyErr_Format(PyExc_TypeError,
+                 "can only schedule over cowns or sequences of cowns: "
+                 "@when argument %zd (a %.100s) holds an item of type %.100s "
+                 "at index %zd (%.100R); a group must hold only Cown or "
+                 "PinnedCown "
+                 "objects",
+                 pos + 1, Py_TYPE(arg)->tp_name, Py_TYPE(item)->tp_name,
+                 index, item);
+  }
   return -1;
+}
+
+/* The number of cowns named by items[0..nargs) (groups flattened), or -1
+ * with the TypeError of not_a_cown. */
+static Py_ssize_t count_cowns(PyObject **items, Py_ssize_t nargs) {
+  Py_ssize_t ncowns = 0;
+  for (Py_ssize_t i = 0; i < nargs; i++) {
+    PyObject *a = items[i];
+    if (boc_handle_record(a) != NULL) {
+      ncowns++;
+    } else if (PyList_CheckExact(a) || PyTuple_CheckExact(a)) {
+      Py_ssize_t n = PySequence_Fast_GET_SIZE(a);
+      for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(a, j);
+        if (boc_handle_record(item) == NULL) {
+          return not_a_cown(i, a, j, item);
+        }
+      }
+      ncowns += n;
+    } else {
+      return not_a_cown(i, a, 0, NULL);
+    }
+  }
+  return ncowns;
+}
+
+int boc_behavior_check_args(PyObject *args) {
+  PyObject *seq = PySequence_Fast(args, "behavior arguments must be a sequence");
+  if (seq == NULL) {
+    return -1;
+  }
+  Py_ssize_t n = count_cowns(PySequence_Fast_ITEMS(seq),
+                             PySequence_Fast_GET_SIZE(seq));
+  Py_DECREF(seq);
+  return n < 0 ? -1 : 0;
 }
 
 boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
@@ -117,22 +174,9 @@ boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
   }
   Py_ssize_t nargs = PySequence_Fast_GET_SIZE(seq);
   PyObject **items = PySequence_Fast_ITEMS(seq);
-  Py_ssize_t ncowns = 0;
-  for (Py_ssize_t i = 0; i < nargs; i++) {
-    PyObject *a = items[i];
-    if (boc_handle_record(a) != NULL) {
-      ncowns++;
-    } else if (PyList_CheckExact(a) || PyTuple_CheckExact(a)) {
-      Py_ssize_t n = PySequence_Fast_GET_SIZE(a);
-      for (Py_ssize_t j = 0; j < n; j++) {
-        if (boc_handle_record(PySequence_Fast_GET_ITEM(a, j)) == NULL) {
-          goto bad;
-        }
-      }
-      ncowns += n;
-    } else {
-      goto bad;
-    }
+  Py_ssize_t ncowns = count_cowns(items, nargs);
+  if (ncowns < 0) {
+    goto fail;
   }
   if (nargs > INT32_MAX / 4 || ncowns > INT32_MAX / 4) {
     PyErr_SetString(PyExc_OverflowError, "too many cowns in one behavior");
@@ -195,8 +239,6 @@ boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
   b->nreqs = boc_requests_prepare(b->reqs, b->ncowns + 1);
   return b;
 
-bad:
-  not_a_cown();
 fail:
   Py_DECREF(seq);
   boc_payload_free(captures);
@@ -468,20 +510,77 @@ static void park_error(boc_cown_t *result, PyObject *exc) {
   }
   boc_payload_free(result->payload);
   result->payload = p;
-  atomic_fetch_or_explicit(&result->flags, BOC_COWN_EXCEPTION, BOC_RELAXED);
+  uint32_t was = atomic_fetch_or_explicit(&result->flags, BOC_COWN_EXCEPTION,
+                                          BOC_RELAXED);
+  if (!(was & BOC_COWN_EXCEPTION)) {
+    boc_cown_note_failed(result);
+  }
+}
+
+/* What to store for an exception a Python body raised: the carrier from
+ * bocpy._errors.carry(exc, fn), which keeps the body's traceback (as text)
+ * and where the behavior is defined when the exception travels.  Falls back
+ * to the exception itself.  Returns a new reference. */
+static PyObject *carried_error(PyObject *exc, PyObject *fn) {
+  PyObject *mod = PyImport_ImportModule("bocpy._errors");
+  PyObject *c = mod != NULL ? PyObject_CallMethod(mod, "carry", "OO", exc, fn)
+                            : NULL;
+  Py_XDECREF(mod);
+  if (c == NULL) {
+    PyErr_Clear();
+    return Py_NewRef(exc);
+  }
+  return c;
 }
 
 static void set_result(boc_cown_t *result, PyObject *value, int exception) {
   Py_XSETREF(result->value, Py_NewRef(value));
   if (exception) {
-    atomic_fetch_or_explicit(&result->flags, BOC_COWN_EXCEPTION, BOC_RELAXED);
+    /* relaxed: the flags travel with the value, published by the release. */
+    uint32_t was = atomic_fetch_or_explicit(&result->flags, BOC_COWN_EXCEPTION,
+                                            BOC_RELAXED);
+    if (!(was & BOC_COWN_EXCEPTION)) {
+      boc_cown_note_failed(result); /* reported if nobody handles it */
+    }
   } else {
     atomic_fetch_and_explicit(&result->flags, ~(uint32_t)BOC_COWN_EXCEPTION,
                               BOC_RELAXED);
   }
 }
 
+/* Records the trace event of a behavior that ran from t0 until now. */
+static void trace_behavior(boc_behavior_t *b, int64_t t0, PyObject *error) {
+  boc_trace_event_t ev;
+  memset(&ev, 0, sizeof(ev));
+  ev.t0 = t0;
+  ev.t1 = boc_now_ns();
+  ev.code = b->code;
+  ev.worker = boc_sched_worker_index();
+  ev.ncowns = b->ncowns;
+  ev.result = b->result->id;
+  for (int32_t i = 0; i < b->ncowns && i < BOC_TRACE_COWNS; i++) {
+    ev.cowns[i] = b->cowns[i]->id;
+  }
+  if (error != NULL) {
+    snprintf(ev.exc, sizeof(ev.exc), "%s", Py_TYPE(error)->tp_name);
+  }
+  if (ev.code != NULL) {
+    boc_code_incref(ev.code); /* the trace buffer's */
+  }
+  if (boc_trace_record(&ev) < 0 && ev.code != NULL) {
+    boc_code_decref(ev.code);
+  }
+}
+
 int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
+  /* Workers count their behaviors in their loop (no thread-local lookup on
+   * the hot path); pinned ones are counted here, on the shared block. */
+  boc_counters_t *shared = b->hdr.pinned ? boc_observe_shared_counters() : NULL;
+  if (shared != NULL) {
+    /* relaxed: a statistic (see observe.h) */
+    atomic_store_explicit(&shared->running, 1, BOC_RELAXED);
+  }
+  int64_t t_start = boc_tracing() ? boc_now_ns() : 0;
   boc_state_t *st = boc_state();
   PyObject *error = NULL;  /* exception to store on the result cown */
   PyObject *retval = NULL;
@@ -526,6 +625,10 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
       error = PyErr_GetRaisedException();
     }
   }
+  PyObject *stored = NULL; /* what the result cown gets for error */
+  if (error != NULL && body_raised && fn != NULL) {
+    stored = carried_error(error, fn);
+  }
   Py_XDECREF(fn);
   Py_XDECREF(extras);
 
@@ -535,7 +638,7 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   int result_held = boc_cown_owner(result) == boc_current_interp_id();
   if (result_held) {
     if (error != NULL) {
-      set_result(result, error, 1);
+      set_result(result, stored != NULL ? stored : error, 1);
     } else {
       set_result(result, retval, 0);
     }
@@ -560,9 +663,11 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
       }
     }
   }
+  int result_failed = 0; /* the result itself could not be stored */
   if (result_held) {
     PyObject *rel_error = NULL;
     if (boc_cown_release(result) < 0) {
+      result_failed = 1;
       /* The return value (or exception) cannot travel: store a TypeError
        * naming it instead; that one always can. */
       rel_error = PyErr_GetRaisedException();
@@ -575,8 +680,20 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   } else if (error != NULL) {
     park_error(result, error); /* could not even hold the result cown */
   }
+  Py_XDECREF(stored);
   if (body_exc != NULL) {
     *body_exc = body_raised ? Py_XNewRef(error) : NULL;
+  }
+  if (t_start != 0) {
+    trace_behavior(b, t_start, error);
+  }
+  if (error != NULL || result_failed) {
+    boc_counters_t *ctr = boc_observe_counters(); /* rare: a failure */
+    boc_count(ctr, &ctr->failed);
+  }
+  if (shared != NULL) {
+    boc_count(shared, &shared->finished);
+    atomic_store_explicit(&shared->running, 0, BOC_RELAXED);
   }
   Py_XDECREF(error);
   retire(b);
@@ -584,6 +701,8 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
 }
 
 void boc_behavior_drop(boc_behavior_t *b, const char *message) {
+  boc_counters_t *ctr = boc_observe_counters();
+  boc_count(ctr, &ctr->dropped);
   boc_cown_t *result = b->result;
   PyObject *exc = PyObject_CallFunction(PyExc_RuntimeError, "s", message);
   if (exc != NULL) {

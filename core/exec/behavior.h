@@ -97,6 +97,11 @@ static inline boc_behavior_t *boc_behavior_of_waiter(boc_waiter_t *w) {
  * lists/tuples of handles) with a fresh result cown.  Takes a reference to
  * code; takes ownership of captures (also on failure).  NULL with TypeError
  * on a bad argument. */
+/* Checks @when arguments (cowns, or lists/tuples of cowns) without making a
+ * behavior: 0, or -1 with a TypeError naming the argument's position, its
+ * type and what is accepted (the same error boc_behavior_new raises). */
+int boc_behavior_check_args(PyObject *args);
+
 boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
                                  boc_payload_t *captures);
 /* Likewise for a C body: takes ownership of cfn (a malloc'd record; its

@@ -3,6 +3,8 @@
  * queue too. */
 #include "exec/pinned.h"
 
+#include "exec/observe.h"
+
 #include "value/pycompat.h"
 
 /* ---- the queue ------------------------------------------------------------- */
@@ -67,6 +69,11 @@ boc_behavior_t *boc_pinned_pop(void) {
     }
   }
   boc_mutex_unlock(&q->mu);
+  if (node != NULL && boc_tracing()) { /* a queue-depth sample (trace) */
+    boc_trace_event_t ev = {.t0 = boc_now_ns(), .t1 = -1, .worker = -1};
+    ev.value = atomic_load_explicit(&q->depth, BOC_RELAXED);
+    boc_trace_record(&ev);
+  }
   return node != NULL ? boc_behavior_of_node(node) : NULL;
 }
 
@@ -120,6 +127,7 @@ int boc_pump(boc_state_t *st, int64_t deadline_ms, int64_t max_behaviors,
     if (b == NULL) {
       break;
     }
+
     PyObject *exc = NULL;
     int raised = boc_behavior_run(b, &exc);
     out->executed++;

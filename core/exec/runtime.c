@@ -60,6 +60,28 @@ int boc_runtime_worker_count(void) {
   return boc_runtime_running() ? runtime()->nworkers : 0;
 }
 
+int boc_runtime_queue_depths(size_t *out, int max) {
+  runtime_t *r = runtime();
+  if (!boc_runtime_running() || r->sched == NULL) {
+    return 0;
+  }
+  int n = r->nworkers < max ? r->nworkers : max;
+  for (int i = 0; i < n; i++) {
+    out[i] = boc_sched_queued(r->sched, i);
+  }
+  return n;
+}
+
+int64_t boc_runtime_in_flight(void) {
+  runtime_t *r = runtime();
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPED) {
+    return 0;
+  }
+  int64_t n = boc_term_count(&r->term) -
+              atomic_load_explicit(&r->term.seeded, BOC_SEQ_CST);
+  return n > 0 ? n : 0;
+}
+
 /* ---- dispatch -------------------------------------------------------------- */
 
 /* The 2PL ready callback: a behavior that holds all its cowns goes to the

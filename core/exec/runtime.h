@@ -22,6 +22,12 @@ int boc_runtime_running(void);
 /* 1 when no behavior is in flight (stopped, or running and quiescent). */
 int boc_runtime_idle(void);
 int boc_runtime_worker_count(void);
+/* Fills out[0..n) with each worker's queue length now (a hint) and returns
+ * n, the number of workers; 0 when stopped.  Main interpreter (GIL held) or
+ * a worker. */
+int boc_runtime_queue_depths(size_t *out, int max);
+/* Behaviors in flight now: scheduled and not yet retired (a hint). */
+int64_t boc_runtime_in_flight(void);
 
 /* Starts n workers (main interpreter, GIL held).  bootstrap is encoded and
  * handed to bocpy._worker.bootstrap in each worker.  -1 with an exception

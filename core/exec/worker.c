@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "exec/behavior.h"
+#include "exec/observe.h"
 #include "value/cown.h"
 #include "value/state.h"
 #include "value/pycompat.h"
@@ -30,6 +31,7 @@ typedef struct worker {
   boc_sched_t *sched;         /* set before go = 1 */
   const boc_payload_t *boot;  /* set before go = 1 */
   char error[512];            /* set before state = W_FAILED */
+  boc_counters_t counters;    /* live statistics; this thread writes */
 } worker_t;
 
 /* The pool is process-global: one set of worker interpreters serves every
@@ -39,6 +41,23 @@ static worker_t **pool;
 static int pool_size;
 
 int boc_workers_pooled(void) { return pool_size; }
+
+/* Guards pool/pool_size against stats() readers on other threads (the
+ * lifecycle calls themselves are serialised by the Python layer).  A
+ * process-global like the pool it guards. */
+static boc_mutex_t pool_mu;
+static boc_once_t pool_mu_once = BOC_ONCE_INIT;
+static void pool_mu_init(void) { boc_mutex_init(&pool_mu); }
+
+const boc_counters_t *boc_worker_counters(int i) {
+  boc_once(&pool_mu_once, pool_mu_init);
+  boc_mutex_lock(&pool_mu);
+  /* Worker records live until boc_workers_shutdown (exit). */
+  const boc_counters_t *c =
+      i >= 0 && i < pool_size ? &pool[i]->counters : NULL;
+  boc_mutex_unlock(&pool_mu);
+  return c;
+}
 
 static void set_state(worker_t *w, int state) {
   boc_mutex_lock(&w->mu);
@@ -101,6 +120,8 @@ static void shutdown_interp(void) {
 }
 
 static void worker_loop(worker_t *w, boc_sched_t *s) {
+  enum { SAMPLE_NS = 50 * 1000 };
+  int64_t last_sample = 0;
   for (;;) {
     boc_sched_node_t *node = boc_sched_try_pop(s, w->index);
     if (node == NULL) {
@@ -112,8 +133,22 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
       return; /* the runtime is stopping */
     }
     int64_t t0 = boc_now_ns();
+    /* relaxed: live statistics, single writer (this thread; observe.h) */
+    atomic_store_explicit(&w->counters.running, 1, BOC_RELAXED);
     boc_behavior_run(boc_behavior_of_node(node), NULL);
-    boc_sched_add_busy(s, w->index, boc_now_ns() - t0);
+    boc_count(&w->counters, &w->counters.finished);
+    atomic_store_explicit(&w->counters.running, 0, BOC_RELAXED);
+    int64_t t1 = boc_now_ns();
+    boc_sched_add_busy(s, w->index, t1 - t0);
+    /* A queue-depth sample for the trace's counters, at most one per
+     * SAMPLE_NS per worker (a sample per behavior would double the cost of
+     * tracing short behaviors). */
+    if (boc_tracing() && t1 - last_sample >= SAMPLE_NS) {
+      boc_trace_event_t ev = {.t0 = t1, .t1 = -1, .worker = w->index};
+      ev.value = (int64_t)boc_sched_queued(s, w->index);
+      boc_trace_record(&ev);
+      last_sample = t1;
+    }
   }
 }
 
@@ -138,6 +173,7 @@ static int wait_for_activation(worker_t *w) {
 static void worker_main(void *arg) {
   worker_t *w = arg;
   boc_sched_bind_worker(w->index);
+  boc_observe_bind(&w->counters);
 
   /* Attach to the main interpreter, then create our own. */
   PyThreadState *ts_main = PyThreadState_New(PyInterpreterState_Main());
@@ -209,8 +245,11 @@ static int spawn(int i, char **error) {
     boc_thread_join(&w->thread);
     goto fail;
   }
+  boc_once(&pool_mu_once, pool_mu_init);
+  boc_mutex_lock(&pool_mu);
   worker_t **grown = realloc(pool, (size_t)(i + 1) * sizeof(*pool));
   if (grown == NULL) {
+    boc_mutex_unlock(&pool_mu);
     *error = strdup("out of memory");
     boc_mutex_lock(&w->mu);
     w->go = -1;
@@ -222,6 +261,7 @@ static int spawn(int i, char **error) {
   pool = grown;
   pool[i] = w;
   pool_size = i + 1;
+  boc_mutex_unlock(&pool_mu);
   return 0;
 fail:
   boc_cond_destroy(&w->cv);
@@ -266,8 +306,16 @@ void boc_workers_deactivate(int n) {
 }
 
 void boc_workers_shutdown(void) {
-  for (int i = 0; i < pool_size; i++) {
-    worker_t *w = pool[i];
+  /* Detach the pool first, so that stats() readers see it empty. */
+  boc_once(&pool_mu_once, pool_mu_init);
+  boc_mutex_lock(&pool_mu);
+  worker_t **all = pool;
+  int n = pool_size;
+  pool = NULL;
+  pool_size = 0;
+  boc_mutex_unlock(&pool_mu);
+  for (int i = 0; i < n; i++) {
+    worker_t *w = all[i];
     boc_mutex_lock(&w->mu);
     w->go = -1;
     boc_cond_broadcast(&w->cv);
@@ -277,7 +325,5 @@ void boc_workers_shutdown(void) {
     boc_mutex_destroy(&w->mu);
     free(w);
   }
-  free(pool);
-  pool = NULL;
-  pool_size = 0;
+  free(all);
 }

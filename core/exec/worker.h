@@ -12,6 +12,7 @@
 #define BOCPY_CORE_WORKER_H
 
 #include "engine/sched.h"
+#include "exec/observe.h"
 #include "value/transport.h"
 
 /* Makes workers 0..n-1 pop from s, creating the missing ones.  Each active
@@ -32,5 +33,8 @@ void boc_workers_shutdown(void);
 
 /* Workers in the pool (parked or active). */
 int boc_workers_pooled(void);
+
+/* Worker i's live counters (observe.h), or NULL past the pool. */
+const boc_counters_t *boc_worker_counters(int i);
 
 #endif /* BOCPY_CORE_WORKER_H */

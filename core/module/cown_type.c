@@ -90,8 +90,21 @@ int boc_handle_ensure_owned(PyObject *self) {
     }
     return 0;
   }
-  PyErr_SetString(PyExc_RuntimeError,
-                  "The current interpreter does not own this cown");
+  if (boc_is_main_interp()) {
+    PyErr_Format(PyExc_RuntimeError,
+                 "The current interpreter does not own this cown (Cown #%llu):"
+                 " behaviors are still in flight, and one may hold it. Call "
+                 "bocpy.wait() or bocpy.quiesce() before reading it here, or "
+                 "read it inside a behavior that names it: @when(cown)",
+                 (unsigned long long)c->id);
+  } else {
+    PyErr_Format(PyExc_RuntimeError,
+                 "The current interpreter does not own this cown (Cown #%llu):"
+                 " this behavior does not name it in its @when. Add it to "
+                 "the @when arguments, or schedule a behavior over it "
+                 "(@when(cown)) and use it there",
+                 (unsigned long long)c->id);
+  }
   return -1;
 }
 
@@ -134,7 +147,15 @@ static int cown_set_value(PyObject *self, PyObject *v, void *closure) {
   if (boc_handle_ensure_owned(self) < 0) {
     return -1;
   }
-  return boc_cown_set_value(rec_of(self), v);
+  boc_cown_t *c = rec_of(self);
+  if (boc_cown_set_value(c, v) < 0) {
+    return -1;
+  }
+  /* A new value is not the stored exception any more (as the reference):
+   * relaxed, the flag travels with the value, published by the release. */
+  atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_EXCEPTION,
+                            BOC_RELAXED);
+  return 0;
 }
 
 static PyObject *cown_get_exception(PyObject *self, void *closure) {

@@ -15,6 +15,7 @@
 #include "exec/noticeboard.h"
 #include "engine/platform.h"
 #include "value/pycompat.h"
+#include "value/state.h"
 #include "value/transport.h"
 
 #define TIMEOUT_TAG "__timeout__"
@@ -94,7 +95,12 @@ static int tags_parse(PyObject *obj, const char *fname, int allow_empty,
     if (allow_empty) {
       return 0;
     }
-    PyErr_Format(PyExc_ValueError, "%s() needs at least one tag", fname);
+    boc_state_t *st = boc_state();
+    if (st != NULL) {
+      PyErr_Format(st->empty_tags_error,
+                   "%s() needs at least one tag (got an empty sequence)",
+                   fname);
+    }
     return -1;
   }
   ts->objs = PyMem_Calloc((size_t)n, sizeof(PyObject *));
@@ -125,7 +131,10 @@ static int tags_parse(PyObject *obj, const char *fname, int allow_empty,
 static void *msg_error(int rc, PyObject *tag) {
   switch (rc) {
   case BOC_MSG_TOO_MANY_TAGS:
-    PyErr_Format(PyExc_KeyError,
+    /* A KeyError (ours) that is also the reference's IndexError (its
+     * set_tags() past its tag limit). */
+    PyErr_Format(boc_state() != NULL ? boc_state()->tag_capacity_error
+                                     : PyExc_KeyError,
                  "No queue available for tag %R: tag capacity exceeded "
                  "(%zu distinct tags; set_tags() forgets them)",
                  tag, boc_msg_max_tags());
@@ -286,7 +295,8 @@ PyDoc_STRVAR(drain_doc, "drain(tags, /)\n\n"
 static PyObject *drain(PyObject *module, PyObject *tags) {
   (void)module;
   tagset_t ts;
-  if (tags_parse(tags, "drain", 0, &ts) < 0) {
+  /* drain([]) drains nothing: a no-op, as in the reference. */
+  if (tags_parse(tags, "drain", 1, &ts) < 0) {
     return NULL;
   }
   for (Py_ssize_t i = 0; i < ts.n; i++) {

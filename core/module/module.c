@@ -20,6 +20,7 @@
 #include "engine/platform.h"
 #include "value/pycompat.h"
 #include "exec/runtime.h"
+#include "module/observe_module.h"
 #include "value/transport.h"
 
 static inline boc_state_t *get_state(PyObject *module) {
@@ -130,6 +131,29 @@ static PyObject *schedule(PyObject *module, PyObject *const *args,
   PyObject *h = boc_handle_new(result);
   boc_cown_decref(result);
   return h;
+}
+
+PyDoc_STRVAR(check_when_args_doc,
+             "_check_when_args(cowns)\n\n"
+             "Raises the TypeError of @when for arguments that are not cowns\n"
+             "or lists/tuples of cowns (position, type, what is accepted).");
+static PyObject *check_when_args(PyObject *module, PyObject *args) {
+  (void)module;
+  if (boc_behavior_check_args(args) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(report_unhandled_doc,
+             "_report_unhandled()\n\n"
+             "Writes the report of every behavior result that still holds an\n"
+             "exception nobody handled (behavior, where defined, where it\n"
+             "failed, traceback) to stderr, once each.  Called at exit.");
+static PyObject *report_unhandled(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  boc_cown_report_unhandled_all();
+  Py_RETURN_NONE;
 }
 
 /* ---- runtime control ------------------------------------------------------- */
@@ -373,6 +397,8 @@ static PyMethodDef core_methods[] = {
     {"code_blob", code_blob, METH_VARARGS, code_blob_doc},
     {"schedule", (PyCFunction)(void (*)(void))schedule, METH_FASTCALL,
      schedule_doc},
+    {"_check_when_args", check_when_args, METH_O, check_when_args_doc},
+    {"_report_unhandled", report_unhandled, METH_NOARGS, report_unhandled_doc},
     {"start", start, METH_VARARGS, start_doc},
     {"wait", wait_, METH_VARARGS, wait_doc},
     {"running", running, METH_NOARGS, "True while the runtime is up."},
@@ -408,6 +434,41 @@ static int core_exec(PyObject *module) {
     return -1;
   }
   if (boc_messaging_add_functions(module) < 0) return -1;
+  if (boc_observe_add_functions(module) < 0) return -1;
+  /* receive([]): ours raised ValueError, the reference RuntimeError; this
+   * class is both, so an except clause written for either catches it. */
+  PyObject *bases = PyTuple_Pack(2, PyExc_ValueError, PyExc_RuntimeError);
+  st->empty_tags_error =
+      bases != NULL
+          ? PyErr_NewExceptionWithDoc(
+                "bocpy.EmptyTagsError",
+                "receive() was given no tags (both a ValueError and, as in "
+                "the reference, a RuntimeError).",
+                bases, NULL)
+          : NULL;
+  Py_XDECREF(bases);
+  if (st->empty_tags_error == NULL ||
+      PyModule_AddObjectRef(module, "EmptyTagsError", st->empty_tags_error) <
+          0) {
+    return -1;
+  }
+  /* Too many tags: ours raised KeyError, the reference's set_tags()
+   * IndexError; this class is both. */
+  bases = PyTuple_Pack(2, PyExc_KeyError, PyExc_IndexError);
+  st->tag_capacity_error =
+      bases != NULL
+          ? PyErr_NewExceptionWithDoc(
+                "bocpy.TagCapacityError",
+                "No queue is available for a new tag (both a KeyError and, "
+                "as in the reference's set_tags(), an IndexError).",
+                bases, NULL)
+          : NULL;
+  Py_XDECREF(bases);
+  if (st->tag_capacity_error == NULL ||
+      PyModule_AddObjectRef(module, "TagCapacityError",
+                            st->tag_capacity_error) < 0) {
+    return -1;
+  }
   st->code_type =
       (PyTypeObject *)PyType_FromModuleAndSpec(module, &code_spec, NULL);
   if (st->code_type == NULL) {
@@ -460,6 +521,8 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->ntype_map);
   Py_VISIT(st->ntype_list);
   Py_VISIT(st->shared_ref);
+  Py_VISIT(st->empty_tags_error);
+  Py_VISIT(st->tag_capacity_error);
   return 0;
 }
 
@@ -478,6 +541,8 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->ntype_map);
   Py_CLEAR(st->ntype_list);
   Py_CLEAR(st->shared_ref);
+  Py_CLEAR(st->empty_tags_error);
+  Py_CLEAR(st->tag_capacity_error);
   return 0;
 }
 

@@ -176,24 +176,32 @@ typedef struct orphan {
   PyObject *value;
 } orphan_t;
 
-static boc_mutex_t *orphans_mu(void) {
-  /* Initialised once, on first use, by whoever gets here first. */
-  static boc_mutex_t mu;
-  static _Atomic int state; /* 0 new, 1 initialising, 2 ready */
-  int s = atomic_load_explicit(&state, BOC_ACQUIRE);
+/* A mutex initialised once, on first use, by whoever gets there first.
+ * state: 0 new, 1 initialising, 2 ready. */
+static boc_mutex_t *lazy_mutex(boc_mutex_t *mu, _Atomic int *state) {
+  int s = atomic_load_explicit(state, BOC_ACQUIRE);
   if (s != 2) {
     int expected = 0;
-    if (atomic_compare_exchange_strong_explicit(&state, &expected, 1,
+    if (atomic_compare_exchange_strong_explicit(state, &expected, 1,
                                                 BOC_ACQ_REL, BOC_ACQUIRE)) {
-      boc_mutex_init(&mu);
-      atomic_store_explicit(&state, 2, BOC_RELEASE);
+      boc_mutex_init(mu);
+      atomic_store_explicit(state, 2, BOC_RELEASE);
     } else {
-      while (atomic_load_explicit(&state, BOC_ACQUIRE) != 2) {
+      while (atomic_load_explicit(state, BOC_ACQUIRE) != 2) {
         boc_cpu_relax();
       }
     }
   }
-  return &mu;
+  return mu;
+}
+
+static void failed_prune(int all);
+static _Atomic int failed_dirty;
+
+static boc_mutex_t *orphans_mu(void) {
+  static boc_mutex_t mu;
+  static _Atomic int state;
+  return lazy_mutex(&mu, &state);
 }
 static orphan_t *orphans; /* guarded by orphans_mu() */
 
@@ -248,6 +256,10 @@ static void free_live_value(boc_cown_t *c) {
 }
 
 void boc_cown_collect_orphans(void) {
+  if (atomic_load_explicit(&failed_dirty, BOC_RELAXED) &&
+      boc_is_main_interp()) {
+    failed_prune(0); /* report the dropped ones while Python is whole */
+  }
   if (orphans == NULL) { /* racy peek: a miss is collected next time */
     return;
   }
@@ -276,13 +288,19 @@ void boc_cown_collect_orphans(void) {
   }
 }
 
-/* Prints the one-line report for a cown dying with an exception nobody
- * looked at (neither read its value nor cleared its flag).  Only where this
- * thread runs Python: the report needs the exception's repr. */
+/* Reports a cown holding an exception nobody looked at (neither read its
+ * value nor cleared its flag), once, through bocpy._errors.report_unhandled
+ * (behavior, where defined, where it failed, traceback).  Only where this
+ * thread runs Python: the report needs the exception itself. */
 static void report_unhandled(boc_cown_t *c) {
   uint32_t flags = atomic_load_explicit(&c->flags, BOC_RELAXED);
   if (!(flags & BOC_COWN_EXCEPTION) || (flags & BOC_COWN_REPORTED) ||
       boc_thread_state_unchecked() == NULL) {
+    return;
+  }
+  /* relaxed: the flag only stops a second report of the same record. */
+  flags = atomic_fetch_or_explicit(&c->flags, BOC_COWN_REPORTED, BOC_RELAXED);
+  if (flags & BOC_COWN_REPORTED) {
     return;
   }
   PyObject *exc = PyErr_GetRaisedException();
@@ -293,19 +311,154 @@ static void report_unhandled(boc_cown_t *c) {
   } else if (owner == BOC_NO_OWNER && c->payload != NULL) {
     value = boc_payload_decode(c->payload);
   }
-  PyObject *r = value != NULL ? PyObject_Repr(value) : NULL;
-  const char *text = r != NULL ? PyUnicode_AsUTF8(r) : NULL;
-  fprintf(stderr, "Cown(#%llu) contains an unhandled exception: %s\n",
-          (unsigned long long)c->id, text != NULL ? text : "<unprintable>");
-  PyErr_Clear();
+  PyObject *r = NULL;
+  if (value != NULL) {
+    PyObject *mod = PyImport_ImportModule("bocpy._errors");
+    r = mod != NULL ? PyObject_CallMethod(mod, "report_unhandled", "KO",
+                                          (unsigned long long)c->id, value)
+                    : NULL;
+    Py_XDECREF(mod);
+  }
+  if (r == NULL) { /* Python cannot format it now: say what we can */
+    PyObject *cause = PyErr_GetRaisedException();
+    PyObject *s = cause != NULL ? PyObject_Repr(cause) : NULL;
+    const char *why = s != NULL ? PyUnicode_AsUTF8(s) : NULL;
+    if (why == NULL && value == NULL) {
+      why = "a behavior still holds it";
+    }
+    PyErr_Clear();
+    fprintf(stderr,
+            "bocpy: Cown #%llu holds an exception that nobody handled; it "
+            "could not be decoded here (%s)\n",
+            (unsigned long long)c->id, why != NULL ? why : "no details");
+    Py_XDECREF(s);
+    Py_XDECREF(cause);
+  }
   Py_XDECREF(r);
   Py_XDECREF(value);
   PyErr_SetRaisedException(exc);
 }
 
+/* ---- results that hold an exception ----------------------------------------
+ * Every result cown that a behavior stored an exception in is remembered
+ * here (with a strong reference), so that the ones nobody handled can be
+ * reported while Python is still whole: at the next stop of the runtime
+ * for those nobody references any more, and at exit for the rest.  Guarded
+ * by failed_mu(); process-wide because any worker may add to it. */
+static boc_cown_t **failed;
+static size_t nfailed, failed_cap;
+/* failed_dirty (declared above): set when an entry was added since the
+ * last prune (relaxed: a hint; a miss is pruned at the next stop). */
+
+static boc_mutex_t *failed_mu(void) {
+  static boc_mutex_t mu;
+  static _Atomic int state;
+  return lazy_mutex(&mu, &state);
+}
+
+/* Keeps the entries for which keep() holds; returns the others in a new
+ * array (*n of them) for the caller to decref outside the lock. */
+static boc_cown_t **failed_filter(int all, size_t *n) {
+  boc_mutex_lock(failed_mu());
+  boc_cown_t **out = nfailed > 0 ? malloc(nfailed * sizeof(*out)) : NULL;
+  size_t kept = 0;
+  *n = 0;
+  for (size_t i = 0; i < nfailed; i++) {
+    boc_cown_t *c = failed[i];
+    uint32_t flags = atomic_load_explicit(&c->flags, BOC_RELAXED);
+    /* refs == 1: only this list holds it (nobody can take another). */
+    int drop = all || !(flags & BOC_COWN_EXCEPTION) ||
+               (flags & BOC_COWN_REPORTED) ||
+               atomic_load_explicit(&c->refs, BOC_ACQUIRE) == 1;
+    if (drop && out != NULL) {
+      atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_TRACKED,
+                                BOC_RELAXED);
+      out[(*n)++] = c;
+    } else {
+      failed[kept++] = c;
+    }
+  }
+  nfailed = kept;
+  atomic_store_explicit(&failed_dirty, 0, BOC_RELAXED);
+  boc_mutex_unlock(failed_mu());
+  return out;
+}
+
+static void failed_prune(int all) {
+  size_t n;
+  boc_cown_t **drop = failed_filter(all, &n);
+  for (size_t i = 0; i < n; i++) {
+    if (all) {
+      report_unhandled(drop[i]);
+    }
+    boc_cown_decref(drop[i]); /* the last reference reports it */
+  }
+  free(drop);
+}
+
+void boc_cown_note_failed(boc_cown_t *c) {
+  /* relaxed: the flag only enables the early report in boc_cown_decref;
+   * a decref that misses it reports when the list lets go instead. */
+  boc_cown_incref(c); /* the list's reference, before it is flagged */
+  if (atomic_fetch_or_explicit(&c->flags, BOC_COWN_TRACKED, BOC_RELAXED) &
+      BOC_COWN_TRACKED) {
+    /* Already in the list: drop the reference again (the caller holds
+     * another, so this is never the last, and must not report; acq_rel
+     * as in boc_cown_decref). */
+    atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL);
+    return;
+  }
+  boc_mutex_lock(failed_mu());
+  int full = nfailed == failed_cap;
+  if (full && nfailed >= 1024) {
+    boc_mutex_unlock(failed_mu());
+    failed_prune(0); /* amortised: the list at least halves or doubles */
+    boc_mutex_lock(failed_mu());
+    full = nfailed == failed_cap;
+  }
+  if (full) {
+    size_t cap = failed_cap != 0 ? failed_cap * 2 : 64;
+    boc_cown_t **grown = realloc(failed, cap * sizeof(*grown));
+    if (grown == NULL) {
+      boc_mutex_unlock(failed_mu());
+      atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_TRACKED,
+                                BOC_RELAXED);
+      boc_cown_decref(c); /* not remembered: reported when it dies */
+      return;
+    }
+    failed = grown;
+    failed_cap = cap;
+  }
+  failed[nfailed++] = c;
+  atomic_store_explicit(&failed_dirty, 1, BOC_RELAXED);
+  boc_mutex_unlock(failed_mu());
+}
+
+void boc_cown_report_unhandled_all(void) { failed_prune(1); }
+
+/* Whether this thread can report c now: it runs Python, and c's value is
+ * parked or held by this thread's interpreter. */
+static int reportable_here(const boc_cown_t *c) {
+  if (boc_thread_state_unchecked() == NULL) {
+    return 0;
+  }
+  int64_t owner = atomic_load_explicit(&c->owner, BOC_ACQUIRE);
+  return owner == BOC_NO_OWNER || owner == boc_current_interp_id();
+}
+
 void boc_cown_decref(boc_cown_t *c) {
   /* acq_rel: the thread that frees must see every other holder's writes. */
-  if (atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL) != 1) {
+  intptr_t was = atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL);
+  if (was == 2 &&
+      (atomic_load_explicit(&c->flags, BOC_RELAXED) & BOC_COWN_TRACKED) &&
+      reportable_here(c)) {
+    /* Only the unhandled-exception list holds it now: nobody can handle
+     * it any more, so report it here and now (a nested behavior's result,
+     * a result handle that was dropped). */
+    report_unhandled(c);
+    return;
+  }
+  if (was != 1) {
     return;
   }
   report_unhandled(c);
@@ -319,9 +472,12 @@ void boc_cown_decref(boc_cown_t *c) {
 
 /* ---- ownership ------------------------------------------------------------ */
 
-static int not_owner_error(void) {
-  PyErr_SetString(PyExc_RuntimeError,
-                  "The current interpreter does not own this cown");
+static int not_owner_error(const boc_cown_t *c) {
+  PyErr_Format(PyExc_RuntimeError,
+               "The current interpreter does not own this cown (Cown #%llu): "
+               "use it inside a behavior that names it (@when(cown)), or on "
+               "the main interpreter after bocpy.wait()",
+               (unsigned long long)c->id);
   return -1;
 }
 
@@ -415,7 +571,7 @@ void boc_cown_release_or_replace(boc_cown_t *c, PyObject **error) {
 
 PyObject *boc_cown_value(boc_cown_t *c) {
   if (atomic_load_explicit(&c->owner, BOC_ACQUIRE) != boc_current_interp_id()) {
-    not_owner_error();
+    not_owner_error(c);
     return NULL;
   }
   if (boc_cown_is_pinned(c) && !boc_on_pinned_thread()) {
@@ -468,7 +624,7 @@ static int set_pinned_value(boc_cown_t *c, PyObject *v, int destroy_old) {
 
 int boc_cown_set_value(boc_cown_t *c, PyObject *v) {
   if (atomic_load_explicit(&c->owner, BOC_ACQUIRE) != boc_current_interp_id()) {
-    return not_owner_error();
+    return not_owner_error(c);
   }
   if (boc_cown_is_pinned(c)) {
     return set_pinned_value(c, v, 1);

@@ -25,6 +25,7 @@ enum {
   BOC_COWN_EXCEPTION = 1u << 0, /* value is an exception from a behavior */
   BOC_COWN_PINNED = 1u << 1,    /* PinnedCown: value lives on main forever */
   BOC_COWN_REPORTED = 1u << 2,  /* unhandled exception already reported */
+  BOC_COWN_TRACKED = 1u << 3,   /* held by the unhandled-exception list */
 };
 
 typedef struct boc_cown {
@@ -101,6 +102,15 @@ int64_t boc_pinned_live_count(void);
  * value still alive, exactly once (later deaths of those cowns run no
  * hook), and frees the pinned values orphaned by other threads. */
 void boc_pinned_destroy_all(void);
+
+/* Remembers a result cown into which a behavior stored an exception (takes
+ * a reference, flags it BOC_COWN_TRACKED), so that it is reported if nobody
+ * handles it: by boc_cown_decref as soon as only this list references it,
+ * else at exit. */
+void boc_cown_note_failed(boc_cown_t *c);
+/* Reports every remembered cown whose exception is still unhandled (once
+ * each, through bocpy._errors) and forgets them all.  Main, at exit. */
+void boc_cown_report_unhandled_all(void);
 
 /* Cown records currently alive in the process. */
 int64_t boc_cown_live_count(void);

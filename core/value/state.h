@@ -28,6 +28,8 @@ typedef struct boc_state {
   PyObject *ntype_map;       /* dict: this interpreter's type -> int index */
   PyObject *ntype_list;      /* list: index -> type object, or None */
   PyObject *shared_ref;      /* _core._shared_ref, the unpickling hook */
+  PyObject *empty_tags_error; /* _core.EmptyTagsError(ValueError, RuntimeError) */
+  PyObject *tag_capacity_error; /* _core.TagCapacityError(KeyError, IndexError) */
   int64_t interp_id;         /* the interpreter this state belongs to */
   int pumping;               /* main: inside pump() (not reentrant) */
 } boc_state_t;

@@ -347,9 +347,30 @@ static int enc_native(encoder_t *e, PyObject *obj) {
   return 0;
 }
 
+/* An exception is pickled through bocpy._errors.carry, which keeps its
+ * traceback as text (pickle alone drops it) and survives exceptions that
+ * cannot be pickled or rebuilt.  A new reference: the carrier, or obj. */
+static PyObject *exception_carrier(PyObject *obj) {
+  if (!PyExceptionInstance_Check(obj)) {
+    return Py_NewRef(obj);
+  }
+  PyObject *mod = PyImport_ImportModule("bocpy._errors");
+  PyObject *c = mod != NULL ? PyObject_CallMethod(mod, "carry", "O", obj)
+                            : NULL;
+  Py_XDECREF(mod);
+  if (c == NULL) {
+    PyErr_Clear(); /* plain pickling still sends type, args and dict */
+    return Py_NewRef(obj);
+  }
+  return c;
+}
+
 static int enc_pickled(encoder_t *e, PyObject *obj) {
   PyObject *bytes = NULL;
-  if (boc_pickle_dumps(obj, &bytes) < 0) {
+  PyObject *carried = exception_carrier(obj);
+  int failed = boc_pickle_dumps(carried, &bytes) < 0;
+  Py_DECREF(carried);
+  if (failed) {
     PyObject *cause = PyErr_GetRaisedException();
     PyErr_Format(PyExc_TypeError,
                  "cannot send a value of type '%.200s' to another "

@@ -167,6 +167,35 @@ static void sender(void *arg) {
   }
 }
 
+static void test_counts_per_tag(void **state) {
+  (void)state;
+  size_t n = 99;
+  assert_null(boc_msg_counts(&n));
+  assert_int_equal(n, 0);
+  for (intptr_t i = 0; i < 3; i++) {
+    assert_int_equal(boc_msg_send("three", 5, item_of(i)), BOC_MSG_OK);
+  }
+  assert_int_equal(boc_msg_send("one", 3, item_of(7)), BOC_MSG_OK);
+  assert_int_equal(boc_msg_drain("empty", 5, count_free), 0);
+  boc_msg_count_t *c = boc_msg_counts(&n);
+  assert_non_null(c);
+  size_t seen = 0;
+  for (size_t i = 0; i < n; i++) {
+    assert_int_equal(strlen(c[i].tag), c[i].len);
+    if (strcmp(c[i].tag, "three") == 0) {
+      assert_int_equal(c[i].pending, 3);
+      seen |= 1;
+    } else if (strcmp(c[i].tag, "one") == 0) {
+      assert_int_equal(c[i].pending, 1);
+      seen |= 2;
+    } else {
+      assert_int_equal(c[i].pending, 0);
+    }
+  }
+  assert_int_equal(seen, 3);
+  free(c);
+}
+
 static void test_blocked_receiver_is_woken(void **state) {
   (void)state;
   delayed_send_t d = {"late", 30 * MS, 7, 1, 0};
@@ -277,6 +306,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tag_and_pending_limits, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_counts_per_tag, setup, teardown),
       cmocka_unit_test_setup_teardown(test_blocked_receiver_is_woken, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_receiver_follows_set_tags, setup,

@@ -173,6 +173,7 @@ static void test_round_robin(void **state) {
     boc_sched_stats_t st;
     boc_sched_get_stats(s, w, &st);
     assert_int_equal(st.pushed_remote, PER);
+    assert_int_equal(boc_sched_queued(s, w), PER); /* the live depth */
   }
   /* Each worker finds its own share, in push order, before stealing. */
   for (int w = 0; w < W; w++) {
@@ -184,6 +185,9 @@ static void test_round_robin(void **state) {
   }
   assert_null(boc_sched_try_pop(s, 0));
   assert_int_equal(pushes_minus_pops(s), 0);
+  for (int w = 0; w < W; w++) {
+    assert_int_equal(boc_sched_queued(s, w), 0);
+  }
   boc_sched_free(s);
 }
 

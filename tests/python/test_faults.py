@@ -174,4 +174,6 @@ def test_exception_nobody_looked_at_is_reported() -> None:
         "wait()\n",
         timeout=60,
     )
-    assert "contains an unhandled exception: ValueError('lost')" in out.stderr
+    assert "behavior 'go.<locals>.r' raised an exception that nobody handled" in out.stderr
+    assert "ValueError: lost" in out.stderr
+    assert out.stderr.count("nobody handled") == 1
