@@ -545,12 +545,15 @@ static PyObject *behavior_function(boc_state_t *st, boc_behavior_t *b,
     return NULL;
   }
   PyObject *cells = NULL, *fn = NULL;
-  if (!PyArg_ParseTuple(cap, "O!O!:captures", &PyTuple_Type, &cells,
-                        &PyTuple_Type, extras)) {
+  if (!PyTuple_CheckExact(cap) || PyTuple_GET_SIZE(cap) != 2 ||
+      !PyTuple_CheckExact(PyTuple_GET_ITEM(cap, 0)) ||
+      !PyTuple_CheckExact(PyTuple_GET_ITEM(cap, 1))) {
     Py_DECREF(cap);
+    PyErr_SetString(PyExc_SystemError, "behavior captures are malformed");
     return NULL;
   }
-  Py_INCREF(*extras);
+  cells = PyTuple_GET_ITEM(cap, 0);
+  *extras = Py_NewRef(PyTuple_GET_ITEM(cap, 1));
   PyObject *globals = PyFunction_GetGlobals(tmpl); /* borrowed */
   if (PyTuple_GET_SIZE(cells) == 0) {
     fn = Py_NewRef(tmpl);

@@ -43,6 +43,7 @@
  * st->plans; freed by the capsule's destructor in the same interpreter. */
 typedef struct plan {
   boc_code_t *code;    /* the shared code blob (one reference) */
+  PyObject *codeobj;   /* the code object (strong: its id is the cache key) */
   PyObject *qualname;  /* str */
   PyObject *params;    /* tuple: the first co_argcount parameter names */
   Py_ssize_t nparams;
@@ -62,6 +63,7 @@ static void plan_free(PyObject *cap) {
   if (p->code != NULL) {
     boc_code_decref(p->code);
   }
+  Py_XDECREF(p->codeobj);
   Py_XDECREF(p->qualname);
   Py_XDECREF(p->params);
   Py_XDECREF(p->gnames);
@@ -103,6 +105,7 @@ static PyObject *plan_make(boc_state_t *st, PyObject *fn) {
     return PyErr_NoMemory();
   }
   p->code = boc_code_new(bytes, (size_t)size, module, file);
+  p->codeobj = Py_NewRef(PyFunction_GetCode(fn));
   p->qualname = Py_NewRef(qualname);
   p->params = Py_NewRef(params);
   p->nparams = PyTuple_GET_SIZE(params);
@@ -115,6 +118,7 @@ static PyObject *plan_make(boc_state_t *st, PyObject *fn) {
     if (p->code != NULL) {
       boc_code_decref(p->code);
     }
+    Py_DECREF(p->codeobj);
     Py_DECREF(p->qualname);
     Py_DECREF(p->params);
     Py_DECREF(p->gnames);
@@ -124,18 +128,22 @@ static PyObject *plan_make(boc_state_t *st, PyObject *fn) {
 }
 
 /* The plan capsule of fn's code (new reference: the caller keeps it alive
- * while it uses the plan, whatever the cache drops meanwhile). */
+ * while it uses the plan, whatever the cache drops meanwhile).  Keyed by the
+ * code object's address (hashing a code object hashes its contents); the
+ * plan keeps the code object alive, so the address is not reused while the
+ * entry exists. */
 static PyObject *plan_get(boc_state_t *st, PyObject *fn) {
-  PyObject *code = PyFunction_GetCode(fn); /* borrowed */
-  PyObject *cap = PyDict_GetItemWithError(st->plans, code); /* borrowed */
-  if (cap != NULL) {
-    return Py_NewRef(cap);
-  }
-  if (PyErr_Occurred()) {
+  PyObject *code = PyLong_FromVoidPtr(PyFunction_GetCode(fn));
+  if (code == NULL) {
     return NULL;
   }
-  cap = plan_make(st, fn);
-  if (cap == NULL) {
+  PyObject *cap = PyDict_GetItemWithError(st->plans, code); /* borrowed */
+  if (cap != NULL) {
+    Py_DECREF(code);
+    return Py_NewRef(cap);
+  }
+  if (PyErr_Occurred() || (cap = plan_make(st, fn)) == NULL) {
+    Py_DECREF(code);
     return NULL;
   }
   /* Bounded: programs that generate behaviors would grow it forever. */
@@ -143,8 +151,10 @@ static PyObject *plan_get(boc_state_t *st, PyObject *fn) {
        boc_cache_trim(st->plans) < 0) ||
       PyDict_SetItem(st->plans, code, cap) < 0) {
     Py_DECREF(cap);
+    Py_DECREF(code);
     return NULL;
   }
+  Py_DECREF(code);
   return cap;
 }
 
@@ -610,7 +620,9 @@ static PyObject *when_call(PyObject *self, PyObject *const *args,
                     "the @when decorator takes the function to schedule");
     return NULL;
   }
-  boc_state_t *st = boc_state();
+  /* The state of the module that made this decorator's type: this
+   * interpreter's (decorators never cross interpreters). */
+  boc_state_t *st = PyType_GetModuleState(Py_TYPE(self));
   if (st == NULL) {
     return NULL;
   }

@@ -31,7 +31,7 @@ typedef struct boc_state {
   PyObject *shared_ref;      /* _core._shared_ref, the unpickling hook */
   /* @when (module/when.c) and module-global shipping (exec/behavior.c): */
   PyTypeObject *when_type;   /* the decorator objects when(...) returns */
-  PyObject *plans;           /* dict: code object -> plan capsule (bounded) */
+  PyObject *plans;           /* dict: id(code) -> plan capsule (bounded) */
   PyObject *gcache;          /* dict: id(globals) -> (globals, {name: entry}) */
   PyObject *gapplied;        /* dict: id(namespace) -> {name: (version, value,
                                 shallow)}: what this worker last applied */

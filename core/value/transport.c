@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/platform.h"
 #include "value/handle.h"
 #include "value/state.h"
 
@@ -400,7 +401,7 @@ boc_payload_t *boc_payload_encode(PyObject *obj) {
   p->size = e.len;
   p->ncowns = e.ncowns;
   p->nshared = e.nshared;
-  p->pid = (int64_t)getpid();
+  p->pid = boc_process_id();
   p->cowns = e.cowns; /* ownership of the references moves to p */
   p->shared = e.shared; /* and of the shared payloads */
   memcpy(p->data, e.buf, e.len);
@@ -591,7 +592,7 @@ static PyObject *dec_value(decoder_t *d) {
 }
 
 PyObject *boc_payload_decode(const boc_payload_t *p) {
-  if (p->pid != (int64_t)getpid()) {
+  if (p->pid != boc_process_id()) {
     PyErr_SetString(PyExc_RuntimeError,
                     "a bocpy value cannot be used in a forked child process");
     return NULL;
