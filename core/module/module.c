@@ -186,11 +186,21 @@ static PyObject *live_cowns(PyObject *module, PyObject *Py_UNUSED(a)) {
 
 static PyObject *record_sizes(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
+  /* The encoded captures of a body reading two small ints from its
+   * enclosing function: ((x, y), ()) as @when ships them. */
+  PyObject *sample = Py_BuildValue("((ii)())", 12345, 678);
+  boc_payload_t *p = sample != NULL ? boc_payload_encode(sample) : NULL;
+  Py_XDECREF(sample);
+  if (p == NULL) {
+    return NULL;
+  }
+  Py_ssize_t captures = (Py_ssize_t)(sizeof(*p) + p->size);
+  boc_payload_free(p);
   return Py_BuildValue(
-      "{s:n,s:n,s:n,s:n}", "cown", (Py_ssize_t)sizeof(boc_cown_t),
+      "{s:n,s:n,s:n,s:n,s:n}", "cown", (Py_ssize_t)sizeof(boc_cown_t),
       "behavior_1", (Py_ssize_t)boc_behavior_record_size(1, 1, 0),
       "behavior_2", (Py_ssize_t)boc_behavior_record_size(2, 2, 0),
-      "global_ref", (Py_ssize_t)sizeof(boc_gval_t *));
+      "captures_2", captures, "global_ref", (Py_ssize_t)sizeof(boc_gval_t *));
 }
 
 /* ---- platform queries ------------------------------------------------------- */
