@@ -114,11 +114,11 @@ typedef struct boc_behavior {
   boc_cfn_t *cfn;   /* C behaviors only (malloc'd), else NULL */
   boc_payload_t *captures; /* (cells, extras) or NULL for none */
   boc_gval_t **globals;    /* module globals the body reads (in the record) */
-  int32_t nglobals;
   boc_cown_t *result;
   int32_t nargs;   /* @when arguments */
   int32_t ncowns;  /* cowns over all arguments (groups flattened) */
   int32_t nreqs;   /* distinct cowns incl. the result, after dedup */
+  int32_t nglobals; /* entries in globals */
   int32_t *shape;  /* per argument: -1 a single cown, n >= 0 a group of n */
   boc_cown_t **cowns; /* flattened argument cowns, strong references */
   boc_request_t reqs[];
