@@ -14,6 +14,10 @@ values it needs, captured when ``@when`` runs:
 The worker rebuilds the function from the code and the module's namespace
 (see :mod:`bocpy._worker`), so a behavior is found by what it is, never by
 where it sits in the source.
+
+The decorator itself is C (``core/module/when.c``); this module supplies
+what it computes once per code object (:func:`_plan_info`), the runtime's
+auto-start, and ``whencall``'s argument checks.
 """
 
 from __future__ import annotations
