@@ -333,6 +333,7 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->gapplied);
   Py_VISIT(st->plan_info);
   Py_VISIT(st->autostart);
+  Py_VISIT(st->fn_importable);
   Py_VISIT(st->worker_dict);
   Py_VISIT(st->s_loading);
   Py_VISIT(st->pickle_dumps);
@@ -358,6 +359,7 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->gapplied);
   Py_CLEAR(st->plan_info);
   Py_CLEAR(st->autostart);
+  Py_CLEAR(st->fn_importable);
   Py_CLEAR(st->worker_dict);
   Py_CLEAR(st->s_loading);
   Py_CLEAR(st->pickle_dumps);

@@ -160,12 +160,17 @@ static PyObject *plan_get(boc_state_t *st, PyObject *fn) {
 
 /* ---- module-global cache ----------------------------------------------------- */
 
-/* What was last shipped for one global of one module.  gval NULL: the value
- * cannot travel and is left to the worker's own module (not __main__). */
+/* What was last decided for one global of one module, while it names obj:
+ *   skip        nothing is shipped: the worker's module has its own binding
+ *               (a module-level function it can find by name, or a value
+ *               that cannot travel, in an importable module);
+ *   gval set    reuse gval while boc_gval_unchanged(obj, shallow);
+ *   neither     encode obj for every behavior (a snapshot each time). */
 typedef struct gentry {
-  PyObject *obj;     /* the value shipped (strong) */
+  PyObject *obj;     /* the value (strong) */
   PyObject *shallow; /* boc_gval_shallow of it, or None */
-  boc_gval_t *gval;  /* its encoding (one reference), or NULL */
+  boc_gval_t *gval;  /* its shared encoding (one reference), or NULL */
+  int skip;
 } gentry_t;
 
 static void gentry_free(PyObject *cap) {
@@ -252,6 +257,33 @@ static int not_data(PyObject *v) {
          PyMethod_Check(v) || PyType_Check(v);
 }
 
+/* Records the decision for global `name` = value (see gentry_t); takes a
+ * new reference to gval when not NULL.  0, or -1 with an exception. */
+static int set_entry(PyObject *entries, PyObject *name, PyObject *value,
+                     int kind, boc_gval_t *gval, int skip) {
+  gentry_t *e = PyMem_Calloc(1, sizeof(*e));
+  if (e == NULL) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  e->shallow = gval != NULL ? boc_gval_shallow(value, kind) : Py_NewRef(Py_None);
+  PyObject *cap = e->shallow != NULL ? PyCapsule_New(e, NULL, gentry_free) : NULL;
+  if (cap == NULL) {
+    Py_XDECREF(e->shallow);
+    PyMem_Free(e);
+    return -1;
+  }
+  e->obj = Py_NewRef(value);
+  e->skip = skip;
+  if (gval != NULL) {
+    boc_gval_incref(gval);
+    e->gval = gval;
+  }
+  int rc = PyDict_SetItem(entries, name, cap);
+  Py_DECREF(cap);
+  return rc;
+}
+
 /* The record to ship for global `name` = value: *out gets a new reference,
  * or NULL when nothing is shipped (the worker's module has its own).  0, or
  * -1 with an exception (TypeError naming the global when a script's value
@@ -265,10 +297,11 @@ static int capture_global(boc_state_t *st, plan_t *p, PyObject *entries,
     if (e == NULL) {
       return -1;
     }
-    if (e->obj == value && e->gval == NULL) {
-      return 0; /* known not to travel; the worker's module has its own */
+    if (e->obj == value && e->skip) {
+      return 0; /* the worker's module has its own */
     }
-    if (e->obj == value && boc_gval_unchanged(value, e->shallow)) {
+    if (e->obj == value && e->gval != NULL &&
+        boc_gval_unchanged(value, e->shallow)) {
       boc_gval_incref(e->gval);
       *out = e->gval;
       st->g_reused++;
@@ -310,33 +343,10 @@ static int capture_global(boc_state_t *st, plan_t *p, PyObject *entries,
     }
     st->g_encoded++;
   }
-  if (kind == BOC_GVAL_OTHER && g != NULL) {
-    /* Not reusable: a snapshot per behavior.  Forget any older entry. */
-    *out = g;
-    if (cap != NULL && PyDict_DelItem(entries, name) < 0) {
-      return -1;
-    }
-    return 0;
-  }
-  gentry_t *e = PyMem_Calloc(1, sizeof(*e));
-  PyObject *shallow = e != NULL ? boc_gval_shallow(value, kind) : NULL;
-  PyObject *ncap = shallow != NULL ? PyCapsule_New(e, NULL, gentry_free) : NULL;
-  if (ncap == NULL) {
-    Py_XDECREF(shallow);
-    PyMem_Free(e);
-    if (g != NULL) {
-      boc_gval_decref(g);
-    }
-    return e == NULL ? (PyErr_NoMemory(), -1) : -1;
-  }
-  e->obj = Py_NewRef(value);
-  e->shallow = shallow;
-  e->gval = g;
-  if (g != NULL) {
-    boc_gval_incref(g);
-  }
-  int rc = PyDict_SetItem(entries, name, ncap);
-  Py_DECREF(ncap);
+  /* Not reusable (OTHER): a snapshot per behavior; the entry only
+   * remembers that decision.  Skipped: g is NULL, the entry says so. */
+  int rc = set_entry(entries, name, value, kind,
+                     kind == BOC_GVAL_OTHER ? NULL : g, g == NULL);
   if (rc < 0) {
     if (g != NULL) {
       boc_gval_decref(g);
@@ -345,6 +355,47 @@ static int capture_global(boc_state_t *st, plan_t *p, PyObject *entries,
   }
   *out = g;
   return 0;
+}
+
+/* A module-level function the body reads: 0 when the worker finds it by
+ * module and qualified name in its own copy of the module (skipped), 1 when
+ * it must travel by value (a lambda or a local function bound to a module
+ * name); -1 with an exception. */
+static int function_travels(boc_state_t *st, PyObject *entries, PyObject *name,
+                            PyObject *fn) {
+  PyObject *cap = PyDict_GetItemWithError(entries, name); /* borrowed */
+  if (cap != NULL) {
+    gentry_t *e = PyCapsule_GetPointer(cap, NULL);
+    if (e == NULL) {
+      return -1;
+    }
+    if (e->obj == fn) {
+      return e->skip ? 0 : 1;
+    }
+  } else if (PyErr_Occurred()) {
+    return -1;
+  }
+  if (st->fn_importable == NULL) {
+    PyObject *mod = PyImport_ImportModule("bocpy._byvalue");
+    if (mod == NULL) {
+      return -1;
+    }
+    st->fn_importable = PyObject_GetAttrString(mod, "_importable");
+    Py_DECREF(mod);
+    if (st->fn_importable == NULL) {
+      return -1;
+    }
+  }
+  PyObject *r = PyObject_CallOneArg(st->fn_importable, fn);
+  int importable = r != NULL ? PyObject_IsTrue(r) : -1;
+  Py_XDECREF(r);
+  if (importable < 0) {
+    return -1;
+  }
+  if (importable) {
+    return set_entry(entries, name, fn, BOC_GVAL_OTHER, NULL, 1) < 0 ? -1 : 0;
+  }
+  return 1; /* capture_global encodes it and records that */
 }
 
 /* ---- trailing parameters ------------------------------------------------------ */
@@ -543,7 +594,16 @@ static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
         }
         continue; /* a builtin, or bound later */
       }
-      if (not_data(v)) {
+      if (PyFunction_Check(v)) {
+        int travels = function_travels(st, entries, name, v);
+        if (travels < 0) {
+          Py_DECREF(entries);
+          goto done;
+        }
+        if (!travels) {
+          continue;
+        }
+      } else if (not_data(v)) {
         continue;
       }
       Py_INCREF(v);

@@ -37,6 +37,7 @@ typedef struct boc_state {
                                 shallow)}: what this worker last applied */
   PyObject *plan_info;       /* bocpy._when._plan_info (lazy) */
   PyObject *autostart;       /* bocpy._when._autostart (lazy) */
+  PyObject *fn_importable;   /* bocpy._byvalue._importable (lazy) */
   PyObject *worker_dict;     /* bocpy._worker.__dict__ (lazy) */
   PyObject *s_loading;       /* interned "loading" */
   uint64_t g_encoded;        /* module-global values encoded here */

@@ -299,3 +299,33 @@ def test_script_local_functions_and_decorators(tmp_path: Path) -> None:
         """)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False ('logged', 6)"
+
+
+def test_script_module_level_lambda_travels_by_value(tmp_path: Path) -> None:
+    proc = _run_script(tmp_path, """
+        import logging
+        from bocpy import Cown, wait, when
+
+        square = lambda x: x * x  # noqa: E731  (not kept by the reduced copy)
+        log = logging.getLogger("prog")  # a logger pickles by name
+
+        def make_adder(k):
+            def add(x):
+                return x + k
+            return add
+
+        add_ten = make_adder(10)  # a closure bound to a module name
+
+        def schedule(c):
+            @when(c)
+            def step(c):
+                log.debug("step")
+                return add_ten(square(c.value))
+            return step
+
+        r = schedule(Cown(3))
+        wait()
+        print(r.exception, r.value)
+        """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False 19"
