@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from bocpy import Cown, _core, receive, send, start, wait, when
+from bocpy import Cown, _core, receive, send, start, wait, when, whencall
 
 import behaviors_elsewhere
 
 #: Module-level data read by bodies below (shipped once per worker).
 TABLE = tuple(range(20_000))
 module_rows = [1, 2, 3]
+module_prices = {"tea": 3, "cake": 5}
 
 
 @pytest.fixture(autouse=True)
@@ -329,3 +330,45 @@ def test_script_module_level_lambda_travels_by_value(tmp_path: Path) -> None:
         """)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False 19"
+
+
+def test_module_dict_changes_and_rebinding_are_seen() -> None:
+    global module_prices
+    start(1)
+    seen = []
+
+    def price_of_tea():
+        @when(Cown(0))
+        def r(c):
+            value = dict(module_prices)
+            module_prices["tea"] = -1  # the worker's copy only
+            return value
+        seen.append(r)
+
+    before = _core.when_stats()
+    price_of_tea()
+    price_of_tea()                      # unchanged: reused
+    module_prices["tea"] = 4            # changed in place: shipped again
+    price_of_tea()
+    saved = module_prices
+    module_prices = {"tea": 9}          # rebound: shipped again
+    price_of_tea()
+    wait()
+    module_prices = saved
+    module_prices["tea"] = 3
+    after = _core.when_stats()
+    assert [r.value for r in seen] == [{"tea": 3, "cake": 5}, {"tea": 3, "cake": 5},
+                                       {"tea": 4, "cake": 5}, {"tea": 9}]
+    assert after["globals_encoded"] - before["globals_encoded"] == 3
+    assert after["globals_reused"] - before["globals_reused"] == 1
+
+
+def test_whencall_takes_local_functions_as_captures() -> None:
+    start(1)
+
+    def body(c, fn):
+        return fn(c.value)
+
+    r = whencall(body, [Cown(6)], [lambda v: v * 7])
+    wait()
+    assert (r.exception, r.value) == (False, 42)
