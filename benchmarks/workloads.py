@@ -56,7 +56,8 @@ def calibrate(iters: int = 100_000, repeats: int = 25) -> float:
 class Point:
     """One measured configuration, run by every implementation it lists."""
 
-    group: str  # chain_null, chain_linked, chain_cpu, fanout, reqsize, cpu_par, tasksize
+    group: str  # chain_null, chain_linked, chain_cpu, fanout, reqsize, cpu_par, tasksize,
+    #             nat_chain, nat_fanout, nat_fib, nat_pipeline
     key: str  # unique id, e.g. "chain_null/w2"
     label: str  # human-readable
     metric: str  # "ops_per_s" (higher is better) or "seconds" (lower is better)
@@ -151,4 +152,42 @@ def build_points(quick: bool, iters_for_us: Callable[[float], int],
             for mode in BASELINE_IMPLS:
                 p.commands[mode] = ("wl_baseline.py", [mode, "2", str(n), str(iters)])
         pts.append(p)
+
+    pts += natural_points(quick, bocpy_impls)
+    return pts
+
+
+def natural_points(quick: bool, bocpy_impls: tuple[str, ...]) -> list[Point]:
+    """The natural-style workloads (wl_nat_*.py): bodies read enclosing
+    variables and call module-level functions that schedule, with no
+    ``name=name`` parameters, the way API.md section 5 shows."""
+    pts: list[Point] = []
+    steps = 200 if quick else 3000
+    children = 2000 if quick else 40000
+    for w in (1, 2):
+        pts.append(_bocpy(Point(
+            "nat_chain", f"nat_chain/w{w}",
+            f"natural chain ring (captured ring, pos, left), {w} worker{'s' if w > 1 else ''}",
+            "ops_per_s", "behaviors/s", {"workers": w, "chains": 8, "steps": steps}),
+            "wl_nat_chain.py", [w, 8, steps], bocpy_impls))
+        for batch in (1, 4 * w):
+            pts.append(_bocpy(Point(
+                "nat_fanout", f"nat_fanout/w{w}/b{batch}",
+                f"natural fanout, {batch} child{'ren' if batch > 1 else ''}/step, "
+                f"{w} worker{'s' if w > 1 else ''}",
+                "ops_per_s", "children/s",
+                {"workers": w, "steps": children // batch, "batch": batch}),
+                "wl_nat_fanout.py", [w, children // batch, batch], bocpy_impls))
+        n = 12 if quick else 20
+        pts.append(_bocpy(Point(
+            "nat_fib", f"nat_fib/w{w}",
+            f"natural divide and conquer, fib({n}) nested behaviors, {w} worker{'s' if w > 1 else ''}",
+            "ops_per_s", "behaviors/s", {"workers": w, "n": n}),
+            "wl_nat_fib.py", [w, n], bocpy_impls))
+        items = 2000 if quick else 30000
+        pts.append(_bocpy(Point(
+            "nat_pipeline", f"nat_pipeline/w{w}",
+            f"main-thread pipeline, 3 stages x 2 cowns, 2 captures, {w} worker{'s' if w > 1 else ''}",
+            "ops_per_s", "behaviors/s", {"workers": w, "items": items}),
+            "wl_nat_pipeline.py", [w, items], bocpy_impls))
     return pts

@@ -3,6 +3,8 @@
 #include "engine/platform.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdio.h>
@@ -197,4 +199,30 @@ int boc_default_worker_count(const char *override_text) {
   }
   n = boc_cpu_count_physical() - 1;
   return n >= 1 ? n : 1;
+}
+
+/* ---- process id ------------------------------------------------------------ */
+
+/* The cached pid (0: not read yet).  A process-wide value by nature; relaxed:
+ * every thread computes the same value, and the fork child handler runs
+ * while the child has one thread. */
+static _Atomic int64_t cached_pid;
+
+static void pid_after_fork(void) {
+  atomic_store_explicit(&cached_pid, (int64_t)getpid(), memory_order_relaxed);
+}
+
+static void pid_init(void) {
+  pthread_atfork(NULL, NULL, pid_after_fork);
+  atomic_store_explicit(&cached_pid, (int64_t)getpid(), memory_order_relaxed);
+}
+
+int64_t boc_process_id(void) {
+  int64_t pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+  if (pid == 0) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT; /* registers the handler once */
+    pthread_once(&once, pid_init);
+    pid = atomic_load_explicit(&cached_pid, memory_order_relaxed);
+  }
+  return pid;
 }

@@ -86,6 +86,11 @@ static inline void boc_once(boc_once_t *once, void (*fn)(void)) {
 /* ---- CPUs ------------------------------------------------------------------ */
 /* Logical CPUs this process may run on (its affinity mask); at least 1. */
 int boc_cpu_count_logical(void);
+
+/* This process's id without a system call per use (getpid() is one in
+ * current glibc, and payloads record it on every encoding): cached, and
+ * refreshed in the child after fork() by a pthread_atfork handler. */
+int64_t boc_process_id(void);
 /* Physical cores among the CPUs of the affinity mask (hyper-threads of one
  * core count once), or the logical count when topology is unknown; >= 1. */
 int boc_cpu_count_physical(void);

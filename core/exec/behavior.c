@@ -59,23 +59,174 @@ void boc_code_decref(boc_code_t *code) {
   }
 }
 
+/* ---- shared module-global values ------------------------------------------ */
+
+/* Source of gval versions (process-wide; relaxed: uniqueness only). */
+static _Atomic uint64_t next_gval_version = 1;
+
+boc_gval_t *boc_gval_new(const char *name, boc_payload_t *payload, int kind) {
+  size_t n = strlen(name) + 1;
+  boc_gval_t *g = malloc(sizeof(*g) + n);
+  if (g == NULL) {
+    boc_payload_free(payload);
+    PyErr_NoMemory();
+    return NULL;
+  }
+  atomic_init(&g->refs, 1);
+  g->version = atomic_fetch_add_explicit(&next_gval_version, 1, BOC_RELAXED);
+  g->payload = payload;
+  g->kind = kind;
+  memcpy(g->name, name, n);
+  return g;
+}
+
+void boc_gval_decref(boc_gval_t *g) {
+  /* acq_rel: the freeing thread must see the other holders' reads done. */
+  if (atomic_fetch_sub_explicit(&g->refs, 1, BOC_ACQ_REL) == 1) {
+    boc_payload_free(g->payload);
+    free(g);
+  }
+}
+
+int boc_deeply_immutable(PyObject *obj, int depth) {
+  if (obj == Py_None || PyBool_Check(obj) || PyLong_CheckExact(obj) ||
+      PyFloat_CheckExact(obj) || PyUnicode_CheckExact(obj) ||
+      PyBytes_CheckExact(obj) || PyComplex_CheckExact(obj) ||
+      boc_handle_record(obj) != NULL) {
+    return 1;
+  }
+  if (depth <= 0) {
+    return 0;
+  }
+  if (PyTuple_CheckExact(obj)) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(obj); i++) {
+      if (!boc_deeply_immutable(PyTuple_GET_ITEM(obj, i), depth - 1)) {
+        return 0;
+      }
+    }
+    return 1;
+  }
+  if (PyFrozenSet_CheckExact(obj)) {
+    PyObject *it = PyObject_GetIter(obj);
+    if (it == NULL) {
+      PyErr_Clear();
+      return 0;
+    }
+    PyObject *key;
+    int ok = 1;
+    while (ok && (key = PyIter_Next(it)) != NULL) {
+      ok = boc_deeply_immutable(key, depth - 1);
+      Py_DECREF(key);
+    }
+    Py_DECREF(it);
+    PyErr_Clear(); /* iterating a frozenset cannot fail; be safe anyway */
+    return ok;
+  }
+  return 0;
+}
+
+PyObject *boc_gval_shallow(PyObject *obj, int kind) {
+  if (kind == BOC_GVAL_LIST) {
+    return PyList_GetSlice(obj, 0, PyList_GET_SIZE(obj));
+  }
+  if (kind == BOC_GVAL_DICT) {
+    return PyDict_Copy(obj);
+  }
+  return Py_NewRef(Py_None);
+}
+
+int boc_gval_unchanged(PyObject *obj, PyObject *shallow) {
+  if (shallow == Py_None) {
+    return 1;
+  }
+  if (PyList_CheckExact(shallow)) {
+    Py_ssize_t n = PyList_GET_SIZE(shallow);
+    if (!PyList_CheckExact(obj) || PyList_GET_SIZE(obj) != n) {
+      return 0;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+      if (PyList_GET_ITEM(obj, i) != PyList_GET_ITEM(shallow, i)) {
+        return 0;
+      }
+    }
+    return 1;
+  }
+  if (PyDict_CheckExact(shallow)) {
+    if (!PyDict_CheckExact(obj) || PyDict_GET_SIZE(obj) != PyDict_GET_SIZE(shallow)) {
+      return 0;
+    }
+    Py_ssize_t pa = 0, pb = 0;
+    PyObject *ka, *va, *kb, *vb;
+    while (PyDict_Next(obj, &pa, &ka, &va)) {
+      if (!PyDict_Next(shallow, &pb, &kb, &vb) || ka != kb || va != vb) {
+        return 0;
+      }
+    }
+    return 1;
+  }
+  return 0;
+}
+
+/* ---- bounded per-code caches ------------------------------------------------ */
+
+/* The entry limit of the per-code caches (boc_cache_limit); relaxed: a plain
+ * setting, read on each insertion. */
+static _Atomic Py_ssize_t cache_limit = 4096;
+
+Py_ssize_t boc_cache_limit(void) {
+  return atomic_load_explicit(&cache_limit, BOC_RELAXED);
+}
+
+void boc_set_cache_limit(Py_ssize_t n) {
+  atomic_store_explicit(&cache_limit, n < 4 ? 4 : n, BOC_RELAXED);
+}
+
+int boc_cache_trim(PyObject *dict) {
+  Py_ssize_t drop = PyDict_GET_SIZE(dict) / 4;
+  if (drop < 1) {
+    drop = 1;
+  }
+  PyObject *keys = PyList_New(0);
+  if (keys == NULL) {
+    return -1;
+  }
+  Py_ssize_t pos = 0;
+  PyObject *k, *v;
+  while (PyList_GET_SIZE(keys) < drop && PyDict_Next(dict, &pos, &k, &v)) {
+    if (PyList_Append(keys, k) < 0) {
+      Py_DECREF(keys);
+      return -1;
+    }
+  }
+  int rc = 0;
+  for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(keys); i++) {
+    rc = PyDict_DelItem(dict, PyList_GET_ITEM(keys, i));
+  }
+  Py_DECREF(keys);
+  return rc;
+}
+
 /* ---- records ------------------------------------------------------------- */
 
-static size_t record_size(int32_t nargs, int32_t ncowns, int32_t *shape_off,
-                          int32_t *cowns_off) {
+static size_t record_size(int32_t nargs, int32_t ncowns, int32_t nglobals,
+                          int32_t *shape_off, int32_t *cowns_off,
+                          int32_t *globals_off) {
   size_t size = sizeof(boc_behavior_t) +
                 (size_t)(ncowns + 1) * sizeof(boc_request_t);
   size = (size + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
   *cowns_off = (int32_t)size;
   size += (size_t)ncowns * sizeof(boc_cown_t *);
+  *globals_off = (int32_t)size;
+  size += (size_t)nglobals * sizeof(boc_gval_t *);
   *shape_off = (int32_t)size;
   size += (size_t)nargs * sizeof(int32_t);
   return size;
 }
 
-size_t boc_behavior_record_size(int32_t nargs, int32_t ncowns) {
-  int32_t a, b;
-  return record_size(nargs, ncowns, &a, &b);
+size_t boc_behavior_record_size(int32_t nargs, int32_t ncowns,
+                                int32_t nglobals) {
+  int32_t a, b, c;
+  return record_size(nargs, ncowns, nglobals, &a, &b, &c);
 }
 
 void boc_cfn_free(boc_cfn_t *cfn) {
@@ -90,6 +241,9 @@ void boc_cfn_free(boc_cfn_t *cfn) {
 static void behavior_free(boc_behavior_t *b) {
   for (int32_t i = 0; i < b->ncowns; i++) {
     boc_cown_decref(b->cowns[i]);
+  }
+  for (int32_t i = 0; i < b->nglobals; i++) {
+    boc_gval_decref(b->globals[i]);
   }
   if (b->result != NULL) {
     boc_cown_decref(b->result);
@@ -130,61 +284,55 @@ static int not_a_cown(Py_ssize_t pos, PyObject *arg, Py_ssize_t index,
   return -1;
 }
 
-/* The number of cowns named by items[0..nargs) (groups flattened), or -1
- * with the TypeError of not_a_cown. */
-static Py_ssize_t count_cowns(PyObject **items, Py_ssize_t nargs) {
-  Py_ssize_t ncowns = 0;
-  for (Py_ssize_t i = 0; i < nargs; i++) {
-    PyObject *a = items[i];
-    if (boc_handle_record(a) != NULL) {
-      ncowns++;
-    } else if (PyList_CheckExact(a) || PyTuple_CheckExact(a)) {
-      Py_ssize_t n = PySequence_Fast_GET_SIZE(a);
-      for (Py_ssize_t j = 0; j < n; j++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(a, j);
-        if (boc_handle_record(item) == NULL) {
-          return not_a_cown(i, a, j, item);
-        }
-      }
-      ncowns += n;
-    } else {
-      return not_a_cown(i, a, 0, NULL);
-    }
+int boc_behavior_check_arg(PyObject *a, Py_ssize_t pos) {
+  if (boc_handle_record(a) != NULL) {
+    return 0;
   }
-  return ncowns;
+  if (PyList_CheckExact(a) || PyTuple_CheckExact(a)) {
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(a);
+    for (Py_ssize_t j = 0; j < n; j++) {
+      PyObject *item = PySequence_Fast_GET_ITEM(a, j);
+      if (boc_handle_record(item) == NULL) {
+        return not_a_cown(pos, a, j, item);
+      }
+    }
+    return 0;
+  }
+  return not_a_cown(pos, a, 0, NULL);
 }
 
-int boc_behavior_check_args(PyObject *args) {
-  PyObject *seq = PySequence_Fast(args, "behavior arguments must be a sequence");
-  if (seq == NULL) {
-    return -1;
+static void drop_globals(boc_gval_t *const *globals, int32_t nglobals) {
+  for (int32_t i = 0; i < nglobals; i++) {
+    boc_gval_decref(globals[i]);
   }
-  Py_ssize_t n = count_cowns(PySequence_Fast_ITEMS(seq),
-                             PySequence_Fast_GET_SIZE(seq));
-  Py_DECREF(seq);
-  return n < 0 ? -1 : 0;
 }
 
 boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
-                                 boc_payload_t *captures) {
+                                 boc_payload_t *captures,
+                                 boc_gval_t *const *globals, int32_t nglobals) {
   PyObject *seq = PySequence_Fast(args, "behavior arguments must be a sequence");
   if (seq == NULL) {
     boc_payload_free(captures);
+    drop_globals(globals, nglobals);
     return NULL;
   }
   Py_ssize_t nargs = PySequence_Fast_GET_SIZE(seq);
   PyObject **items = PySequence_Fast_ITEMS(seq);
-  Py_ssize_t ncowns = count_cowns(items, nargs);
-  if (ncowns < 0) {
-    goto fail;
+  Py_ssize_t ncowns = 0;
+  for (Py_ssize_t i = 0; i < nargs; i++) {
+    PyObject *a = items[i];
+    if (boc_behavior_check_arg(a, i) < 0) {
+      goto fail;
+    }
+    ncowns += boc_handle_record(a) != NULL ? 1 : PySequence_Fast_GET_SIZE(a);
   }
   if (nargs > INT32_MAX / 4 || ncowns > INT32_MAX / 4) {
     PyErr_SetString(PyExc_OverflowError, "too many cowns in one behavior");
     goto fail;
   }
-  int32_t shape_off, cowns_off;
-  size_t size = record_size((int32_t)nargs, (int32_t)ncowns, &shape_off,
-                            &cowns_off);
+  int32_t shape_off, cowns_off, globals_off;
+  size_t size = record_size((int32_t)nargs, (int32_t)ncowns, nglobals,
+                            &shape_off, &cowns_off, &globals_off);
   boc_behavior_t *b = calloc(1, size);
   if (b == NULL) {
     PyErr_NoMemory();
@@ -201,6 +349,11 @@ boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
   b->ncowns = (int32_t)ncowns;
   b->shape = (int32_t *)((char *)b + shape_off);
   b->cowns = (boc_cown_t **)((char *)b + cowns_off);
+  b->globals = (boc_gval_t **)((char *)b + globals_off);
+  b->nglobals = nglobals;
+  for (int32_t i = 0; i < nglobals; i++) {
+    b->globals[i] = globals[i];
+  }
   int32_t k = 0;
   uint8_t pinned = 0;
   for (Py_ssize_t i = 0; i < nargs; i++) {
@@ -242,11 +395,12 @@ boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
 fail:
   Py_DECREF(seq);
   boc_payload_free(captures);
+  drop_globals(globals, nglobals);
   return NULL;
 }
 
 boc_behavior_t *boc_behavior_new_cfn(PyObject *args, boc_cfn_t *cfn) {
-  boc_behavior_t *b = boc_behavior_new(NULL, args, NULL);
+  boc_behavior_t *b = boc_behavior_new(NULL, args, NULL, NULL, 0);
   if (b == NULL) {
     boc_cfn_free(cfn);
     return NULL;
@@ -282,6 +436,81 @@ static void retire(boc_behavior_t *b) {
 
 /* ---- execution ------------------------------------------------------------- */
 
+/* Brings the module globals b reads up to date in globals (a worker's copy
+ * of the defining module): a value is decoded only when this interpreter
+ * has not applied that very encoding yet, or the namespace no longer holds
+ * it unchanged (a body rebound or mutated it).  0, or -1 with an
+ * exception. */
+static int apply_globals(boc_state_t *st, boc_behavior_t *b, PyObject *globals) {
+  PyObject *key = PyLong_FromVoidPtr(globals);
+  if (key == NULL) {
+    return -1;
+  }
+  PyObject *applied = PyDict_GetItemWithError(st->gapplied, key); /* borrowed */
+  if (applied == NULL) {
+    applied = PyErr_Occurred() ? NULL : PyDict_New();
+    if (applied == NULL || PyDict_SetItem(st->gapplied, key, applied) < 0) {
+      Py_XDECREF(applied);
+      Py_DECREF(key);
+      return -1;
+    }
+    Py_DECREF(applied); /* st->gapplied keeps it */
+  }
+  Py_DECREF(key);
+  for (int32_t i = 0; i < b->nglobals; i++) {
+    boc_gval_t *g = b->globals[i];
+    PyObject *name = PyUnicode_FromString(g->name);
+    if (name == NULL) {
+      return -1;
+    }
+    PyObject *rec = PyDict_GetItemWithError(applied, name); /* borrowed */
+    if (rec == NULL && PyErr_Occurred()) {
+      Py_DECREF(name);
+      return -1;
+    }
+    if (rec != NULL && g->kind != BOC_GVAL_OTHER &&
+        PyLong_AsUnsignedLongLong(PyTuple_GET_ITEM(rec, 0)) == g->version) {
+      PyObject *cur = PyDict_GetItemWithError(globals, name); /* borrowed */
+      if (cur != NULL && cur == PyTuple_GET_ITEM(rec, 1) &&
+          boc_gval_unchanged(cur, PyTuple_GET_ITEM(rec, 2))) {
+        st->g_skipped++;
+        Py_DECREF(name);
+        continue;
+      }
+      if (PyErr_Occurred()) {
+        Py_DECREF(name);
+        return -1;
+      }
+    }
+    PyObject *value = boc_payload_decode(g->payload);
+    if (value == NULL || PyDict_SetItem(globals, name, value) < 0) {
+      Py_XDECREF(value);
+      Py_DECREF(name);
+      return -1;
+    }
+    st->g_decoded++;
+    int rc = 0;
+    if (g->kind != BOC_GVAL_OTHER) {
+      PyObject *shallow = boc_gval_shallow(value, g->kind);
+      PyObject *r = shallow != NULL
+                        ? Py_BuildValue("(KOO)", (unsigned long long)g->version,
+                                        value, shallow)
+                        : NULL;
+      rc = r != NULL ? PyDict_SetItem(applied, name, r) : -1;
+      Py_XDECREF(r);
+      Py_XDECREF(shallow);
+    } else if (rec != NULL) {
+      rc = PyDict_DelItem(applied, name);
+    }
+    Py_DECREF(value);
+    Py_DECREF(name);
+    if (rc < 0) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* The function to call for b's code in this interpreter: the cached template
  * for the code blob, given b's closure cells when it has captures.  Sets
  * *extras to the trailing positional values (new reference). */
@@ -314,6 +543,11 @@ static PyObject *behavior_function(boc_state_t *st, boc_behavior_t *b,
     PyObject *fn = PyObject_CallFunction(
         st->load_function, "y#ss", b->code->bytes, (Py_ssize_t)b->code->size,
         b->code->module, b->code->file);
+    /* Bounded: generated code would otherwise grow it forever. */
+    if (fn != NULL && PyDict_GET_SIZE(st->fn_cache) >= boc_cache_limit() &&
+        boc_cache_trim(st->fn_cache) < 0) {
+      Py_CLEAR(fn);
+    }
     if (fn == NULL || PyDict_SetItem(st->fn_cache, key, fn) < 0) {
       Py_XDECREF(fn);
       Py_DECREF(key);
@@ -324,6 +558,13 @@ static PyObject *behavior_function(boc_state_t *st, boc_behavior_t *b,
   }
   Py_DECREF(key);
 
+  /* Captured module globals refresh a worker's copy of the module.  On the
+   * main interpreter (pinned behaviors) the namespace IS the module, whose
+   * live values must not be rolled back to a snapshot. */
+  if (b->nglobals > 0 && !boc_is_main_interp() &&
+      apply_globals(st, b, PyFunction_GetGlobals(tmpl)) < 0) {
+    return NULL;
+  }
   if (b->captures == NULL) {
     return Py_NewRef(tmpl);
   }
@@ -331,24 +572,17 @@ static PyObject *behavior_function(boc_state_t *st, boc_behavior_t *b,
   if (cap == NULL) {
     return NULL;
   }
-  PyObject *cells = NULL, *glob = NULL, *fn = NULL;
-  if (!PyArg_ParseTuple(cap, "O!O!O!:captures", &PyTuple_Type, &cells,
-                        &PyTuple_Type, extras, &PyTuple_Type, &glob)) {
+  PyObject *cells = NULL, *fn = NULL;
+  if (!PyTuple_CheckExact(cap) || PyTuple_GET_SIZE(cap) != 2 ||
+      !PyTuple_CheckExact(PyTuple_GET_ITEM(cap, 0)) ||
+      !PyTuple_CheckExact(PyTuple_GET_ITEM(cap, 1))) {
     Py_DECREF(cap);
+    PyErr_SetString(PyExc_SystemError, "behavior captures are malformed");
     return NULL;
   }
-  Py_INCREF(*extras);
+  cells = PyTuple_GET_ITEM(cap, 0);
+  *extras = Py_NewRef(PyTuple_GET_ITEM(cap, 1));
   PyObject *globals = PyFunction_GetGlobals(tmpl); /* borrowed */
-  /* Captured module globals refresh a worker's copy of the module.  On the
-   * main interpreter (pinned behaviors) the namespace IS the module, whose
-   * live values must not be rolled back to a snapshot. */
-  Py_ssize_t nglob = boc_is_main_interp() ? 0 : PyTuple_GET_SIZE(glob);
-  for (Py_ssize_t i = 0; i + 1 < nglob; i += 2) {
-    if (PyDict_SetItem(globals, PyTuple_GET_ITEM(glob, i),
-                       PyTuple_GET_ITEM(glob, i + 1)) < 0) {
-      goto done;
-    }
-  }
   if (PyTuple_GET_SIZE(cells) == 0) {
     fn = Py_NewRef(tmpl);
     goto done;

@@ -72,15 +72,64 @@ typedef struct boc_cfn {
 /* Frees a cfn record: calls free_ctx(ctx) once, frees module and args. */
 void boc_cfn_free(boc_cfn_t *cfn);
 
+/* One value of a module-level global read by behavior bodies, encoded once
+ * and shared (reference-counted) by every behavior that reads it while it is
+ * unchanged, so that a worker decodes it once, not once per behavior (see
+ * docs/behavior_code.md, "Module-level data").  Immutable once made. */
+enum {
+  BOC_GVAL_IMMUTABLE = 0, /* deeply immutable: identity is enough */
+  BOC_GVAL_LIST = 1,      /* a list of deeply immutable items */
+  BOC_GVAL_DICT = 2,      /* a dict of deeply immutable keys and values */
+  BOC_GVAL_OTHER = 3,     /* anything else: never reused */
+};
+typedef struct boc_gval {
+  _Atomic intptr_t refs;
+  uint64_t version;       /* unique per encoding, process-wide */
+  boc_payload_t *payload; /* owned */
+  int kind;               /* BOC_GVAL_*: how a worker checks its copy */
+  char name[];            /* the global's name, UTF-8 */
+} boc_gval_t;
+
+/* A new record (one reference) for name, taking ownership of payload (also
+ * on failure: NULL with MemoryError). */
+boc_gval_t *boc_gval_new(const char *name, boc_payload_t *payload, int kind);
+void boc_gval_decref(boc_gval_t *g);
+static inline void boc_gval_incref(boc_gval_t *g) {
+  /* relaxed: the caller already holds a reference */
+  atomic_fetch_add_explicit(&g->refs, 1, BOC_RELAXED);
+}
+
+/* 1 when obj still has the contents recorded in shallow (a list or dict
+ * copy made when obj was shipped; None for an immutable value): same size
+ * and identical items.  The items of a shipped list or dict are deeply
+ * immutable, so identical items mean identical contents. */
+int boc_gval_unchanged(PyObject *obj, PyObject *shallow);
+/* Deeply immutable (None, bool, int, float, complex, str, bytes, cown
+ * handles, and exact tuples and frozensets of those, nested up to depth). */
+int boc_deeply_immutable(PyObject *obj, int depth);
+/* The shallow copy boc_gval_unchanged compares with: a new list or dict for
+ * those kinds, else a new reference to None; NULL with an exception. */
+PyObject *boc_gval_shallow(PyObject *obj, int kind);
+
+/* Most entries in each interpreter's per-code caches (the @when plan cache
+ * and the worker's function cache); the oldest quarter is dropped when one
+ * is full.  Process-wide, settable for tests (_core._set_cache_limit). */
+Py_ssize_t boc_cache_limit(void);
+void boc_set_cache_limit(Py_ssize_t n);
+/* Drops the oldest quarter of an insertion-ordered dict (at least one). */
+int boc_cache_trim(PyObject *dict);
+
 typedef struct boc_behavior {
   boc_bhdr_t hdr;
   boc_code_t *code; /* NULL for a C behavior */
   boc_cfn_t *cfn;   /* C behaviors only (malloc'd), else NULL */
-  boc_payload_t *captures; /* (cells, extras, globals) or NULL for none */
+  boc_payload_t *captures; /* (cells, extras) or NULL for none */
+  boc_gval_t **globals;    /* module globals the body reads (in the record) */
   boc_cown_t *result;
   int32_t nargs;   /* @when arguments */
   int32_t ncowns;  /* cowns over all arguments (groups flattened) */
   int32_t nreqs;   /* distinct cowns incl. the result, after dedup */
+  int32_t nglobals; /* entries in globals */
   int32_t *shape;  /* per argument: -1 a single cown, n >= 0 a group of n */
   boc_cown_t **cowns; /* flattened argument cowns, strong references */
   boc_request_t reqs[];
@@ -94,16 +143,17 @@ static inline boc_behavior_t *boc_behavior_of_waiter(boc_waiter_t *w) {
 }
 
 /* Builds a behavior over args (a sequence whose items are cown handles or
- * lists/tuples of handles) with a fresh result cown.  Takes a reference to
- * code; takes ownership of captures (also on failure).  NULL with TypeError
- * on a bad argument. */
-/* Checks @when arguments (cowns, or lists/tuples of cowns) without making a
- * behavior: 0, or -1 with a TypeError naming the argument's position, its
- * type and what is accepted (the same error boc_behavior_new raises). */
-int boc_behavior_check_args(PyObject *args);
-
+ * lists/tuples of handles) with a fresh result cown: one allocation holds
+ * the record, its request array, the flattened cowns, the argument shapes
+ * and the globals array.  Takes a reference to code; takes ownership of
+ * captures and of the nglobals references in globals (also on failure).
+ * NULL with TypeError on a bad argument. */
 boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
-                                 boc_payload_t *captures);
+                                 boc_payload_t *captures,
+                                 boc_gval_t *const *globals, int32_t nglobals);
+/* 0 when a is a cown handle or a list/tuple of handles, else -1 with the
+ * TypeError @when raises for argument position pos (0-based). */
+int boc_behavior_check_arg(PyObject *a, Py_ssize_t pos);
 /* Likewise for a C body: takes ownership of cfn (a malloc'd record; its
  * free_ctx runs and it is freed also on failure).  The body receives the
  * flattened cown handles. */
@@ -128,7 +178,9 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc);
  * cown gets RuntimeError(message).  Any thread of the main interpreter. */
 void boc_behavior_drop(boc_behavior_t *b, const char *message);
 
-/* Bytes of one record for a behavior over ncowns cowns (benchmarks). */
-size_t boc_behavior_record_size(int32_t nargs, int32_t ncowns);
+/* Bytes of one record for a behavior over ncowns cowns reading nglobals
+ * module globals (benchmarks). */
+size_t boc_behavior_record_size(int32_t nargs, int32_t ncowns,
+                                int32_t nglobals);
 
 #endif /* BOCPY_CORE_BEHAVIOR_H */

@@ -22,6 +22,7 @@
 #include "exec/runtime.h"
 #include "module/observe_module.h"
 #include "value/transport.h"
+#include "module/when.h"
 
 static inline boc_state_t *get_state(PyObject *module) {
   return (boc_state_t *)PyModule_GetState(module);
@@ -36,113 +37,6 @@ static PyObject *cown_ref(PyObject *module, PyObject *arg) {
   }
   boc_cown_t *c = boc_transport_cown_at(index);
   return c != NULL ? boc_handle_new(c) : NULL;
-}
-
-/* ---- behavior code blobs ---------------------------------------------------- */
-
-typedef struct {
-  PyObject_HEAD
-  boc_code_t *code;
-} code_obj_t;
-
-static void code_dealloc(PyObject *self) {
-  PyTypeObject *tp = Py_TYPE(self);
-  boc_code_decref(((code_obj_t *)self)->code);
-  tp->tp_free(self);
-  Py_DECREF(tp);
-}
-
-static PyType_Slot code_slots[] = {
-    {Py_tp_dealloc, code_dealloc},
-    {Py_tp_doc, "Marshalled behavior code shared by every interpreter."},
-    {0, NULL},
-};
-
-static PyType_Spec code_spec = {
-    .name = "bocpy._core.BehaviorCode",
-    .basicsize = sizeof(code_obj_t),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = code_slots,
-};
-
-PyDoc_STRVAR(code_blob_doc,
-             "code_blob(marshalled: bytes, module: str, file: str | None)\n\n"
-             "Wraps marshal.dumps(code) of a behavior body for scheduling.");
-static PyObject *code_blob(PyObject *module, PyObject *args) {
-  const char *bytes, *modname, *file = NULL;
-  Py_ssize_t size;
-  if (!PyArg_ParseTuple(args, "y#sz:code_blob", &bytes, &size, &modname,
-                        &file)) {
-    return NULL;
-  }
-  boc_state_t *st = get_state(module);
-  code_obj_t *obj = PyObject_New(code_obj_t, st->code_type);
-  if (obj == NULL) {
-    return NULL;
-  }
-  obj->code = boc_code_new(bytes, (size_t)size, modname, file);
-  if (obj->code == NULL) {
-    obj->code = NULL;
-    Py_TYPE(obj)->tp_free(obj);
-    Py_DECREF(st->code_type);
-    return NULL;
-  }
-  return (PyObject *)obj;
-}
-
-/* ---- scheduling ------------------------------------------------------------- */
-
-PyDoc_STRVAR(schedule_doc,
-             "schedule(code, cowns, captures)\n\n"
-             "Schedules a behavior over cowns (handles, or lists/tuples of\n"
-             "handles) and returns its result Cown.  captures is None or a\n"
-             "tuple (cells, extras, globals).");
-static PyObject *schedule(PyObject *module, PyObject *const *args,
-                          Py_ssize_t nargs) {
-  if (nargs != 3) {
-    PyErr_SetString(PyExc_TypeError, "schedule() takes 3 arguments");
-    return NULL;
-  }
-  boc_state_t *st = get_state(module);
-  if (Py_TYPE(args[0]) != st->code_type) {
-    PyErr_SetString(PyExc_TypeError, "schedule(): bad behavior code");
-    return NULL;
-  }
-  if (PyList_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
-    return NULL;
-  }
-  boc_payload_t *captures = NULL;
-  if (args[2] != Py_None) {
-    captures = boc_payload_encode(args[2]);
-    if (captures == NULL) {
-      return NULL;
-    }
-  }
-  boc_behavior_t *b =
-      boc_behavior_new(((code_obj_t *)args[0])->code, args[1], captures);
-  if (b == NULL) {
-    return NULL;
-  }
-  boc_cown_t *result = boc_behavior_schedule(b, boc_runtime_dispatch());
-  if (result == NULL) {
-    return NULL;
-  }
-  PyObject *h = boc_handle_new(result);
-  boc_cown_decref(result);
-  return h;
-}
-
-PyDoc_STRVAR(check_when_args_doc,
-             "_check_when_args(cowns)\n\n"
-             "Raises the TypeError of @when for arguments that are not cowns\n"
-             "or lists/tuples of cowns (position, type, what is accepted).");
-static PyObject *check_when_args(PyObject *module, PyObject *args) {
-  (void)module;
-  if (boc_behavior_check_args(args) < 0) {
-    return NULL;
-  }
-  Py_RETURN_NONE;
 }
 
 PyDoc_STRVAR(report_unhandled_doc,
@@ -335,9 +229,21 @@ static PyObject *live_cowns(PyObject *module, PyObject *Py_UNUSED(a)) {
 
 static PyObject *record_sizes(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
-  return Py_BuildValue("{s:n,s:n,s:n}", "cown", (Py_ssize_t)sizeof(boc_cown_t),
-                       "behavior_1", (Py_ssize_t)boc_behavior_record_size(1, 1),
-                       "behavior_2", (Py_ssize_t)boc_behavior_record_size(2, 2));
+  /* The encoded captures of a body reading two small ints from its
+   * enclosing function: ((x, y), ()) as @when ships them. */
+  PyObject *sample = Py_BuildValue("((ii)())", 12345, 678);
+  boc_payload_t *p = sample != NULL ? boc_payload_encode(sample) : NULL;
+  Py_XDECREF(sample);
+  if (p == NULL) {
+    return NULL;
+  }
+  Py_ssize_t captures = (Py_ssize_t)(sizeof(*p) + p->size);
+  boc_payload_free(p);
+  return Py_BuildValue(
+      "{s:n,s:n,s:n,s:n,s:n}", "cown", (Py_ssize_t)sizeof(boc_cown_t),
+      "behavior_1", (Py_ssize_t)boc_behavior_record_size(1, 1, 0),
+      "behavior_2", (Py_ssize_t)boc_behavior_record_size(2, 2, 0),
+      "captures_2", captures, "global_ref", (Py_ssize_t)sizeof(boc_gval_t *));
 }
 
 /* ---- platform queries ------------------------------------------------------- */
@@ -394,10 +300,6 @@ static PyMethodDef core_methods[] = {
     {"default_worker_count", default_worker_count, METH_NOARGS,
      default_worker_count_doc},
     {"_cown_ref", cown_ref, METH_O, "Unpickling hook for cown handles."},
-    {"code_blob", code_blob, METH_VARARGS, code_blob_doc},
-    {"schedule", (PyCFunction)(void (*)(void))schedule, METH_FASTCALL,
-     schedule_doc},
-    {"_check_when_args", check_when_args, METH_O, check_when_args_doc},
     {"_report_unhandled", report_unhandled, METH_NOARGS, report_unhandled_doc},
     {"start", start, METH_VARARGS, start_doc},
     {"wait", wait_, METH_VARARGS, wait_doc},
@@ -469,9 +371,7 @@ static int core_exec(PyObject *module) {
                             st->tag_capacity_error) < 0) {
     return -1;
   }
-  st->code_type =
-      (PyTypeObject *)PyType_FromModuleAndSpec(module, &code_spec, NULL);
-  if (st->code_type == NULL) {
+  if (boc_when_exec(module, st) < 0) {
     return -1;
   }
   PyObject *pickle = PyImport_ImportModule("pickle");
@@ -511,9 +411,18 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   boc_state_t *st = get_state(module);
   Py_VISIT(st->cown_type);
   Py_VISIT(st->pinned_type);
-  Py_VISIT(st->code_type);
+  Py_VISIT(st->when_type);
+  Py_VISIT(st->plans);
+  Py_VISIT(st->gcache);
+  Py_VISIT(st->gapplied);
+  Py_VISIT(st->plan_info);
+  Py_VISIT(st->autostart);
+  Py_VISIT(st->fn_importable);
+  Py_VISIT(st->worker_dict);
+  Py_VISIT(st->s_loading);
   Py_VISIT(st->pickle_dumps);
   Py_VISIT(st->pickle_loads);
+  Py_VISIT(st->byvalue_dumps);
   Py_VISIT(st->cown_ref);
   Py_VISIT(st->fn_cache);
   Py_VISIT(st->load_function);
@@ -530,9 +439,18 @@ static int core_clear(PyObject *module) {
   boc_state_t *st = get_state(module);
   Py_CLEAR(st->cown_type);
   Py_CLEAR(st->pinned_type);
-  Py_CLEAR(st->code_type);
+  Py_CLEAR(st->when_type);
+  Py_CLEAR(st->plans);
+  Py_CLEAR(st->gcache);
+  Py_CLEAR(st->gapplied);
+  Py_CLEAR(st->plan_info);
+  Py_CLEAR(st->autostart);
+  Py_CLEAR(st->fn_importable);
+  Py_CLEAR(st->worker_dict);
+  Py_CLEAR(st->s_loading);
   Py_CLEAR(st->pickle_dumps);
   Py_CLEAR(st->pickle_loads);
+  Py_CLEAR(st->byvalue_dumps);
   Py_CLEAR(st->protocol);
   Py_CLEAR(st->cown_ref);
   Py_CLEAR(st->fn_cache);

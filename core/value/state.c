@@ -46,7 +46,18 @@ int boc_pickle_dumps(PyObject *obj, PyObject **bytes_out) {
   if (st == NULL) {
     return -1;
   }
-  *bytes_out = PyObject_CallFunctionObjArgs(st->pickle_dumps, obj,
+  if (st->byvalue_dumps == NULL) {
+    PyObject *mod = PyImport_ImportModule("bocpy._byvalue");
+    if (mod == NULL) {
+      return -1;
+    }
+    st->byvalue_dumps = PyObject_GetAttrString(mod, "dumps");
+    Py_DECREF(mod);
+    if (st->byvalue_dumps == NULL) {
+      return -1;
+    }
+  }
+  *bytes_out = PyObject_CallFunctionObjArgs(st->byvalue_dumps, obj,
                                             st->protocol, NULL);
   return *bytes_out != NULL ? 0 : -1;
 }

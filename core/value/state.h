@@ -16,9 +16,10 @@
 typedef struct boc_state {
   PyTypeObject *cown_type;   /* bocpy.Cown */
   PyTypeObject *pinned_type; /* bocpy.PinnedCown (subclass of Cown) */
-  PyTypeObject *code_type;   /* behavior code blobs */
   PyObject *pickle_dumps;    /* pickle.dumps */
   PyObject *pickle_loads;    /* pickle.loads */
+  PyObject *byvalue_dumps;   /* bocpy._byvalue.dumps (lazy): pickles local
+                                functions, lambdas and closures by value */
   PyObject *protocol;        /* int 5 */
   PyObject *cown_ref;        /* _core._cown_ref, the unpickling hook */
   PyObject *fn_cache;        /* dict: code blob id -> function template */
@@ -30,6 +31,21 @@ typedef struct boc_state {
   PyObject *shared_ref;      /* _core._shared_ref, the unpickling hook */
   PyObject *empty_tags_error; /* _core.EmptyTagsError(ValueError, RuntimeError) */
   PyObject *tag_capacity_error; /* _core.TagCapacityError(KeyError, IndexError) */
+  /* @when (module/when.c) and module-global shipping (exec/behavior.c): */
+  PyTypeObject *when_type;   /* the decorator objects when(...) returns */
+  PyObject *plans;           /* dict: id(code) -> plan capsule (bounded) */
+  PyObject *gcache;          /* dict: id(globals) -> (globals, {name: entry}) */
+  PyObject *gapplied;        /* dict: id(namespace) -> {name: (version, value,
+                                shallow)}: what this worker last applied */
+  PyObject *plan_info;       /* bocpy._when._plan_info (lazy) */
+  PyObject *autostart;       /* bocpy._when._autostart (lazy) */
+  PyObject *fn_importable;   /* bocpy._byvalue._importable (lazy) */
+  PyObject *worker_dict;     /* bocpy._worker.__dict__ (lazy) */
+  PyObject *s_loading;       /* interned "loading" */
+  uint64_t g_encoded;        /* module-global values encoded here */
+  uint64_t g_reused;         /* ... reused by a behavior instead */
+  uint64_t g_decoded;        /* ... decoded into a namespace here */
+  uint64_t g_skipped;        /* ... already current in the namespace */
   int64_t interp_id;         /* the interpreter this state belongs to */
   int pumping;               /* main: inside pump() (not reentrant) */
 } boc_state_t;

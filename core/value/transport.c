@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/platform.h"
 #include "value/handle.h"
 #include "value/state.h"
 
@@ -471,7 +472,7 @@ static boc_payload_t *payload_encode(PyObject *obj, int snapshot) {
   p->size = e.len;
   p->ncowns = e.ncowns;
   p->nshared = e.nshared;
-  p->pid = (int64_t)getpid();
+  p->pid = boc_process_id();
   p->cowns = e.cowns; /* ownership of the references moves to p */
   p->shared = e.shared; /* and of the shared payloads */
   memcpy(p->data, e.buf, e.len);
@@ -662,7 +663,7 @@ static PyObject *dec_value(decoder_t *d) {
 }
 
 PyObject *boc_payload_decode(const boc_payload_t *p) {
-  if (p->pid != (int64_t)getpid()) {
+  if (p->pid != boc_process_id()) {
     PyErr_SetString(PyExc_RuntimeError,
                     "a bocpy value cannot be used in a forked child process");
     return NULL;

@@ -38,3 +38,20 @@ def deep(c: Cown) -> Cown:
         return level2()
 
     return level1()
+
+
+import threading
+
+#: An unshareable module global: each worker's import of this module makes
+#: its own, so a body reading it works (docs/behavior_code.md).
+GUARD = threading.Lock()
+
+
+def guarded_increment(c: Cown) -> Cown:
+    @when(c)
+    def inc(c):
+        with GUARD:
+            c.value += 1
+        return type(GUARD).__name__
+
+    return inc

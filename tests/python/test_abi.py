@@ -4,6 +4,7 @@ entries (called through ctypes) and the import negotiation's errors."""
 from __future__ import annotations
 
 import textwrap
+import threading
 
 import pytest
 
@@ -172,7 +173,7 @@ def test_cown_entries() -> None:
     with pytest.raises(TypeError, match="expected a Cown"):
         t.cown_set("nope", 1)
     with pytest.raises(TypeError):
-        t.cown_new(lambda: 1)  # cannot travel
+        t.cown_new(threading.Lock())  # cannot travel
     assert c.value == [1, 2]  # main may borrow it when idle
 
 
@@ -256,7 +257,7 @@ def test_messaging_entries() -> None:
     assert t.receive(b"abi-msg", 0.0) == ("abi-msg", [3])
     assert t.receive(b"abi-msg", 0.0) == (bocpy.TIMEOUT, None)
     with pytest.raises(TypeError):
-        t.send(b"abi-msg", lambda: 0)
+        t.send(b"abi-msg", threading.Lock())
     with pytest.raises(TypeError, match="tag must not be NULL"):
         t.send(None, 1)
     with pytest.raises(UnicodeDecodeError):
@@ -286,7 +287,7 @@ def test_noticeboard_entries() -> None:
     with pytest.raises(ValueError):
         t.notice_write(b"k" * 64, 1)  # keys are at most 63 bytes
     with pytest.raises(TypeError):
-        t.notice_write(b"abi-key", lambda: 0)
+        t.notice_write(b"abi-key", threading.Lock())
 
     @when()
     def worker_side():

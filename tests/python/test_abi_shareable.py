@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import pickle
+import threading
 
 import pytest
 
@@ -126,11 +127,11 @@ def test_failed_encoding_gives_the_resource_back(plug) -> None:
     base = plug.live()
     k = plug.Counter(4)
     with pytest.raises(TypeError):
-        Cown((k, lambda: 0))  # k is shared, then the lambda fails: unshare
+        Cown((k, threading.Lock()))  # k is shared, then the lock fails: unshare
     assert k.owner == 0
     assert k.add(1) == 5
     with pytest.raises(TypeError):
-        Cown({"k": k, "f": lambda: 0})  # same through pickle
+        Cown({"k": k, "f": threading.Lock()})  # same through pickle
     assert k.add(1) == 6
     del k
     gc.collect()

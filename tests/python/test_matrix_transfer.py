@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import gc
 import pickle
+import threading
 
 import pytest
 
@@ -197,10 +198,10 @@ def test_copy_before_moving_keeps_an_independent_matrix() -> None:
 def test_failed_encoding_gives_the_matrix_back() -> None:
     m = Matrix([[1, 2]])
     with pytest.raises(TypeError):
-        Cown((m, lambda: 0))  # m is shared, then the lambda fails
+        Cown((m, threading.Lock()))  # m is shared, then the lock fails
     assert m.acquired and m.sum() == 3.0
     with pytest.raises(TypeError):
-        Cown({"m": m, "f": lambda: 0})  # through pickle's reduce
+        Cown({"m": m, "f": threading.Lock()})  # through pickle's reduce
     assert m.acquired
     m += 1
     assert m.tolist() == [[2, 3]]

@@ -475,7 +475,7 @@ BAD_INPUT = [
     (lambda: notice_write("k" * 64, "v"), ValueError, "at most 63 UTF-8 bytes, not 64"),
     (lambda: notice_write("é" * 32, "v"), ValueError, "at most 63 UTF-8 bytes, not 64"),
     (lambda: notice_write("a\0b", "v"), ValueError, "must not contain NUL"),
-    (lambda: notice_write("kept", lambda: 1), TypeError, "cannot send a value of type 'function'"),
+    (lambda: notice_write("kept", (x for x in ())), TypeError, "cannot send a value of type 'generator'"),
     (lambda: notice_write("kept", threading.Lock()), TypeError, "cannot send a value"),
     (lambda: notice_write("k"), TypeError, "value"),
     (lambda: notice_delete(None), TypeError, "must be a str, not NoneType"),
