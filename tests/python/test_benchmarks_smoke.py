@@ -43,12 +43,7 @@ def test_benchmark_workloads_run(tmp_path: Path) -> None:
     assert runs and all(r.get("ok") for r in runs), [r for r in runs if not r.get("ok")][:3]
 
 
-@pytest.mark.parametrize("script", ["wl_pinned.py", "wl_messages.py"])
-
-
 @pytest.mark.parametrize("script", ["wl_pinned.py", "wl_messages.py", "wl_module_data.py", "wl_when_cost.py"])
-
-
 def test_pinned_and_messaging_workloads_run(script: str, tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(RUN.parent / script), "200"],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
