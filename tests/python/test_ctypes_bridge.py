@@ -7,6 +7,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import pickle
+import threading
 from pathlib import Path
 
 import pytest
@@ -273,7 +274,7 @@ def test_foreign_cannot_move_while_a_memoryview_is_alive(c: ctypes.CDLL) -> None
 def test_failed_encoding_gives_the_foreign_back(c: ctypes.CDLL) -> None:
     f = cb.Foreign(c.malloc(8), 8, destructor=c.free)
     with pytest.raises(TypeError):
-        Cown((f, lambda: 0))  # the lambda cannot travel
+        Cown((f, threading.Lock()))  # the lock cannot travel
     assert f.acquired and f.size == 8
 
 

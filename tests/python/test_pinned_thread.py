@@ -503,7 +503,7 @@ def test_schedule_call_exception_reaches_the_result_cown() -> None:
     assert r.exception is True
     assert isinstance(r.value, ValueError) and "raised by a C behavior" in str(r.value)
     with pytest.raises(TypeError, match="cannot"):
-        P.schedule_call((Cown(1),), (lambda: 1,))  # an argument that cannot travel
+        P.schedule_call((Cown(1),), (threading.Lock(),))  # an argument that cannot travel
     with pytest.raises(TypeError, match="expected a Cown|not a cown|cowns"):
         P.cown_exception(42)
 
