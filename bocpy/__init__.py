@@ -8,8 +8,11 @@ their own GIL.  See ``docs/`` for the model and the API reference.
 from __future__ import annotations
 
 import atexit
+import os
+import signal
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _core
@@ -33,6 +36,7 @@ from ._messaging import (
 from ._pump import PumpResult, pump, set_pump_watchdog, set_wait_pump_poll
 from ._pump import _check_watchdog
 from ._when import when, whencall
+from . import _worker
 
 __all__ = [
     "Behaviors",
@@ -61,6 +65,7 @@ __all__ = [
     "quiesce",
     "receive",
     "send",
+    "set_exit_grace",
     "set_pump_watchdog",
     "set_tags",
     "set_wait_pump_poll",
@@ -107,7 +112,10 @@ __version__: str = _version()
 WORKER_COUNT: int = _core.default_worker_count()
 
 _IS_MAIN = _core.is_main_interpreter()
-# Serialises start and stop among the main interpreter's threads.
+# Serialises start, stop, exit and fork among the main interpreter's
+# threads.  Never held while a behavior body runs on this thread (waits
+# refuse re-entry first), and always taken with a timeout or in steps that
+# let signals in.
 _lifecycle = threading.Lock() if _IS_MAIN else None
 
 
@@ -147,8 +155,10 @@ def start(worker_count: int | None = None, module: tuple[str, str] | None = None
         and all(isinstance(m, str) for m in module)
     ):
         raise TypeError("module must be a (module_name, source_path) tuple")
-    assert _lifecycle is not None
-    with _lifecycle:
+    if _core.running() and _core.worker_count() == worker_count:
+        return  # the common case, without the lock
+    _take_lifecycle("start()", None)
+    try:
         running = _core.worker_count()
         if running:
             if running != worker_count:
@@ -157,7 +167,41 @@ def start(worker_count: int | None = None, module: tuple[str, str] | None = None
                     f"not {worker_count}"
                 )
             return
-        _core.start(worker_count, (list(sys.path), list(sys.argv)))
+        _core.start(worker_count, (list(sys.path), list(sys.argv),
+                                   _worker.main_source()))
+        _install_sigterm()
+    finally:
+        assert _lifecycle is not None
+        _lifecycle.release()
+
+
+def _deadline(timeout: Any) -> float | None:
+    """time.monotonic() deadline of a valid finite timeout, else None (bad
+    values are left for _core.wait to reject with its documented error)."""
+    if (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+            and timeout == timeout and timeout < 1e9):
+        return time.monotonic() + max(float(timeout), 0.0)
+    return None
+
+
+def _take_lifecycle(what: str, timeout: float | None) -> None:
+    """Acquire the lifecycle lock in short steps (so Ctrl-C gets in), at
+    most ``timeout`` seconds (None: no limit)."""
+    assert _lifecycle is not None
+    deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+    while True:
+        step = 0.1
+        if deadline is not None:
+            step = min(step, deadline - time.monotonic())
+            if step <= 0:
+                if _lifecycle.acquire(blocking=False):
+                    return
+                raise TimeoutError(
+                    f"{what} timed out waiting for another thread's "
+                    "start/wait to finish"
+                )
+        if _lifecycle.acquire(timeout=step):
+            return
 
 
 def _empty(stats: bool, noticeboard: bool) -> Any:
@@ -198,14 +242,26 @@ def wait(timeout: float | None = None, *, stats: bool = False,
         RuntimeError: called from a worker.
     """
     _require_main("wait()")
+    _core.check_reentry("wait()")
     if not _core.running():
+        if _core.forked():
+            _core.wait(timeout, True, False)  # raises the fork error
         return _empty(stats, noticeboard)
     _check_watchdog()
-    assert _lifecycle is not None
-    with _lifecycle:
-        s = _core.wait(timeout, True, stats)
+    deadline = _deadline(timeout)
+    _take_lifecycle("wait()", None if deadline is None else timeout)
+    try:
+        left = timeout if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            s = _core.wait(left, True, stats)
+        except KeyboardInterrupt:
+            _interrupted.add(signal.SIGINT)
+            raise
         # Teardown set the board aside before clearing it: report or free it.
         board = _core._notice_take_cleared(noticeboard)
+    finally:
+        assert _lifecycle is not None
+        _lifecycle.release()
     return _shape(s, board, stats, noticeboard)
 
 
@@ -218,10 +274,17 @@ def quiesce(timeout: float | None = None, *, stats: bool = False,
         RuntimeError: called from a worker.
     """
     _require_main("quiesce()")
+    _core.check_reentry("quiesce()")
     if not _core.running():
+        if _core.forked():
+            _core.wait(timeout, False, False)  # raises the fork error
         return _empty(stats, noticeboard)
     _check_watchdog()
-    s = _core.wait(timeout, False, stats)
+    try:
+        s = _core.wait(timeout, False, stats)
+    except KeyboardInterrupt:
+        _interrupted.add(signal.SIGINT)
+        raise
     board = _core._notice_snapshot() if noticeboard else None
     return _shape(s, board, stats, noticeboard)
 
@@ -253,15 +316,232 @@ class Behaviors:
         self.stop()
 
 
-def _at_exit() -> None:
-    # A program that never calls wait() still runs every behavior it
-    # scheduled, then exits cleanly.
-    if _core.running():
-        wait()
-    # Worker interpreters are pooled across start/wait cycles; end them
-    # before the main interpreter finalises.
-    _core.shutdown_pool()
+# ---- exit, interrupts, fork ---------------------------------------------------
 
+#: Seconds that behaviors already running get to finish when the program
+#: exits after Ctrl-C or SIGTERM (``set_exit_grace``; ``BOCPY_EXIT_GRACE``).
+_exit_grace: float = 2.0
+try:
+    _exit_grace = max(0.0, float(os.environ.get("BOCPY_EXIT_GRACE", "2")))
+except ValueError:
+    pass
+#: Seconds the exit hook waits for running behaviors before it says so.
+_EXIT_REPORT_AFTER = 2.0
+#: Signals that interrupted this program (SIGINT via KeyboardInterrupt out of
+#: wait()/quiesce(), SIGTERM via our handler).
+_interrupted: set[int] = set()
+_prev_sigterm: Any = None
+
+
+def set_exit_grace(seconds: float) -> None:
+    """How long behaviors that are already running may take to finish when
+    the program exits after Ctrl-C (SIGINT) or SIGTERM (default 2 s, or the
+    ``BOCPY_EXIT_GRACE`` environment variable).  Behaviors that have not
+    started are dropped at once either way.
+
+    Raises:
+        TypeError: ``seconds`` is not a number.
+        ValueError: ``seconds`` is negative or NaN.
+    """
+    global _exit_grace
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"seconds must be a number, not {type(seconds).__name__}")
+    if not seconds >= 0:
+        raise ValueError(f"seconds must be >= 0, not {seconds!r}")
+    _exit_grace = float(seconds)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # The first SIGTERM ends the program like an uncaught exception (the
+    # exit hook then drops queued behaviors); a second one kills it at once.
+    _interrupted.add(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise SystemExit(128 + signal.SIGTERM)
+
+
+def _install_sigterm() -> None:
+    """Turn SIGTERM into an orderly exit while bocpy is in use, unless the
+    program has its own handler (main thread only)."""
+    global _prev_sigterm
+    if _prev_sigterm is not None or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+            _prev_sigterm = signal.SIG_DFL
+    except (ValueError, OSError):  # not the main thread, or no signals here
+        pass
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+
+
+def _describe_busy() -> list[str]:
+    import marshal
+
+    lines = []
+    for worker, code_bytes, seconds in _core.busy():
+        try:
+            code = marshal.loads(code_bytes)
+            what = f"{code.co_qualname} ({code.co_filename}:{code.co_firstlineno})"
+        except Exception:
+            what = "a behavior"
+        lines.append(f"  worker {worker}: {what}, running for {seconds:.1f} s")
+    return lines
+
+
+def _report_busy(header: str) -> None:
+    lines = _describe_busy()
+    print(f"bocpy: {header}", *lines, sep="\n", file=sys.stderr, flush=True)
+
+
+def _exit_signal() -> int:
+    """The signal this exit follows (0 for a normal exit)."""
+    if signal.SIGTERM in _interrupted:
+        return signal.SIGTERM
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if isinstance(last, KeyboardInterrupt):
+        return signal.SIGINT
+    return 0
+
+
+def _exit_drain() -> int:
+    """Run everything scheduled (the program ended without wait()); report
+    once if behaviors are still running after a while.  Returns 0, or the
+    signal that interrupted the drain."""
+    started = time.monotonic()
+    reported = False
+    while True:
+        try:
+            _core.wait(0.25, True, False)
+            return 0
+        except TimeoutError:
+            pass
+        except KeyboardInterrupt:
+            return signal.SIGINT
+        except SystemExit:
+            return signal.SIGTERM
+        if not reported and time.monotonic() - started >= _EXIT_REPORT_AFTER:
+            reported = True
+            _report_busy("the program is exiting; waiting for behaviors that "
+                         "are still running (Ctrl-C stops waiting):")
+
+
+def _exit_interrupted(sig: int) -> None:
+    """Exit after Ctrl-C or SIGTERM: drop what has not started, give what
+    runs ``_exit_grace`` seconds, then end the process (at once if it gets
+    the signal again)."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError):
+        pass
+    name = signal.Signals(sig).name
+    _core.cancel_pending()
+    stuck = False
+    try:
+        _core.wait(_exit_grace, True, False)
+    except TimeoutError:
+        stuck = True
+    dropped = _core.dropped()
+    print(f"bocpy: interrupted by {name}: {dropped} queued "
+          f"behavior{'s' if dropped != 1 else ''} dropped", file=sys.stderr)
+    if not stuck:
+        return
+    _report_busy(f"still running after the {_exit_grace:g} s grace period, "
+                 "abandoned:")
+    _exit_destroy_pinned()
+    _flush()
+    # Worker threads cannot be stopped: end the process without the
+    # interpreter's finalisation (which would wait for them).
+    if sig == signal.SIGINT:
+        os.kill(os.getpid(), signal.SIGINT)  # SIG_DFL now: status -SIGINT
+    os._exit(128 + sig)
+
+
+def _exit_destroy_pinned() -> None:
+    """Exit step for pinned values (main thread): the pinned-cowns work
+    (issue 13) adds "destroy every live pinned value" here.  Until then
+    their destroy hooks run when the interpreter finalises (normal exits)."""
+    hook = getattr(_core, "destroy_pinned", None)
+    if hook is not None:
+        hook()
+
+
+def _at_exit() -> None:
+    """The exit sequence (see docs/reliability.md):
+
+    1. exit begins: from now on other threads cannot schedule or start
+       (``RuntimeError("bocpy is shutting down")``);
+    2. under the lifecycle lock: run what is scheduled (normal exit), or
+       after Ctrl-C/SIGTERM drop what has not started and give running
+       behaviors a grace period;
+    3. close the runtime (it can never start again) and end the pool;
+    4. destroy pinned values.
+    """
+    if _core.forked():
+        return  # a forked child owns none of the parent's runtime
+    _core.begin_exit()
+    sig = _exit_signal()
+    try:
+        _take_lifecycle("exit", None)
+    except KeyboardInterrupt:
+        sig = signal.SIGINT
+        _lifecycle.acquire()  # type: ignore[union-attr]
+    try:
+        if _core.running():
+            if not sig:
+                sig = _exit_drain()
+            if sig:
+                _exit_interrupted(sig)
+        _core.shutdown_pool(True)
+        _exit_destroy_pinned()
+    finally:
+        _lifecycle.release()  # type: ignore[union-attr]
+
+
+def _before_fork() -> None:
+    # Pooled worker interpreters must not be alive across fork(): end them
+    # when the runtime is stopped.  If it runs, the child is marked unusable.
+    global _fork_locked
+    _fork_locked = _lifecycle is not None and _lifecycle.acquire(blocking=False)
+    if _fork_locked and not _core.running() and not _core.forked():
+        try:
+            _core.shutdown_pool(False)
+        except RuntimeError:
+            pass
+
+
+def _after_fork_parent() -> None:
+    global _fork_locked
+    if _fork_locked:
+        _fork_locked = False
+        _lifecycle.release()  # type: ignore[union-attr]
+
+
+def _after_fork_child() -> None:
+    global _fork_locked, _lifecycle
+    _fork_locked = False
+    _lifecycle = threading.Lock()  # whoever held it does not exist here
+    _interrupted.clear()
+    _core._after_fork_child()
+    if _prev_sigterm is not None:
+        try:
+            if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        except (ValueError, OSError):
+            pass
+
+
+_fork_locked = False
 
 if _IS_MAIN:
     atexit.register(_at_exit)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
+                        after_in_child=_after_fork_child)

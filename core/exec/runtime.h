@@ -10,6 +10,7 @@
 #include <Python.h>
 
 #include "exec/behavior.h"
+#include "exec/worker.h"
 #include "engine/sched.h"
 #include "engine/terminator.h"
 
@@ -36,8 +37,31 @@ int boc_runtime_start(int n, PyObject *bootstrap);
 int boc_runtime_wait(double timeout, int teardown, PyObject **stats);
 
 /* Destroys the parked worker interpreters (main interpreter, stopped
- * runtime; e.g. at exit).  -1 with RuntimeError while running. */
-int boc_runtime_shutdown_pool(void);
+ * runtime): before a fork (close = 0: a later start() makes new ones), or at
+ * exit (close = 1: the runtime can never start again).  -1 with
+ * RuntimeError while running. */
+int boc_runtime_shutdown_pool(int close);
+
+/* The exit sequence has begun on the calling thread (main interpreter):
+ * from now on only this thread (and behaviors) may schedule; others get
+ * RuntimeError("bocpy is shutting down..."). */
+void boc_runtime_begin_exit(void);
+int boc_runtime_exiting(void);
+
+/* In a forked child (after fork, main interpreter): if the parent had a
+ * runtime or worker pool, marks this process unusable (every entry point
+ * raises RuntimeError) and returns 1; else 0. */
+int boc_runtime_after_fork_child(void);
+int boc_runtime_forked(void);
+
+/* From now until the runtime stops, behaviors that have not started are
+ * retired without running (their result cowns get RuntimeError); the exit
+ * after an interrupt.  boc_runtime_dropped(): how many so far. */
+void boc_runtime_cancel_pending(void);
+int64_t boc_runtime_dropped(void);
+
+/* The Python behaviors running on workers now (see boc_workers_busy). */
+int boc_runtime_busy(boc_busy_t *out, int max);
 
 /* Longest sleep of wait()'s pump loop, in milliseconds (main thread). */
 void boc_runtime_set_poll_ms(int64_t ms);

@@ -30,6 +30,16 @@ typedef struct worker {
   boc_sched_t *sched;         /* set before go = 1 */
   const boc_payload_t *boot;  /* set before go = 1 */
   char error[512];            /* set before state = W_FAILED */
+  /* The behavior being run, for the exit report (boc_workers_busy): its
+   * code (one reference held while set) and when it started.  `inspecting`
+   * and `current` form a Dekker pair with the reader (seq_cst on both
+   * sides): the worker clears `current` and then looks at `inspecting`; the
+   * reader sets `inspecting` and then reads `current` under mu.  So either
+   * the reader sees NULL, or the worker waits on mu before dropping the code
+   * reference the reader may be using. */
+  _Atomic(boc_code_t *) current;
+  _Atomic int64_t since;
+  _Atomic int inspecting;
 } worker_t;
 
 /* The pool is process-global: one set of worker interpreters serves every
@@ -112,7 +122,23 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
       return; /* the runtime is stopping */
     }
     int64_t t0 = boc_now_ns();
-    boc_behavior_run(boc_behavior_of_node(node), NULL);
+    boc_behavior_t *b = boc_behavior_of_node(node);
+    boc_code_t *code = b->code; /* NULL for a C behavior */
+    if (code != NULL) {
+      boc_code_incref(code);
+      /* relaxed: read by the reporter only after it sees `current`. */
+      atomic_store_explicit(&w->since, t0, BOC_RELAXED);
+      atomic_store_explicit(&w->current, code, BOC_SEQ_CST);
+    }
+    boc_behavior_run(b, NULL);
+    if (code != NULL) {
+      atomic_store_explicit(&w->current, NULL, BOC_SEQ_CST);
+      if (atomic_load_explicit(&w->inspecting, BOC_SEQ_CST)) {
+        boc_mutex_lock(&w->mu); /* a reporter may hold the code: wait */
+        boc_mutex_unlock(&w->mu);
+      }
+      boc_code_decref(code);
+    }
     boc_sched_add_busy(s, w->index, boc_now_ns() - t0);
   }
 }
@@ -198,6 +224,9 @@ static int spawn(int i, char **error) {
   }
   w->index = i;
   w->state = W_CREATING;
+  atomic_init(&w->current, NULL);
+  atomic_init(&w->since, 0);
+  atomic_init(&w->inspecting, 0);
   boc_mutex_init(&w->mu);
   boc_cond_init(&w->cv);
   if (boc_thread_start(&w->thread, worker_main, w) != 0) {
@@ -230,9 +259,28 @@ fail:
   return -1;
 }
 
+/* Ends parked worker w (its interpreter is destroyed, its thread joined)
+ * and frees its record. */
+static void end_worker(worker_t *w) {
+  boc_mutex_lock(&w->mu);
+  w->go = -1;
+  boc_cond_broadcast(&w->cv);
+  boc_mutex_unlock(&w->mu);
+  boc_thread_join(&w->thread);
+  boc_cond_destroy(&w->cv);
+  boc_mutex_destroy(&w->mu);
+  free(w);
+}
+
 int boc_workers_activate(int n, boc_sched_t *s, const boc_payload_t *boot,
                          char **error) {
   *error = NULL;
+  /* The pool follows the requested size: workers beyond n are ended (their
+   * interpreters are destroyed) rather than kept for a later larger run. */
+  while (pool_size > n) {
+    end_worker(pool[--pool_size]);
+    pool[pool_size] = NULL;
+  }
   for (int i = pool_size; i < n; i++) {
     if (spawn(i, error) < 0) {
       return -1;
@@ -267,17 +315,36 @@ void boc_workers_deactivate(int n) {
 
 void boc_workers_shutdown(void) {
   for (int i = 0; i < pool_size; i++) {
-    worker_t *w = pool[i];
-    boc_mutex_lock(&w->mu);
-    w->go = -1;
-    boc_cond_broadcast(&w->cv);
-    boc_mutex_unlock(&w->mu);
-    boc_thread_join(&w->thread);
-    boc_cond_destroy(&w->cv);
-    boc_mutex_destroy(&w->mu);
-    free(w);
+    end_worker(pool[i]);
   }
   free(pool);
   pool = NULL;
   pool_size = 0;
+}
+
+void boc_workers_forget(void) {
+  /* In a forked child the threads do not exist and their mutexes may be
+   * held forever: the records are leaked on purpose, never touched. */
+  pool = NULL;
+  pool_size = 0;
+}
+
+int boc_workers_busy(int n, boc_busy_t *out, int max) {
+  int k = 0;
+  for (int i = 0; i < n && i < pool_size && k < max; i++) {
+    worker_t *w = pool[i];
+    atomic_store_explicit(&w->inspecting, 1, BOC_SEQ_CST);
+    boc_mutex_lock(&w->mu);
+    boc_code_t *code = atomic_load_explicit(&w->current, BOC_SEQ_CST);
+    if (code != NULL) {
+      boc_code_incref(code);
+      out[k].worker = i;
+      out[k].code = code;
+      out[k].since_ns = atomic_load_explicit(&w->since, BOC_RELAXED);
+      k++;
+    }
+    boc_mutex_unlock(&w->mu);
+    atomic_store_explicit(&w->inspecting, 0, BOC_SEQ_CST);
+  }
+  return k;
 }
