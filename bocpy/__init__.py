@@ -444,18 +444,23 @@ def _exit_interrupted(sig: int) -> None:
         pass
     name = signal.Signals(sig).name
     _core.cancel_pending()
-    stuck = False
+    busy: list[str] = []
     try:
         _core.wait(_exit_grace, True, False)
     except TimeoutError:
-        stuck = True
-    dropped = _core.dropped()
+        busy = _describe_busy()
+    # Dropped: those retired unrun, plus (when some are stuck) all that
+    # still wait behind them and will now never run.
+    dropped = _core.dropped() + max(0, _core.in_flight() - len(busy))
     print(f"bocpy: interrupted by {name}: {dropped} queued "
           f"behavior{'s' if dropped != 1 else ''} dropped", file=sys.stderr)
-    if not stuck:
+    if not busy:
+        # CPython's own exit after an uncaught KeyboardInterrupt ends the
+        # process without flushing what is still buffered: flush it here.
+        _flush()
         return
-    _report_busy(f"still running after the {_exit_grace:g} s grace period, "
-                 "abandoned:")
+    print(f"bocpy: still running after the {_exit_grace:g} s grace period, "
+          "abandoned:", *busy, sep="\n", file=sys.stderr)
     _exit_destroy_pinned()
     _flush()
     # Worker threads cannot be stopped: end the process without the
@@ -507,22 +512,29 @@ def _at_exit() -> None:
 
 
 def _before_fork() -> None:
-    # Pooled worker interpreters must not be alive across fork(): end them
-    # when the runtime is stopped.  If it runs, the child is marked unusable.
+    # Sub-interpreters do not survive fork() (CPython clears them in the
+    # child and crashes): end the worker interpreters first.  A stopped
+    # runtime's parked pool simply goes (the next start() makes new ones);
+    # a running one is paused: workers finish the body they run, their
+    # interpreters end, and the parent makes new ones after the fork.  The
+    # child of a running runtime cannot use it (a clear RuntimeError).
     global _fork_locked
     _fork_locked = _lifecycle is not None and _lifecycle.acquire(blocking=False)
-    if _fork_locked and not _core.running() and not _core.forked():
+    if not _core.forked():
         try:
-            _core.shutdown_pool(False)
+            _core._fork_prepare()
         except RuntimeError:
             pass
 
 
 def _after_fork_parent() -> None:
     global _fork_locked
-    if _fork_locked:
-        _fork_locked = False
-        _lifecycle.release()  # type: ignore[union-attr]
+    try:
+        _core._fork_parent()
+    finally:
+        if _fork_locked:
+            _fork_locked = False
+            _lifecycle.release()  # type: ignore[union-attr]
 
 
 def _after_fork_child() -> None:

@@ -80,7 +80,7 @@ def main_source() -> tuple[str, bytes] | None:
     says so)."""
     main = sys.modules.get("__main__")
     file = getattr(main, "__file__", None)
-    if isinstance(file, str):
+    if isinstance(file, str) and not file.startswith("<"):
         try:
             with open(file, "rb") as f:
                 return (file, f.read())
@@ -275,7 +275,7 @@ _SAFE_CALLS = frozenset({
 })
 #: Methods whose module-level call fills a container (``REGISTRY.update``).
 _FILL_METHODS = frozenset({"append", "extend", "update", "add", "insert",
-                           "setdefault", "__setitem__", "register"})
+                           "setdefault", "__setitem__"})
 
 
 def _reduce_body(body: list[ast.stmt], when_names: set[str],

@@ -15,8 +15,11 @@
  * boc_runtime_begin_exit() marks the process as exiting (only the exiting
  * thread may still schedule from the main interpreter), wait() stops the
  * runtime, and boc_runtime_close() moves STOPPED -> CLOSED and ends the
- * pool: nothing can start again.  FORKED: a child process forked while the
- * runtime was running or its pool alive; every entry point refuses.
+ * pool: nothing can start again.  FORKING: a running runtime paused around
+ * fork() (its worker interpreters are ended before the fork and made anew
+ * in the parent afterwards; live sub-interpreters do not survive a fork).
+ * FORKED: the child of a fork while the runtime ran; every entry point
+ * refuses there.
  * Transitions are CASes on `state`, so a concurrent start() or @when
  * cannot race with them. */
 enum {
@@ -26,6 +29,7 @@ enum {
   RT_STOPPING = 3,
   RT_CLOSED = 4,
   RT_FORKED = 5,
+  RT_FORKING = 6, /* RUNNING, paused around a fork(): workers ended */
 };
 
 static const char SHUTTING_DOWN[] =
@@ -96,7 +100,8 @@ static runtime_t *runtime(void) {
 const boc_dispatch_t *boc_runtime_dispatch(void) { return &runtime()->dispatch; }
 
 int boc_runtime_running(void) {
-  return atomic_load_explicit(&runtime()->state, BOC_ACQUIRE) == RT_RUNNING;
+  int s = atomic_load_explicit(&runtime()->state, BOC_ACQUIRE);
+  return s == RT_RUNNING || s == RT_FORKING;
 }
 
 int boc_runtime_idle(void) {
@@ -140,7 +145,7 @@ int boc_runtime_start(int n, PyObject *bootstrap) {
   if (!atomic_compare_exchange_strong_explicit(&r->state, &expected,
                                                RT_STARTING, BOC_ACQ_REL,
                                                BOC_ACQUIRE)) {
-    if (expected == RT_RUNNING) {
+    if (expected == RT_RUNNING || expected == RT_FORKING) {
       return 0;
     }
     if (expected == RT_CLOSED) {
@@ -298,6 +303,50 @@ int boc_runtime_exiting(void) {
   return atomic_load_explicit(&runtime()->exiting, BOC_ACQUIRE);
 }
 
+int boc_runtime_fork_prepare(void) {
+  runtime_t *r = runtime();
+  int expected = RT_STOPPED;
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPED) {
+    return boc_runtime_shutdown_pool(0) < 0 ? -1 : 0;
+  }
+  expected = RT_RUNNING;
+  if (!atomic_compare_exchange_strong_explicit(&r->state, &expected,
+                                               RT_FORKING, BOC_ACQ_REL,
+                                               BOC_ACQUIRE)) {
+    return 0; /* starting, stopping or closed: the child is marked FORKED */
+  }
+  /* Workers finish the body they run, then return; the queues keep the
+   * rest.  Their interpreters are then ended. */
+  boc_sched_stop(r->sched);
+  Py_BEGIN_ALLOW_THREADS
+  boc_workers_deactivate(r->nworkers);
+  boc_workers_shutdown();
+  Py_END_ALLOW_THREADS
+  return 1;
+}
+
+int boc_runtime_fork_parent(void) {
+  runtime_t *r = runtime();
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) != RT_FORKING) {
+    return 0;
+  }
+  boc_sched_resume(r->sched);
+  char *error = NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = boc_workers_activate(r->nworkers, r->sched, r->bootstrap, &error);
+  Py_END_ALLOW_THREADS
+  atomic_store_explicit(&r->state, RT_RUNNING, BOC_RELEASE);
+  if (rc < 0) {
+    PyErr_Format(PyExc_RuntimeError,
+                 "bocpy could not restart its workers after fork(): %s",
+                 error != NULL ? error : "unknown error");
+    free(error);
+    return -1;
+  }
+  return 0;
+}
+
 int boc_runtime_after_fork_child(void) {
   runtime_t *r = runtime();
   if (atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPED &&
@@ -318,6 +367,15 @@ void boc_runtime_cancel_pending(void) {
   runtime_t *r = runtime();
   atomic_store_explicit(&r->dispatch.cancel, 1, BOC_RELAXED);
   boc_term_kick(&r->term); /* wake wait() to drop the pinned queue */
+}
+
+int64_t boc_runtime_in_flight(void) {
+  runtime_t *r = runtime();
+  if (!boc_runtime_running()) {
+    return 0;
+  }
+  return boc_term_count(&r->term) -
+         atomic_load_explicit(&r->term.seeded, BOC_SEQ_CST);
 }
 
 int64_t boc_runtime_dropped(void) {
@@ -350,7 +408,7 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
     PyErr_SetString(PyExc_RuntimeError, FORKED_CHILD);
     return -1;
   }
-  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) != RT_RUNNING) {
+  if (!boc_runtime_running()) {
     if (stats != NULL) {
       *stats = PyList_New(0);
       return *stats != NULL ? 0 : -1;
@@ -410,8 +468,20 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
     }
     return stats != NULL && *stats == NULL ? -1 : 0;
   }
-  /* Tear down: no behavior is in flight, so nothing can be lost. */
-  atomic_store_explicit(&r->state, RT_STOPPING, BOC_RELEASE);
+  /* Tear down: no behavior is in flight, so nothing can be lost.  A fork
+   * on another thread may have paused the runtime (FORKING): wait for it
+   * to resume first. */
+  for (;;) {
+    int expected = RT_RUNNING;
+    if (atomic_compare_exchange_strong_explicit(&r->state, &expected,
+                                                RT_STOPPING, BOC_ACQ_REL,
+                                                BOC_ACQUIRE)) {
+      break;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    boc_sleep_ns(1000000);
+    Py_END_ALLOW_THREADS
+  }
   boc_term_close(&r->term);
   boc_sched_stop(r->sched);
   Py_BEGIN_ALLOW_THREADS

@@ -48,6 +48,13 @@ int boc_runtime_shutdown_pool(int close);
 void boc_runtime_begin_exit(void);
 int boc_runtime_exiting(void);
 
+/* Around fork() (main interpreter, GIL held): prepare ends the worker
+ * interpreters (a stopped runtime's parked pool; a running runtime is
+ * paused: workers finish their current body first); fork_parent restarts
+ * a paused runtime's workers.  -1 with an exception on failure. */
+int boc_runtime_fork_prepare(void);
+int boc_runtime_fork_parent(void);
+
 /* In a forked child (after fork, main interpreter): if the parent had a
  * runtime or worker pool, marks this process unusable (every entry point
  * raises RuntimeError) and returns 1; else 0. */
@@ -59,6 +66,8 @@ int boc_runtime_forked(void);
  * after an interrupt.  boc_runtime_dropped(): how many so far. */
 void boc_runtime_cancel_pending(void);
 int64_t boc_runtime_dropped(void);
+/* Behaviors scheduled and not yet retired (0 when stopped). */
+int64_t boc_runtime_in_flight(void);
 
 /* The Python behaviors running on workers now (see boc_workers_busy). */
 int boc_runtime_busy(boc_busy_t *out, int max);

@@ -21,6 +21,7 @@
 #include "engine/platform.h"
 #include "value/pycompat.h"
 #include "exec/runtime.h"
+#include "exec/worker.h"
 #include "value/transport.h"
 
 static inline boc_state_t *get_state(PyObject *module) {
@@ -303,6 +304,22 @@ static PyObject *begin_exit(PyObject *module, PyObject *Py_UNUSED(a)) {
   Py_RETURN_NONE;
 }
 
+static PyObject *fork_prepare(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (require_main("fork_prepare()") < 0 || boc_runtime_fork_prepare() < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *fork_parent(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (boc_runtime_fork_parent() < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
 static PyObject *after_fork_child(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
   return PyBool_FromLong(boc_runtime_after_fork_child());
@@ -320,6 +337,11 @@ static PyObject *cancel_pending(PyObject *module, PyObject *Py_UNUSED(a)) {
   }
   boc_runtime_cancel_pending();
   Py_RETURN_NONE;
+}
+
+static PyObject *in_flight(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLongLong(boc_runtime_in_flight());
 }
 
 static PyObject *dropped(PyObject *module, PyObject *Py_UNUSED(a)) {
@@ -365,6 +387,11 @@ static PyObject *collect_cycles(PyObject *module, PyObject *Py_UNUSED(a)) {
     return NULL;
   }
   return PyLong_FromLongLong(boc_cown_collect_cycles());
+}
+
+static PyObject *pooled_workers(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLong(boc_workers_pooled());
 }
 
 static PyObject *tracked_cowns(PyObject *module, PyObject *Py_UNUSED(a)) {
@@ -479,6 +506,10 @@ static PyMethodDef core_methods[] = {
     {"begin_exit", begin_exit, METH_NOARGS,
      "The exit sequence began on this thread: other main-interpreter\n"
      "threads can no longer schedule."},
+    {"_fork_prepare", fork_prepare, METH_NOARGS,
+     "Before fork(): end the worker interpreters (pausing a running runtime)."},
+    {"_fork_parent", fork_parent, METH_NOARGS,
+     "After fork() in the parent: restart a paused runtime's workers."},
     {"_after_fork_child", after_fork_child, METH_NOARGS,
      "In a forked child: True if the process inherited a live runtime\n"
      "(it is then unusable)."},
@@ -486,12 +517,16 @@ static PyMethodDef core_methods[] = {
      "True in a child forked while the runtime was alive."},
     {"cancel_pending", cancel_pending, METH_NOARGS,
      "Drop every behavior that has not started (exit after an interrupt)."},
+    {"in_flight", in_flight, METH_NOARGS,
+     "Behaviors scheduled and not yet retired (0 when stopped)."},
     {"dropped", dropped, METH_NOARGS,
      "Behaviors dropped by cancel_pending() so far."},
     {"busy", busy, METH_NOARGS,
      "[(worker, code bytes, seconds)] of the behaviors running on workers."},
     {"collect_cycles", collect_cycles, METH_NOARGS,
      "Free cowns kept alive only by each other's values (runtime stopped)."},
+    {"pooled_workers", pooled_workers, METH_NOARGS,
+     "Worker interpreters in the pool (parked or active)."},
     {"tracked_cowns", tracked_cowns, METH_NOARGS,
      "Cowns in the cycle collector's set (tests)."},
     {"check_reentry", check_reentry, METH_O,
