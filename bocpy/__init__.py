@@ -262,6 +262,7 @@ def wait(timeout: float | None = None, *, stats: bool = False,
     finally:
         assert _lifecycle is not None
         _lifecycle.release()
+    _core.check_borrowed()
     return _shape(s, board, stats, noticeboard)
 
 
@@ -285,6 +286,7 @@ def quiesce(timeout: float | None = None, *, stats: bool = False,
     except KeyboardInterrupt:
         _interrupted.add(signal.SIGINT)
         raise
+    _core.check_borrowed()
     board = _core._notice_snapshot() if noticeboard else None
     return _shape(s, board, stats, noticeboard)
 

@@ -13,4 +13,9 @@ int boc_cown_types_init(PyObject *module, boc_state_t *st);
  * wait()/quiesce() borrowed, so behaviors can use them again. */
 int boc_release_borrowed(boc_state_t *st);
 
+/* Main interpreter, after wait()/quiesce(): -1 with RuntimeError naming the
+ * cowns whose borrowed value was changed through a stale object after the
+ * cown was scheduled again (that change was lost); else 0. */
+int boc_check_stale(boc_state_t *st);
+
 #endif /* BOCPY_CORE_COWN_TYPE_H */

@@ -389,6 +389,13 @@ static PyObject *collect_cycles(PyObject *module, PyObject *Py_UNUSED(a)) {
   return PyLong_FromLongLong(boc_cown_collect_cycles());
 }
 
+static PyObject *check_borrowed(PyObject *module, PyObject *Py_UNUSED(a)) {
+  if (boc_check_stale(get_state(module)) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
 static PyObject *pooled_workers(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
   return PyLong_FromLong(boc_workers_pooled());
@@ -525,6 +532,9 @@ static PyMethodDef core_methods[] = {
      "[(worker, code bytes, seconds)] of the behaviors running on workers."},
     {"collect_cycles", collect_cycles, METH_NOARGS,
      "Free cowns kept alive only by each other's values (runtime stopped)."},
+    {"check_borrowed", check_borrowed, METH_NOARGS,
+     "Raise RuntimeError if a change through a stale borrowed value was\n"
+     "lost (called after wait()/quiesce())."},
     {"pooled_workers", pooled_workers, METH_NOARGS,
      "Worker interpreters in the pool (parked or active)."},
     {"tracked_cowns", tracked_cowns, METH_NOARGS,
@@ -570,8 +580,9 @@ static int core_exec(PyObject *module) {
   st->cown_ref = PyObject_GetAttrString(module, "_cown_ref");
   st->fn_cache = PyDict_New();
   st->borrowed = PyList_New(0);
+  st->stale = PyList_New(0);
   if (st->protocol == NULL || st->cown_ref == NULL || st->fn_cache == NULL ||
-      st->borrowed == NULL) {
+      st->borrowed == NULL || st->stale == NULL) {
     return -1;
   }
   if (boc_abi_exec(module, st) < 0) { /* plugin ABI: capsule, type maps */
@@ -600,6 +611,7 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->fn_cache);
   Py_VISIT(st->load_function);
   Py_VISIT(st->borrowed);
+  Py_VISIT(st->stale);
   Py_VISIT(st->ntype_map);
   Py_VISIT(st->ntype_list);
   Py_VISIT(st->shared_ref);
@@ -618,6 +630,7 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->fn_cache);
   Py_CLEAR(st->load_function);
   Py_CLEAR(st->borrowed);
+  Py_CLEAR(st->stale);
   Py_CLEAR(st->ntype_map);
   Py_CLEAR(st->ntype_list);
   Py_CLEAR(st->shared_ref);

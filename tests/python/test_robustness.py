@@ -51,8 +51,11 @@ def run(source: str | bytes, *, timeout: float = 60, env: dict[str, str] | None 
 
 def run_many(source: str, n: int, *, parallel: int = 6,
              timeout: float = 60) -> list[subprocess.CompletedProcess[str]]:
+    """Run ``source`` n times, ``parallel`` at once, one worker each (the
+    races are about the process, not about how many workers it has)."""
+    one = {"BOCPY_WORKERS": "1"}
     with ThreadPoolExecutor(parallel) as pool:
-        return list(pool.map(lambda _: run(source, timeout=timeout), range(n)))
+        return list(pool.map(lambda _: run(source, timeout=timeout, env=one), range(n)))
 
 
 def assert_clean(proc: subprocess.CompletedProcess[str], code: int = 0) -> None:
@@ -591,3 +594,35 @@ def test_no_noise_at_exit_from_threading_in_bodies() -> None:
     assert proc.returncode == 0
     assert proc.stderr == "", proc.stderr
     assert proc.stdout.strip() == "36"
+
+
+# ---- 9. a write through a stale borrowed value ------------------------------------
+
+def test_write_through_borrowed_value_after_rescheduling_raises() -> None:
+    proc = run("""
+        from bocpy import Cown, when, wait
+        c = Cown([1])
+        @when(c)
+        def _(c):
+            c.value.append(2)
+        wait()
+        v = c.value               # borrowed on main
+        @when(c)                  # scheduled again: v is now a stale copy
+        def _(c):
+            c.value.append(3)
+        v.append(100)             # this change cannot reach the cown
+        try:
+            wait()
+        except RuntimeError as exc:
+            print("RAISED", repr(c).split(",")[0] + ")" in str(exc))
+        print(c.value)
+        d = Cown([1])
+        kept = d.value            # held but not changed: no false alarm
+        @when(d)
+        def _(d):
+            d.value.append(2)
+        wait()
+        print(d.value)
+    """)
+    assert_clean(proc)
+    assert proc.stdout.splitlines() == ["RAISED True", "[1, 2, 3]", "[1, 2]"], proc.stdout
