@@ -76,8 +76,7 @@ def main_source() -> tuple[str, bytes] | None:
     bytes) for the workers' reduced copy: its file, the ``-c`` program text,
     or a script redirected from a file into stdin (``python - < f.py``).
     None for an interactive session or a script piped into stdin (the bytes
-    are gone; behaviors defined in it then fail with a RuntimeError that
-    says so)."""
+    are gone; workers then know none of its module-level names)."""
     main = sys.modules.get("__main__")
     file = getattr(main, "__file__", None)
     if isinstance(file, str) and not file.startswith("<"):
@@ -195,11 +194,10 @@ def _load(module: str, file: str | None) -> dict[str, Any]:
         with open(file, "rb") as f:  # bytes: compile() applies PEP 263
             source = f.read()
     if source is None:
-        raise RuntimeError(
-            f"the source of {module!r} is not available to workers (an "
-            "interactive session, or a script piped into stdin): put the "
-            "behaviors in a file, or run the script from a file"
-        )
+        # An interactive session or a script piped into stdin: no source
+        # is left.  Bodies may still use builtins, imports inside the body
+        # and captured data; other module-level names are unbound here.
+        return ns
     if file is not None and not file.startswith("<"):
         ns["__file__"] = file
     run_reduced(source, file or "<unknown>", ns, module)

@@ -286,6 +286,7 @@ def test_wait_timeout_is_honoured_while_another_thread_waits() -> None:
             time.sleep(1.5)
         out = []
         def other():
+            time.sleep(0.3)  # main is inside wait() by now
             t0 = time.monotonic()
             try:
                 wait(timeout=0.3)
