@@ -482,7 +482,7 @@ def test_exit_reports_running_behaviors_once() -> None:
 
 STUCK = """
     import sys
-    from bocpy import Cown, when, wait
+    from bocpy import Cown, when, wait, receive
     c = Cown(0)
     @when(c)
     def stuck(c):
@@ -522,9 +522,10 @@ def _interrupt(source: str, signals: list[tuple[float, int]], env: dict[str, str
         return proc, time.monotonic() - t0, out.decode(), err.decode()
 
 
-@pytest.mark.parametrize("tail", ["wait()", "pass"])
+@pytest.mark.parametrize("tail", ["wait()", "pass", "receive('nothing')"])
 def test_sigint_with_a_stuck_behavior_ends_within_grace(tail: str) -> None:
-    # In wait() (KeyboardInterrupt there), or at exit (the exit hook waits).
+    # In wait() or receive() (KeyboardInterrupt there), or at exit (the exit
+    # hook waits).
     source = textwrap.dedent(STUCK % {"sleep": 60, "tail": tail})
     proc, took, out, err = _interrupt(source, [(0, signal.SIGINT)],
                                       {"BOCPY_EXIT_GRACE": "1"})
