@@ -155,8 +155,15 @@ def start(worker_count: int | None = None, module: tuple[str, str] | None = None
         and all(isinstance(m, str) for m in module)
     ):
         raise TypeError("module must be a (module_name, source_path) tuple")
-    if _core.running() and _core.worker_count() == worker_count:
-        return  # the common case, without the lock
+    running = _core.worker_count()
+    if running:  # decided without the lock (a pinned behavior run by
+        # wait() may call start(), and wait() holds the lock)
+        if running != worker_count:
+            raise RuntimeError(
+                f"the runtime is already running with {running} workers, "
+                f"not {worker_count}"
+            )
+        return
     _take_lifecycle("start()", None)
     try:
         running = _core.worker_count()
@@ -509,6 +516,8 @@ def _at_exit() -> None:
                 _exit_interrupted(sig)
         _core.shutdown_pool(True)
         _exit_destroy_pinned()
+        if sig:
+            _flush()
     finally:
         _lifecycle.release()  # type: ignore[union-attr]
 

@@ -121,8 +121,9 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc);
  * waiting calls (wait, quiesce, pump) refuse to run from one. */
 int boc_behavior_depth(void);
 
-/* Retires a behavior that will never run (runtime torn down): its result
- * cown gets RuntimeError(message).  Any thread of the main interpreter. */
+/* Retires a behavior that will never run (runtime torn down, or the exit
+ * after an interrupt): its result cown gets RuntimeError(message).  Any
+ * thread holding some interpreter's GIL. */
 void boc_behavior_drop(boc_behavior_t *b, const char *message);
 
 /* Bytes of one record for a behavior over ncowns cowns (benchmarks). */

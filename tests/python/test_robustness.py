@@ -241,13 +241,13 @@ def test_waits_refuse_reentry_from_pinned_behaviors_and_noticeboard() -> None:
         p = PinnedCown(0)
         results = {}
 
-        def attempt(name, fn):
+        def attempt(name, fn, match="not reentrant"):
             t0 = time.monotonic()
             try:
                 fn()
                 results[name] = "returned"
             except RuntimeError as exc:
-                results[name] = ("RuntimeError", "not reentrant" in str(exc),
+                results[name] = ("RuntimeError", match in str(exc),
                                  time.monotonic() - t0 < 1)
 
         @when(p)
@@ -256,6 +256,7 @@ def test_waits_refuse_reentry_from_pinned_behaviors_and_noticeboard() -> None:
             attempt("quiesce", lambda: quiesce(timeout=2))
             attempt("pump", lambda: pump())
             attempt("stop", lambda: bocpy.Behaviors().stop(timeout=2))
+            attempt("start", lambda: bocpy.start(7), "already running")
         wait()
 
         bocpy.notice_write("k", 1)
@@ -270,7 +271,7 @@ def test_waits_refuse_reentry_from_pinned_behaviors_and_noticeboard() -> None:
     """, timeout=30)
     assert_clean(proc)
     lines = proc.stdout.splitlines()
-    assert len(lines) == 6, proc.stdout
+    assert len(lines) == 7, proc.stdout
     for line in lines:
         assert line.endswith("('RuntimeError', True, True)"), line
 
