@@ -480,9 +480,10 @@ def _exit_interrupted(sig: int) -> None:
 
 
 def _exit_destroy_pinned() -> None:
-    """Exit step for pinned values (main thread): the pinned-cowns work
-    (issue 13) adds "destroy every live pinned value" here.  Until then
-    their destroy hooks run when the interpreter finalises (normal exits)."""
+    """Exit step for pinned values (main thread, after the pool has ended,
+    on every exit path including the abandoned one): the pinned-cowns work
+    (issue 13) provides ``_core.destroy_pinned`` ("destroy every live pinned
+    value on the main thread"); until it lands this does nothing."""
     hook = getattr(_core, "destroy_pinned", None)
     if hook is not None:
         hook()
