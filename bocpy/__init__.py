@@ -480,8 +480,8 @@ def _exit_interrupted(sig: int) -> None:
 
 
 def _exit_destroy_pinned() -> None:
-    """Exit step for pinned values (main thread, after the pool has ended,
-    on every exit path including the abandoned one): the pinned-cowns work
+    """Exit step for pinned values (main thread; after the pool has ended,
+    or on the abandoned path just before the process ends): the pinned-cowns work
     (issue 13) provides ``_core.destroy_pinned`` ("destroy every live pinned
     value on the main thread"); until it lands this does nothing."""
     hook = getattr(_core, "destroy_pinned", None)
