@@ -14,8 +14,8 @@
  * one start/wait cycle (the worker pool stays parked in STOPPED).  At exit,
  * boc_runtime_begin_exit() marks the process as exiting (only the exiting
  * thread may still schedule from the main interpreter), wait() stops the
- * runtime, and boc_runtime_close() moves STOPPED -> CLOSED and ends the
- * pool: nothing can start again.  FORKING: a running runtime paused around
+ * runtime, and boc_runtime_shutdown_pool(1) moves STOPPED -> CLOSED and
+ * ends the pool: nothing can start again.  FORKING: a running runtime paused around
  * fork() (its worker interpreters are ended before the fork and made anew
  * in the parent afterwards; live sub-interpreters do not survive a fork).
  * FORKED: the child of a fork while the runtime ran; every entry point
@@ -305,11 +305,10 @@ int boc_runtime_exiting(void) {
 
 int boc_runtime_fork_prepare(void) {
   runtime_t *r = runtime();
-  int expected = RT_STOPPED;
   if (atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPED) {
     return boc_runtime_shutdown_pool(0) < 0 ? -1 : 0;
   }
-  expected = RT_RUNNING;
+  int expected = RT_RUNNING;
   if (!atomic_compare_exchange_strong_explicit(&r->state, &expected,
                                                RT_FORKING, BOC_ACQ_REL,
                                                BOC_ACQUIRE)) {
