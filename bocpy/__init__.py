@@ -509,10 +509,12 @@ def _at_exit() -> None:
     except KeyboardInterrupt:
         sig = signal.SIGINT
         _lifecycle.acquire()  # type: ignore[union-attr]
+    during_exit = False  # the signal arrived while this hook waited
     try:
         if _core.running():
             if not sig:
                 sig = _exit_drain()
+                during_exit = bool(sig)
             if sig:
                 _exit_interrupted(sig)
         _core.shutdown_pool(True)
@@ -521,6 +523,12 @@ def _at_exit() -> None:
             _flush()
     finally:
         _lifecycle.release()  # type: ignore[union-attr]
+    if during_exit:
+        # The program itself ended normally, so CPython would exit with
+        # status 0: end with the signal's conventional status instead.
+        if sig == signal.SIGINT:
+            os.kill(os.getpid(), signal.SIGINT)  # SIG_DFL by now
+        os._exit(128 + sig)
 
 
 def _before_fork() -> None:

@@ -557,6 +557,20 @@ def test_sigint_running_behavior_finishes_in_grace_and_output_is_flushed() -> No
     assert "Exception ignored" not in err and "Fatal" not in err
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_while_the_exit_hook_waits_ends_with_its_status(sig: int) -> None:
+    # The program ended normally; the exit hook waits for a 1.5 s body; the
+    # signal drops the queued ones, the body finishes within the grace
+    # period, and the status is the signal's, not 0.
+    source = textwrap.dedent(STUCK % {"sleep": 1.5, "tail": "pass"})
+    proc, took, out, err = _interrupt(source, [(0, sig)], {"BOCPY_EXIT_GRACE": "5"})
+    expected = -signal.SIGINT if sig == signal.SIGINT else 128 + signal.SIGTERM
+    assert proc.returncode == expected, (proc.returncode, err)
+    assert "100 queued behaviors dropped" in err, err
+    assert "abandoned" not in err
+    assert took < 3, took
+
+
 def test_second_sigint_ends_at_once() -> None:
     source = textwrap.dedent(STUCK % {"sleep": 60, "tail": "wait()"})
     proc, took, out, err = _interrupt(
