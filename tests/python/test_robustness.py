@@ -37,16 +37,36 @@ def run(source: str | bytes, *, timeout: float = 60, env: dict[str, str] | None 
     with tempfile.TemporaryDirectory() as cwd:
         path = _write(cwd, source)
         e = {**ENV, **(env or {})}
+        stdin = None
         if via == "file":
-            return subprocess.run([sys.executable, str(path)], cwd=cwd, env=e,
-                                  capture_output=True, text=True, timeout=timeout)
-        if via == "stdin":
-            with open(path, "rb") as f:
-                return subprocess.run([sys.executable, "-"], stdin=f, cwd=cwd, env=e,
-                                      capture_output=True, text=True, timeout=timeout)
-        assert via == "-c"
-        return subprocess.run([sys.executable, "-c", path.read_text()], cwd=cwd, env=e,
-                              capture_output=True, text=True, timeout=timeout)
+            argv = [sys.executable, str(path)]
+        elif via == "stdin":
+            argv = [sys.executable, "-"]
+            stdin = open(path, "rb")
+        else:
+            assert via == "-c"
+            argv = [sys.executable, "-c", path.read_text()]
+        try:
+            proc = subprocess.Popen(argv, stdin=stdin, cwd=cwd, env=e, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                # A hang: make every process of the program (a forked child
+                # too) dump its Python stacks (faulthandler), then report.
+                os.killpg(proc.pid, signal.SIGABRT)
+                try:
+                    out, err = proc.communicate(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    out, err = proc.communicate()
+                raise AssertionError(f"hung for {timeout} s\nstdout:\n{out}\n"
+                                     f"stderr:\n{err}") from None
+        finally:
+            if stdin is not None:
+                stdin.close()
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def run_many(source: str, n: int, *, parallel: int = 6,
