@@ -42,6 +42,11 @@ def _bound(name: str, value: int | None) -> int:
 # Watchdog settings: (warn_ms, raise_ms, on_starve) or None when disabled.
 _watchdog: tuple[int | None, int | None, Callable[[int, str], None] | None] | None = None
 _warned_episode = 0  # nonempty-since timestamp of the episode already warned
+_raised_episode = 0  # ... and of the episode already escalated
+
+#: ``on_starve`` severities (API.md 8.2 passes 0 for the warning).
+WARNING = 0
+ESCALATION = 1
 
 
 def set_pump_watchdog(warn_ms: int | None = 1000, raise_ms: int | None = None,
@@ -51,9 +56,13 @@ def set_pump_watchdog(warn_ms: int | None = 1000, raise_ms: int | None = None,
     Off until first called; each call replaces every setting.  Checked when
     ``pump()`` or ``wait()``/``quiesce()`` is entered: if the pinned queue
     has been non-empty for at least ``warn_ms``, warn once per episode via
-    ``logging.getLogger("bocpy.pump")`` or ``on_starve(age_ms, message)``;
-    if for at least ``raise_ms``, raise ``RuntimeError`` from that call.
-    Programs without pinned work never trigger it.
+    ``logging.getLogger("bocpy.pump")`` or ``on_starve(0, message)``; if for
+    at least ``raise_ms``, call ``on_starve(1, message)`` (when given) and
+    raise ``RuntimeError`` from that call, once per episode: the next
+    ``pump()``/``wait()`` runs the queue as usual, so no behavior is lost.
+    The message names the age: ``pinned-cown queue non-empty for <ms> ms
+    with no pump() progress (depth=<n>)``.  Programs without pinned work
+    never trigger it.
 
     Raises:
         RuntimeError: not on the main interpreter.
@@ -61,7 +70,7 @@ def set_pump_watchdog(warn_ms: int | None = 1000, raise_ms: int | None = None,
             ``on_starve`` not callable.
         OverflowError: a threshold that is too large.
     """
-    global _watchdog, _warned_episode
+    global _watchdog, _warned_episode, _raised_episode
     if not _core.is_main_interpreter():
         raise RuntimeError("set_pump_watchdog() can only be called from the main interpreter")
     warn = _bound("warn_ms", warn_ms) or None
@@ -70,10 +79,18 @@ def set_pump_watchdog(warn_ms: int | None = 1000, raise_ms: int | None = None,
         raise TypeError("on_starve must be callable or None")
     _watchdog = (warn, fail, on_starve) if (warn or fail) else None
     _warned_episode = 0
+    _raised_episode = 0
+
+
+def _notify(on_starve: Callable[[int, str], None], severity: int, message: str) -> None:
+    try:
+        on_starve(severity, message)
+    except Exception:
+        sys.unraisablehook(_unraisable(sys.exc_info()[1], on_starve))
 
 
 def _check_watchdog() -> None:
-    global _warned_episode
+    global _warned_episode, _raised_episode
     if _watchdog is None:
         return
     depth, age_ms, since = _core.pinned_state()
@@ -82,17 +99,20 @@ def _check_watchdog() -> None:
     warn_ms, raise_ms, on_starve = _watchdog
     message = (f"pinned-cown queue non-empty for {age_ms} ms with no pump() "
                f"progress (depth={depth})")
-    if raise_ms is not None and age_ms >= raise_ms:
+    if raise_ms is not None and age_ms >= raise_ms and _raised_episode != since:
+        # Once per episode: the caller sees the error, and its next pump()
+        # or wait() drains the queue (nothing scheduled is ever skipped).
+        _raised_episode = since
+        _warned_episode = since
+        if on_starve is not None:
+            _notify(on_starve, ESCALATION, message)
         raise RuntimeError(message)
     if warn_ms is not None and age_ms >= warn_ms and _warned_episode != since:
         _warned_episode = since
         if on_starve is None:
             logging.getLogger("bocpy.pump").warning(message)
         else:
-            try:
-                on_starve(age_ms, message)
-            except Exception:
-                sys.unraisablehook(_unraisable(sys.exc_info()[1], on_starve))
+            _notify(on_starve, WARNING, message)
 
 
 def _unraisable(exc: BaseException | None, obj: object):

@@ -8,9 +8,13 @@ globals are that module's namespace in this worker:
 * an importable module is imported normally (its top-level code runs once
   per worker, as any import does);
 * ``__main__`` (a script) is never re-executed: a *reduced copy* of its
-  source runs instead, holding only its imports, function and class
-  definitions, literal constants and import-only ``try`` blocks.  Top-level
-  ``@when`` statements are dropped, so nothing is scheduled again.
+  source runs instead (see :func:`reduce_module` for what is kept).
+  Top-level ``@when`` statements are dropped, so nothing is scheduled
+  again.  The main interpreter ships the script's source text with the
+  start-up data (:func:`main_source`), so ``-c`` programs, scripts read
+  from a redirected stdin and files changed on disk since work too; the
+  bytes are compiled as CPython compiles a file (PEP 263 coding cookie,
+  UTF-8 BOM).
 
 This module runs in workers only; it must stay cheap to import.
 """
@@ -20,6 +24,8 @@ from __future__ import annotations
 import ast
 import importlib
 import marshal
+import os
+import stat
 import sys
 import types
 from typing import Any
@@ -35,6 +41,12 @@ _IS_MAIN = _core.is_main_interpreter()
 
 #: Index of this worker (set by bootstrap).
 index: int = -1
+#: The main script's (filename, source bytes), shipped by the main
+#: interpreter at start-up; None when it has none (an interactive session).
+_main_source: tuple[str, bytes] | None = None
+#: Statements of a reduced module that raised when run here, with the
+#: error: (module, line, repr(exc)).  Their names stay unbound.
+skipped: list[tuple[str, int, str]] = []
 #: True while a behavior module is being loaded (``@when`` then schedules
 #: nothing: importing a module must not re-run its top-level behaviors).
 loading: bool = False
@@ -42,17 +54,59 @@ loading: bool = False
 
 def bootstrap(config: tuple[Any, ...], worker_index: int) -> None:
     """Prepare this worker: the main interpreter's ``sys.path`` and
-    ``sys.argv``, so the same modules import here, and its logging levels
-    (``config[2]``, see :mod:`bocpy._logfwd`)."""
-    global index
+    ``sys.argv``, so the same modules import here, the main script's
+    source (``config[2]``) and its logging levels (``config[3]``, see
+    :mod:`bocpy._logfwd`)."""
+    global index, _main_source
     path, argv = config[0], config[1]
     sys.path[:] = list(path)
     sys.argv[:] = list(argv)
     index = worker_index
-    if len(config) > 2 and config[2] is not None:
+    if len(config) > 3 and config[3] is not None:
         from . import _logfwd  # follow the main interpreter's logging
 
-        _logfwd.install(config[2], worker_index)
+        _logfwd.install(config[3], worker_index)
+    source = config[2] if len(config) > 2 else None
+    if source != _main_source:
+        # A new script source (or the first): forget the old reduced copy.
+        _main_source = source
+        for key in [k for k in _namespaces if k[0] == "__main__"]:
+            del _namespaces[key]
+        for key in [k for k in _failures if k[0] == "__main__"]:
+            del _failures[key]
+
+
+def main_source() -> tuple[str, bytes] | None:
+    """On the main interpreter: the running script's (filename, source
+    bytes) for the workers' reduced copy: its file, the ``-c`` program text,
+    or a script redirected from a file into stdin (``python - < f.py``).
+    None for an interactive session or a script piped into stdin (the bytes
+    are gone; workers then know none of its module-level names)."""
+    main = sys.modules.get("__main__")
+    file = getattr(main, "__file__", None)
+    if isinstance(file, str) and not file.startswith("<"):
+        try:
+            with open(file, "rb") as f:
+                return (file, f.read())
+        except OSError:
+            return None
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0 == "-c":
+        orig = list(getattr(sys, "orig_argv", []))
+        for i, arg in enumerate(orig[1:], 1):
+            if arg == "-c" and i + 1 < len(orig):
+                return ("<string>", orig[i + 1].encode("utf-8", "surrogateescape"))
+            if arg.startswith("-c") and len(arg) > 2:
+                return ("<string>", arg[2:].encode("utf-8", "surrogateescape"))
+        return None
+    if argv0 in ("-", ""):
+        try:
+            st = os.fstat(0)
+            if stat.S_ISREG(st.st_mode):
+                return ("<stdin>", os.pread(0, st.st_size, 0))
+        except (OSError, ValueError):
+            pass
+    return None
 
 
 def shutdown() -> None:
@@ -60,6 +114,17 @@ def shutdown() -> None:
     3.12 the modules whose teardown can wedge interpreter destruction."""
     _namespaces.clear()
     _failures.clear()
+    threading = sys.modules.get("threading")
+    local = getattr(threading, "_thread_local_info", None)
+    if local is not None and hasattr(local, "_track_dummy_thread_ref"):
+        # 3.13: a body that touched threading made this thread a dummy
+        # Thread whose thread-local cleanup would run after the module is
+        # torn down (printing "Exception ignored in _DeleteDummyThreadOnDel");
+        # run it now, while the module is intact.
+        try:
+            del local._track_dummy_thread_ref
+        except Exception:
+            pass
     if sys.version_info < (3, 13):
         for name in [n for n in sys.modules if n in ("threading", "logging")
                      or n.startswith("logging.")]:
@@ -125,36 +190,101 @@ def _load(module: str, file: str | None) -> dict[str, Any]:
         target = types.ModuleType(module)
         sys.modules[module] = target
     ns = target.__dict__
-    if file is None:  # -c, REPL, stdin: no source to reduce
+    source: bytes | None = None
+    if module == "__main__" and _main_source is not None:
+        filename, source = _main_source
+        if file is None:
+            file = filename
+    elif file is not None:
+        with open(file, "rb") as f:  # bytes: compile() applies PEP 263
+            source = f.read()
+    if source is None:
+        # An interactive session or a script piped into stdin: no source
+        # is left.  Bodies may still use builtins, imports inside the body
+        # and captured data; other module-level names are unbound here.
         return ns
-    ns["__file__"] = file
-    with open(file, encoding="utf-8") as f:
-        source = f.read()
-    run_reduced(source, file, ns)
+    if file is not None and not file.startswith("<"):
+        ns["__file__"] = file
+    run_reduced(source, file or "<unknown>", ns, module)
     return ns
 
 
-def run_reduced(source: str, filename: str, ns: dict[str, Any]) -> None:
+def run_reduced(source: str | bytes, filename: str, ns: dict[str, Any],
+                module: str = "__main__") -> None:
     """Execute the reduced copy of a module's source into ``ns``: one kept
-    statement at a time, so an import that fails in a sub-interpreter only
-    leaves its names unbound instead of losing the whole module."""
+    statement at a time, so a statement that fails in a sub-interpreter (an
+    import of an extension without sub-interpreter support, a value that
+    needs something unavailable) only leaves its names unbound instead of
+    losing the whole module.  ``source`` may be bytes: then it is decoded
+    as CPython decodes a file (PEP 263 cookie, UTF-8 BOM)."""
     tree = ast.parse(source, filename)
     for stmt in reduce_module(tree):
         code = compile(ast.Module(body=[stmt], type_ignores=[]), filename, "exec")
         try:
             exec(code, ns)
-        except ImportError:
-            if not isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Try)):
-                raise
+        except Exception as exc:
+            skipped.append((module, stmt.lineno, repr(exc)))
 
 
 def reduce_module(tree: ast.Module) -> list[ast.stmt]:
-    """The statements of a script that a worker may run: imports, function
-    and class definitions (not top-level behaviors), literal constants, and
-    ``try`` blocks made only of imports and such constants."""
+    """The statements of a script that a worker may run:
+
+    * imports (also inside ``try`` blocks made of imports and kept
+      statements);
+    * function and class definitions, except top-level behaviors (functions
+      decorated with ``@when``);
+    * assignments (also annotated, augmented, to subscripts of a name and to
+      tuples of names) whose value only builds data: literals, names,
+      operators, comprehensions, lambdas, and calls of the constructors and
+      factories in ``_SAFE_CALLS`` (``dict()``, ``namedtuple(...)``,
+      ``Enum("Color", ...)``, ``TypeVar``, ``threading.Lock()``,
+      ``logging.getLogger(...)``...);
+    * ``NAME.append/extend/update/add/...(...)`` calls that fill such a
+      container with kept data;
+    * ``if`` blocks whose test only reads data and does not mention
+      ``__name__``, reduced the same way.
+
+    Never kept: ``if __name__ == "__main__":`` blocks, loops, ``with``,
+    other calls (``main()``, ``wait()``), assignments of their results."""
     when_names, bocpy_names = _when_aliases(tree)
+    return _reduce_body(tree.body, when_names, bocpy_names)
+
+
+#: Callables whose call at module level only builds a value (matched by the
+#: called name or the last attribute: ``collections.namedtuple`` too).
+_SAFE_CALLS = frozenset({
+    # builtins that construct or compute data
+    "dict", "list", "set", "frozenset", "tuple", "object", "bytearray",
+    "bytes", "str", "int", "float", "complex", "bool", "range", "slice",
+    "type", "property", "staticmethod", "classmethod", "len", "sorted",
+    "reversed", "enumerate", "zip", "map", "filter", "min", "max", "sum",
+    "abs", "round", "divmod", "pow", "ord", "chr", "hex", "oct", "bin",
+    "repr", "iter", "hash", "isinstance", "issubclass", "getattr", "vars",
+    "format", "memoryview",
+    # collections, typing, enum, dataclasses, functools, types
+    "namedtuple", "NamedTuple", "TypedDict", "defaultdict", "OrderedDict",
+    "deque", "Counter", "ChainMap", "Enum", "IntEnum", "Flag", "IntFlag",
+    "StrEnum", "auto", "unique", "make_dataclass", "field", "TypeVar",
+    "NewType", "ParamSpec", "TypeVarTuple", "TypeAliasType", "cast",
+    "partial", "partialmethod", "cache", "lru_cache", "wraps",
+    "total_ordering", "SimpleNamespace", "MappingProxyType",
+    # values from the standard library
+    "compile", "Struct", "Fraction", "Decimal", "Path", "PurePath",
+    "PurePosixPath", "PureWindowsPath", "date", "time", "datetime",
+    "timedelta", "timezone", "getcontext", "Random",
+    # per-interpreter resources: each worker gets its own
+    "Lock", "RLock", "Event", "Condition", "Semaphore", "BoundedSemaphore",
+    "Barrier", "local", "getLogger", "NullHandler",
+})
+#: Methods whose module-level call fills a container (``REGISTRY.update``).
+_FILL_METHODS = frozenset({"append", "extend", "update", "add", "insert",
+                           "setdefault", "__setitem__"})
+
+
+def _reduce_body(body: list[ast.stmt], when_names: set[str],
+                 bocpy_names: set[str]) -> list[ast.stmt]:
     kept: list[ast.stmt] = []
-    for stmt in tree.body:
+    for stmt in body:
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
             kept.append(stmt)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -162,11 +292,72 @@ def reduce_module(tree: ast.Module) -> list[ast.stmt]:
                 kept.append(stmt)
         elif isinstance(stmt, ast.ClassDef):
             kept.append(stmt)
-        elif _is_literal_assignment(stmt):
+        elif _is_data_statement(stmt):
             kept.append(stmt)
         elif isinstance(stmt, ast.Try) and _is_guarded_import(stmt):
             kept.append(stmt)
+        elif isinstance(stmt, ast.If) and _is_data(stmt.test) and not _mentions_name(stmt.test):
+            inner = _reduce_body(stmt.body, when_names, bocpy_names)
+            orelse = _reduce_body(stmt.orelse, when_names, bocpy_names)
+            if inner or orelse:
+                kept.append(ast.copy_location(
+                    ast.If(test=stmt.test, body=inner or [ast.Pass()], orelse=orelse),
+                    stmt))
     return kept
+
+
+def _mentions_name(node: ast.expr) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == "__name__" for n in ast.walk(node))
+
+
+def _call_name(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
+
+
+def _is_data(node: ast.AST) -> bool:
+    """True when evaluating the expression only builds a value: every call in
+    it (outside lambda bodies) is of a name in ``_SAFE_CALLS``."""
+    if isinstance(node, ast.Lambda):
+        return all(_is_data(d) for d in node.args.defaults + [
+            d for d in node.args.kw_defaults if d is not None])
+    if isinstance(node, (ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)):
+        return False
+    if isinstance(node, ast.Call):
+        if _call_name(node.func) not in _SAFE_CALLS:
+            return False
+    return all(_is_data(child) for child in ast.iter_child_nodes(node))
+
+
+def _is_target(t: ast.expr) -> bool:
+    if isinstance(t, ast.Name):
+        return True
+    if isinstance(t, (ast.Tuple, ast.List)):
+        return all(_is_target(e) for e in t.elts)
+    if isinstance(t, ast.Subscript):  # REGISTRY["key"] = value
+        return isinstance(t.value, ast.Name) and _is_data(t.slice)
+    return False
+
+
+def _is_data_statement(stmt: ast.stmt) -> bool:
+    if isinstance(stmt, ast.Assign):
+        return all(_is_target(t) for t in stmt.targets) and _is_data(stmt.value)
+    if isinstance(stmt, ast.AnnAssign):
+        return (stmt.value is not None and _is_target(stmt.target)
+                and _is_data(stmt.value) and _is_data(stmt.annotation))
+    if isinstance(stmt, ast.AugAssign):
+        return _is_target(stmt.target) and _is_data(stmt.value)
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+        call = stmt.value
+        return (isinstance(call.func, ast.Attribute)
+                and isinstance(call.func.value, ast.Name)
+                and call.func.attr in _FILL_METHODS
+                and all(_is_data(a) for a in call.args)
+                and all(_is_data(k.value) for k in call.keywords))
+    return False
 
 
 def _when_aliases(tree: ast.Module) -> tuple[set[str], set[str]]:
@@ -196,29 +387,11 @@ def _is_when(deco: ast.expr, when_names: set[str], bocpy_names: set[str]) -> boo
     )
 
 
-def _is_literal(node: ast.expr | None) -> bool:
-    if node is None:
-        return False
-    try:
-        ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
-
-
-def _is_literal_assignment(stmt: ast.stmt) -> bool:
-    if isinstance(stmt, ast.Assign):
-        return all(isinstance(t, ast.Name) for t in stmt.targets) and _is_literal(stmt.value)
-    if isinstance(stmt, ast.AnnAssign):
-        return isinstance(stmt.target, ast.Name) and _is_literal(stmt.value)
-    return False
-
-
 def _is_guarded_import(stmt: ast.Try) -> bool:
     def simple(body: list[ast.stmt]) -> bool:
         return all(
             isinstance(s, (ast.Import, ast.ImportFrom, ast.Pass))
-            or _is_literal_assignment(s)
+            or _is_data_statement(s)
             for s in body
         )
 

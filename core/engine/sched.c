@@ -503,6 +503,11 @@ void boc_sched_stop(boc_sched_t *s) {
   }
 }
 
+void boc_sched_resume(boc_sched_t *s) {
+  /* seq_cst: like stop; workers activated after this see it cleared. */
+  atomic_store_explicit(&s->stop, 0, BOC_SEQ_CST);
+}
+
 boc_sched_node_t *boc_sched_drain(boc_sched_t *s) {
   boc_sched_node_t *head = NULL;
   boc_sched_node_t **link = &head;

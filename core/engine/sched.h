@@ -72,6 +72,9 @@ void boc_sched_add_busy(boc_sched_t *s, int self, int64_t ns);
 /* Makes every present and future boc_sched_pop return NULL and wakes all
  * parked workers. */
 void boc_sched_stop(boc_sched_t *s);
+/* Undoes boc_sched_stop once every worker has returned (queued nodes stay
+ * queued): the runtime pauses this way around a fork(). */
+void boc_sched_resume(boc_sched_t *s);
 
 /* After the workers are gone: removes and returns every node still queued,
  * linked through ->next (NULL when none). */

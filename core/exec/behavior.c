@@ -410,6 +410,10 @@ boc_behavior_t *boc_behavior_new_cfn(PyObject *args, boc_cfn_t *cfn) {
 }
 
 boc_cown_t *boc_behavior_schedule(boc_behavior_t *b, const boc_dispatch_t *d) {
+  if (d->admit != NULL && d->admit(d->ctx) < 0) {
+    behavior_free(b);
+    return NULL;
+  }
   if (boc_term_inc(d->term) < 0) {
     behavior_free(b);
     PyErr_SetString(PyExc_RuntimeError, "runtime is shutting down");
@@ -806,7 +810,30 @@ static void trace_behavior(boc_behavior_t *b, int64_t t0, PyObject *error) {
   }
 }
 
+/* Bodies this thread is inside (nested only on main: a pinned behavior that
+ * calls pump() would be one level deeper).  Thread-local: it describes this
+ * thread's stack. */
+static _Thread_local int tls_depth;
+
+int boc_behavior_depth(void) { return tls_depth; }
+
 int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
+  /* The counters are the mutable part of the runtime's dispatch. */
+  boc_dispatch_t *d = (boc_dispatch_t *)b->hdr.dispatch;
+  if (atomic_load_explicit(&d->cancel, BOC_RELAXED)) {
+    if (body_exc != NULL) {
+      *body_exc = NULL;
+    }
+    atomic_fetch_add_explicit(&d->dropped, 1, BOC_RELAXED);
+    boc_cown_t *result = b->result;
+    boc_cown_incref(result);
+    boc_behavior_drop(b, "behavior dropped at exit: the program was "
+                         "interrupted before it could run");
+    /* Counted in the exit's one-line report: not reported one by one. */
+    atomic_fetch_or_explicit(&result->flags, BOC_COWN_REPORTED, BOC_RELAXED);
+    boc_cown_decref(result);
+    return 0;
+  }
   /* Workers count their behaviors in their loop (no thread-local lookup on
    * the hot path); pinned ones are counted here, on the shared block. */
   boc_counters_t *shared = b->hdr.pinned ? boc_observe_shared_counters() : NULL;
@@ -844,14 +871,18 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
     nacq = i + 1;
   }
   if (error == NULL && b->cfn != NULL) { /* a C body (C ABI) */
+    tls_depth++;
     body_raised = run_cfn(b, &retval) < 0;
+    tls_depth--;
     if (body_raised) {
       error = PyErr_GetRaisedException();
     }
   } else if (error == NULL) {
     PyObject *args = behavior_args(b, extras);
     if (args != NULL) {
+      tls_depth++;
       retval = PyObject_Call(fn, args, NULL);
+      tls_depth--;
       body_raised = retval == NULL;
       Py_DECREF(args);
     }

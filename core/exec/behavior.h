@@ -41,6 +41,14 @@ typedef struct boc_dispatch {
   boc_ready_fn ready;      /* the 2PL ready callback (request.h) */
   void *ctx;               /* its context */
   boc_terminator_t *term;  /* the termination count */
+  /* Called (GIL held) before a behavior is counted in: 0 to accept it, or
+   * -1 with an exception (e.g. the process is exiting). */
+  int (*admit)(void *ctx);
+  /* While non-zero, a behavior that reaches boc_behavior_run is retired
+   * without running (RuntimeError on its result) and counted in `dropped`
+   * (the exit after an interrupt).  relaxed: a flag polled per behavior. */
+  _Atomic int cancel;
+  _Atomic int64_t dropped;
 } boc_dispatch_t;
 
 /* The scheduler-owned header, first in every behavior record. */
@@ -171,11 +179,17 @@ boc_cown_t *boc_behavior_schedule(boc_behavior_t *b, const boc_dispatch_t *d);
  * the result or exception, releases every cown, hands them on, decrements
  * the termination count and frees the record.  GIL held.  Returns 1 if the
  * body raised (the exception is on the result cown; if body_exc is not NULL
- * it also receives a new reference to it), else 0. */
+ * it also receives a new reference to it), else 0.  While the dispatch is
+ * cancelling, the behavior is dropped instead (returns 0). */
 int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc);
 
-/* Retires a behavior that will never run (runtime torn down): its result
- * cown gets RuntimeError(message).  Any thread of the main interpreter. */
+/* How many behavior bodies (or C bodies) this thread is inside right now:
+ * waiting calls (wait, quiesce, pump) refuse to run from one. */
+int boc_behavior_depth(void);
+
+/* Retires a behavior that will never run (runtime torn down, or the exit
+ * after an interrupt): its result cown gets RuntimeError(message).  Any
+ * thread holding some interpreter's GIL. */
 void boc_behavior_drop(boc_behavior_t *b, const char *message);
 
 /* Bytes of one record for a behavior over ncowns cowns reading nglobals

@@ -51,6 +51,8 @@ static void board_init(void) {
  * board mutex).  Thread-local by nature: it describes this thread's stack. */
 static _Thread_local int tls_in_update;
 
+int boc_nb_in_update(void) { return tls_in_update; }
+
 /* Bumped at the start of each behavior this thread runs.  Thread-local: a
  * behavior runs on one thread, and the count only tells this thread's
  * behaviors apart. */

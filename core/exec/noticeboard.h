@@ -59,4 +59,8 @@ PyObject *boc_nb_take_cleared(int decode);
 /* Commits so far (every write, delete and clear bumps it). */
 uint64_t boc_nb_version(void);
 
+/* 1 while this thread runs a notice_update function (waiting calls refuse
+ * to run there: the board's mutex is held). */
+int boc_nb_in_update(void);
+
 #endif /* BOCPY_CORE_NOTICEBOARD_H */

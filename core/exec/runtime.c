@@ -10,10 +10,42 @@
 #include "exec/worker.h"
 #include "value/pycompat.h"
 
-enum { RT_STOPPED = 0, RT_STARTING = 1, RT_RUNNING = 2, RT_STOPPING = 3 };
+/* The lifecycle.  STOPPED -> STARTING -> RUNNING -> STOPPING -> STOPPED is
+ * one start/wait cycle (the worker pool stays parked in STOPPED).  At exit,
+ * boc_runtime_begin_exit() marks the process as exiting (only the exiting
+ * thread may still schedule from the main interpreter), wait() stops the
+ * runtime, and boc_runtime_shutdown_pool(1) moves STOPPED -> CLOSED and
+ * ends the pool: nothing can start again.  FORKING: a running runtime paused around
+ * fork() (its worker interpreters are ended before the fork and made anew
+ * in the parent afterwards; live sub-interpreters do not survive a fork).
+ * FORKED: the child of a fork while the runtime ran; every entry point
+ * refuses there.
+ * Transitions are CASes on `state`, so a concurrent start() or @when
+ * cannot race with them. */
+enum {
+  RT_STOPPED = 0,
+  RT_STARTING = 1,
+  RT_RUNNING = 2,
+  RT_STOPPING = 3,
+  RT_CLOSED = 4,
+  RT_FORKED = 5,
+  RT_FORKING = 6, /* RUNNING, paused around a fork(): workers ended */
+};
+
+static const char SHUTTING_DOWN[] =
+    "bocpy is shutting down: the program has begun to exit, so no behavior "
+    "can be scheduled or runtime started from another thread";
+static const char FORKED_CHILD[] =
+    "bocpy cannot be used in this process: it was forked while bocpy's "
+    "runtime was running (or a start() was in progress); fork after wait(), "
+    "or use the 'spawn' or 'forkserver' start method of multiprocessing";
 
 typedef struct runtime {
   _Atomic int state;
+  /* 1 once the exit sequence began (or in a forked child): admission then
+   * looks closer.  acquire/release: pairs with exit_thread's store. */
+  _Atomic int exiting;
+  unsigned long exit_thread; /* PyThread ident of the exiting thread */
   boc_terminator_t term;
   boc_sched_t *sched;       /* valid from start until the end of stop */
   int nworkers;
@@ -26,13 +58,38 @@ static runtime_t rt;
 static boc_once_t rt_once = BOC_ONCE_INIT;
 
 static void runtime_ready(boc_waiter_t *waiter, void *ctx);
+static int runtime_admit(void *ctx);
 
 static void rt_init(void) {
   atomic_init(&rt.state, RT_STOPPED);
+  atomic_init(&rt.exiting, 0);
   boc_term_init(&rt.term);
   rt.dispatch.ready = runtime_ready;
   rt.dispatch.ctx = &rt;
   rt.dispatch.term = &rt.term;
+  rt.dispatch.admit = runtime_admit;
+  atomic_init(&rt.dispatch.cancel, 0);
+  atomic_init(&rt.dispatch.dropped, 0);
+}
+
+/* Refuses a behavior from a main-interpreter thread other than the exiting
+ * one once exit has begun, and everything in a forked child.  Workers (and
+ * pinned behaviors, which run on the exiting thread) may still schedule:
+ * the exit's wait() runs what they schedule. */
+static int runtime_admit(void *ctx) {
+  runtime_t *r = ctx;
+  if (!atomic_load_explicit(&r->exiting, BOC_ACQUIRE)) {
+    return 0;
+  }
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_FORKED) {
+    PyErr_SetString(PyExc_RuntimeError, FORKED_CHILD);
+    return -1;
+  }
+  if (boc_is_main_interp() && PyThread_get_thread_ident() != r->exit_thread) {
+    PyErr_SetString(PyExc_RuntimeError, SHUTTING_DOWN);
+    return -1;
+  }
+  return 0;
 }
 
 static runtime_t *runtime(void) {
@@ -43,7 +100,8 @@ static runtime_t *runtime(void) {
 const boc_dispatch_t *boc_runtime_dispatch(void) { return &runtime()->dispatch; }
 
 int boc_runtime_running(void) {
-  return atomic_load_explicit(&runtime()->state, BOC_ACQUIRE) == RT_RUNNING;
+  int s = atomic_load_explicit(&runtime()->state, BOC_ACQUIRE);
+  return s == RT_RUNNING || s == RT_FORKING;
 }
 
 int boc_runtime_idle(void) {
@@ -102,12 +160,23 @@ static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
 
 int boc_runtime_start(int n, PyObject *bootstrap) {
   runtime_t *r = runtime();
+  if (runtime_admit(r) < 0) {
+    return -1;
+  }
   int expected = RT_STOPPED;
   if (!atomic_compare_exchange_strong_explicit(&r->state, &expected,
                                                RT_STARTING, BOC_ACQ_REL,
                                                BOC_ACQUIRE)) {
-    if (expected == RT_RUNNING) {
+    if (expected == RT_RUNNING || expected == RT_FORKING) {
       return 0;
+    }
+    if (expected == RT_CLOSED) {
+      PyErr_SetString(PyExc_RuntimeError, SHUTTING_DOWN);
+      return -1;
+    }
+    if (expected == RT_FORKED) {
+      PyErr_SetString(PyExc_RuntimeError, FORKED_CHILD);
+      return -1;
     }
     PyErr_SetString(PyExc_RuntimeError,
                     "the runtime is starting or stopping on another thread");
@@ -224,8 +293,17 @@ static void drop_leftovers(runtime_t *r) {
   }
 }
 
-int boc_runtime_shutdown_pool(void) {
-  if (atomic_load_explicit(&runtime()->state, BOC_ACQUIRE) != RT_STOPPED) {
+int boc_runtime_shutdown_pool(int close) {
+  runtime_t *r = runtime();
+  int s = atomic_load_explicit(&r->state, BOC_ACQUIRE);
+  if (s == RT_CLOSED || s == RT_FORKED) {
+    return 0; /* already ended (or never ours, in a forked child) */
+  }
+  /* STOPPED -> STARTING holds off start() while the pool is ended. */
+  int expected = RT_STOPPED;
+  if (!atomic_compare_exchange_strong_explicit(&r->state, &expected,
+                                               RT_STARTING, BOC_ACQ_REL,
+                                               BOC_ACQUIRE)) {
     PyErr_SetString(PyExc_RuntimeError,
                     "the worker pool can only be shut down after wait()");
     return -1;
@@ -233,7 +311,97 @@ int boc_runtime_shutdown_pool(void) {
   Py_BEGIN_ALLOW_THREADS
   boc_workers_shutdown();
   Py_END_ALLOW_THREADS
+  atomic_store_explicit(&r->state, close ? RT_CLOSED : RT_STOPPED,
+                        BOC_RELEASE);
   return 0;
+}
+
+void boc_runtime_begin_exit(void) {
+  runtime_t *r = runtime();
+  r->exit_thread = PyThread_get_thread_ident();
+  /* release: admission reads exit_thread after seeing the flag. */
+  atomic_store_explicit(&r->exiting, 1, BOC_RELEASE);
+}
+
+int boc_runtime_exiting(void) {
+  return atomic_load_explicit(&runtime()->exiting, BOC_ACQUIRE);
+}
+
+int boc_runtime_fork_prepare(void) {
+  runtime_t *r = runtime();
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPED) {
+    return boc_runtime_shutdown_pool(0) < 0 ? -1 : 0;
+  }
+  int expected = RT_RUNNING;
+  if (!atomic_compare_exchange_strong_explicit(&r->state, &expected,
+                                               RT_FORKING, BOC_ACQ_REL,
+                                               BOC_ACQUIRE)) {
+    return 0; /* starting, stopping or closed: the child is marked FORKED */
+  }
+  /* Workers finish the body they run, then return; the queues keep the
+   * rest.  Their interpreters are then ended. */
+  boc_sched_stop(r->sched);
+  Py_BEGIN_ALLOW_THREADS
+  boc_workers_deactivate(r->nworkers);
+  boc_workers_shutdown();
+  Py_END_ALLOW_THREADS
+  return 1;
+}
+
+int boc_runtime_fork_parent(void) {
+  runtime_t *r = runtime();
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) != RT_FORKING) {
+    return 0;
+  }
+  boc_sched_resume(r->sched);
+  char *error = NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = boc_workers_activate(r->nworkers, r->sched, r->bootstrap, &error);
+  Py_END_ALLOW_THREADS
+  atomic_store_explicit(&r->state, RT_RUNNING, BOC_RELEASE);
+  if (rc < 0) {
+    PyErr_Format(PyExc_RuntimeError,
+                 "bocpy could not restart its workers after fork(): %s",
+                 error != NULL ? error : "unknown error");
+    free(error);
+    return -1;
+  }
+  return 0;
+}
+
+int boc_runtime_after_fork_child(void) {
+  runtime_t *r = runtime();
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPED &&
+      boc_workers_pooled() == 0) {
+    return 0; /* nothing of the parent's runtime exists: usable as is */
+  }
+  boc_workers_forget();
+  atomic_store_explicit(&r->state, RT_FORKED, BOC_RELEASE);
+  atomic_store_explicit(&r->exiting, 1, BOC_RELEASE);
+  return 1;
+}
+
+int boc_runtime_forked(void) {
+  return atomic_load_explicit(&runtime()->state, BOC_ACQUIRE) == RT_FORKED;
+}
+
+void boc_runtime_cancel_pending(void) {
+  runtime_t *r = runtime();
+  atomic_store_explicit(&r->dispatch.cancel, 1, BOC_RELAXED);
+  boc_term_kick(&r->term); /* wake wait() to drop the pinned queue */
+}
+
+int64_t boc_runtime_dropped(void) {
+  return atomic_load_explicit(&runtime()->dispatch.dropped, BOC_RELAXED);
+}
+
+int boc_runtime_busy(boc_busy_t *out, int max) {
+  runtime_t *r = runtime();
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) != RT_RUNNING) {
+    return 0;
+  }
+  return boc_workers_busy(r->nworkers, out, max);
 }
 
 /* wait()'s longest sleep between pinned-queue checks; a process-wide
@@ -250,7 +418,11 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   if (stats != NULL) {
     *stats = NULL;
   }
-  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) != RT_RUNNING) {
+  if (boc_runtime_forked()) {
+    PyErr_SetString(PyExc_RuntimeError, FORKED_CHILD);
+    return -1;
+  }
+  if (!boc_runtime_running()) {
     if (stats != NULL) {
       *stats = PyList_New(0);
       return *stats != NULL ? 0 : -1;
@@ -315,8 +487,20 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
     }
     return stats != NULL && *stats == NULL ? -1 : 0;
   }
-  /* Tear down: no behavior is in flight, so nothing can be lost. */
-  atomic_store_explicit(&r->state, RT_STOPPING, BOC_RELEASE);
+  /* Tear down: no behavior is in flight, so nothing can be lost.  A fork
+   * on another thread may have paused the runtime (FORKING): wait for it
+   * to resume first. */
+  for (;;) {
+    int expected = RT_RUNNING;
+    if (atomic_compare_exchange_strong_explicit(&r->state, &expected,
+                                                RT_STOPPING, BOC_ACQ_REL,
+                                                BOC_ACQUIRE)) {
+      break;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    boc_sleep_ns(1000000);
+    Py_END_ALLOW_THREADS
+  }
   boc_term_close(&r->term);
   boc_sched_stop(r->sched);
   Py_BEGIN_ALLOW_THREADS
@@ -330,6 +514,9 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   r->bootstrap = NULL;
   boc_cown_collect_orphans();
   boc_noticeboard_clear();
+  /* Nothing runs now: reclaim cowns that only keep each other alive. */
+  boc_cown_collect_cycles();
+  atomic_store_explicit(&r->dispatch.cancel, 0, BOC_RELAXED);
   atomic_store_explicit(&r->state, RT_STOPPED, BOC_RELEASE);
   return stats != NULL && *stats == NULL ? -1 : 0;
 }

@@ -10,6 +10,7 @@
 #include <Python.h>
 
 #include "exec/behavior.h"
+#include "exec/worker.h"
 #include "engine/sched.h"
 #include "engine/terminator.h"
 
@@ -26,7 +27,8 @@ int boc_runtime_worker_count(void);
  * n, the number of workers; 0 when stopped.  Main interpreter (GIL held) or
  * a worker. */
 int boc_runtime_queue_depths(size_t *out, int max);
-/* Behaviors in flight now: scheduled and not yet retired (a hint). */
+/* Behaviors in flight now: scheduled and not yet retired (a hint; 0 when
+ * stopped). */
 int64_t boc_runtime_in_flight(void);
 
 /* Starts n workers (main interpreter, GIL held).  bootstrap is encoded and
@@ -42,8 +44,37 @@ int boc_runtime_start(int n, PyObject *bootstrap);
 int boc_runtime_wait(double timeout, int teardown, PyObject **stats);
 
 /* Destroys the parked worker interpreters (main interpreter, stopped
- * runtime; e.g. at exit).  -1 with RuntimeError while running. */
-int boc_runtime_shutdown_pool(void);
+ * runtime): before a fork (close = 0: a later start() makes new ones), or at
+ * exit (close = 1: the runtime can never start again).  -1 with
+ * RuntimeError while running. */
+int boc_runtime_shutdown_pool(int close);
+
+/* The exit sequence has begun on the calling thread (main interpreter):
+ * from now on only this thread (and behaviors) may schedule; others get
+ * RuntimeError("bocpy is shutting down..."). */
+void boc_runtime_begin_exit(void);
+int boc_runtime_exiting(void);
+
+/* Around fork() (main interpreter, GIL held): prepare ends the worker
+ * interpreters (a stopped runtime's parked pool; a running runtime is
+ * paused: workers finish their current body first); fork_parent restarts
+ * a paused runtime's workers.  -1 with an exception on failure. */
+int boc_runtime_fork_prepare(void);
+int boc_runtime_fork_parent(void);
+
+/* In a forked child (after fork, main interpreter): if the parent had a
+ * runtime or worker pool, marks this process unusable (every entry point
+ * raises RuntimeError) and returns 1; else 0. */
+int boc_runtime_after_fork_child(void);
+int boc_runtime_forked(void);
+
+/* From now until the runtime stops, behaviors that have not started are
+ * retired without running (their result cowns get RuntimeError); the exit
+ * after an interrupt.  boc_runtime_dropped(): how many so far. */
+void boc_runtime_cancel_pending(void);
+int64_t boc_runtime_dropped(void);
+/* The Python behaviors running on workers now (see boc_workers_busy). */
+int boc_runtime_busy(boc_busy_t *out, int max);
 
 /* Longest sleep of wait()'s pump loop, in milliseconds (main thread). */
 void boc_runtime_set_poll_ms(int64_t ms);

@@ -32,6 +32,16 @@ typedef struct worker {
   const boc_payload_t *boot;  /* set before go = 1 */
   char error[512];            /* set before state = W_FAILED */
   boc_counters_t counters;    /* live statistics; this thread writes */
+  /* The behavior being run, for the exit report (boc_workers_busy): its
+   * code (one reference held while set) and when it started.  `inspecting`
+   * and `current` form a Dekker pair with the reader (seq_cst on both
+   * sides): the worker clears `current` and then looks at `inspecting`; the
+   * reader sets `inspecting` and then reads `current` under mu.  So either
+   * the reader sees NULL, or the worker waits on mu before dropping the code
+   * reference the reader may be using. */
+  _Atomic(boc_code_t *) current;
+  _Atomic int64_t since;
+  _Atomic int inspecting;
 } worker_t;
 
 /* The pool is process-global: one set of worker interpreters serves every
@@ -49,14 +59,22 @@ static boc_mutex_t pool_mu;
 static boc_once_t pool_mu_once = BOC_ONCE_INIT;
 static void pool_mu_init(void) { boc_mutex_init(&pool_mu); }
 
-const boc_counters_t *boc_worker_counters(int i) {
+int boc_worker_counters(int i, boc_counts_t *out) {
   boc_once(&pool_mu_once, pool_mu_init);
   boc_mutex_lock(&pool_mu);
-  /* Worker records live until boc_workers_shutdown (exit). */
-  const boc_counters_t *c =
-      i >= 0 && i < pool_size ? &pool[i]->counters : NULL;
+  /* Copied under pool_mu: a worker record is freed when the pool shrinks
+   * or at exit, each time after leaving the pool under pool_mu. */
+  int found = i >= 0 && i < pool_size;
+  if (found) {
+    const boc_counters_t *c = &pool[i]->counters;
+    /* relaxed: statistics (observe.h) */
+    out->finished = atomic_load_explicit(&c->finished, BOC_RELAXED);
+    out->failed = atomic_load_explicit(&c->failed, BOC_RELAXED);
+    out->dropped = atomic_load_explicit(&c->dropped, BOC_RELAXED);
+    out->running = atomic_load_explicit(&c->running, BOC_RELAXED);
+  }
   boc_mutex_unlock(&pool_mu);
-  return c;
+  return found ? 0 : -1;
 }
 
 static void set_state(worker_t *w, int state) {
@@ -133,11 +151,27 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
       return; /* the runtime is stopping */
     }
     int64_t t0 = boc_now_ns();
+    boc_behavior_t *b = boc_behavior_of_node(node);
+    boc_code_t *code = b->code; /* NULL for a C behavior */
+    if (code != NULL) {
+      boc_code_incref(code);
+      /* relaxed: read by the reporter only after it sees `current`. */
+      atomic_store_explicit(&w->since, t0, BOC_RELAXED);
+      atomic_store_explicit(&w->current, code, BOC_SEQ_CST);
+    }
     /* relaxed: live statistics, single writer (this thread; observe.h) */
     atomic_store_explicit(&w->counters.running, 1, BOC_RELAXED);
-    boc_behavior_run(boc_behavior_of_node(node), NULL);
+    boc_behavior_run(b, NULL);
     boc_count(&w->counters, &w->counters.finished);
     atomic_store_explicit(&w->counters.running, 0, BOC_RELAXED);
+    if (code != NULL) {
+      atomic_store_explicit(&w->current, NULL, BOC_SEQ_CST);
+      if (atomic_load_explicit(&w->inspecting, BOC_SEQ_CST)) {
+        boc_mutex_lock(&w->mu); /* a reporter may hold the code: wait */
+        boc_mutex_unlock(&w->mu);
+      }
+      boc_code_decref(code);
+    }
     int64_t t1 = boc_now_ns();
     boc_sched_add_busy(s, w->index, t1 - t0);
     /* A queue-depth sample for the trace's counters, at most one per
@@ -234,6 +268,9 @@ static int spawn(int i, char **error) {
   }
   w->index = i;
   w->state = W_CREATING;
+  atomic_init(&w->current, NULL);
+  atomic_init(&w->since, 0);
+  atomic_init(&w->inspecting, 0);
   boc_mutex_init(&w->mu);
   boc_cond_init(&w->cv);
   if (boc_thread_start(&w->thread, worker_main, w) != 0) {
@@ -270,9 +307,47 @@ fail:
   return -1;
 }
 
+/* Ends parked worker w (its interpreter is destroyed, its thread joined)
+ * and frees its record. */
+static void end_worker(worker_t *w) {
+  boc_mutex_lock(&w->mu);
+  w->go = -1;
+  boc_cond_broadcast(&w->cv);
+  boc_mutex_unlock(&w->mu);
+  boc_thread_join(&w->thread);
+  boc_cond_destroy(&w->cv);
+  boc_mutex_destroy(&w->mu);
+  free(w);
+}
+
 int boc_workers_activate(int n, boc_sched_t *s, const boc_payload_t *boot,
                          char **error) {
   *error = NULL;
+  /* The pool follows the requested size: workers beyond n are ended (their
+   * interpreters are destroyed) rather than kept for a later larger run. */
+  while (pool_size > n) {
+    boc_once(&pool_mu_once, pool_mu_init);
+    boc_mutex_lock(&pool_mu);
+    worker_t *w = pool[--pool_size];
+    pool[pool_size] = NULL;
+    boc_mutex_unlock(&pool_mu);
+    /* Its counts stay in the totals: fold them into the shared block. */
+    boc_counters_t *sh = boc_observe_shared_counters();
+    /* relaxed: statistics (observe.h) */
+    atomic_fetch_add_explicit(&sh->finished,
+                              atomic_load_explicit(&w->counters.finished,
+                                                   BOC_RELAXED),
+                              BOC_RELAXED);
+    atomic_fetch_add_explicit(&sh->failed,
+                              atomic_load_explicit(&w->counters.failed,
+                                                   BOC_RELAXED),
+                              BOC_RELAXED);
+    atomic_fetch_add_explicit(&sh->dropped,
+                              atomic_load_explicit(&w->counters.dropped,
+                                                   BOC_RELAXED),
+                              BOC_RELAXED);
+    end_worker(w);
+  }
   for (int i = pool_size; i < n; i++) {
     if (spawn(i, error) < 0) {
       return -1;
@@ -315,15 +390,34 @@ void boc_workers_shutdown(void) {
   pool_size = 0;
   boc_mutex_unlock(&pool_mu);
   for (int i = 0; i < n; i++) {
-    worker_t *w = all[i];
-    boc_mutex_lock(&w->mu);
-    w->go = -1;
-    boc_cond_broadcast(&w->cv);
-    boc_mutex_unlock(&w->mu);
-    boc_thread_join(&w->thread);
-    boc_cond_destroy(&w->cv);
-    boc_mutex_destroy(&w->mu);
-    free(w);
+    end_worker(all[i]);
   }
   free(all);
+}
+
+void boc_workers_forget(void) {
+  /* In a forked child the threads do not exist and their mutexes may be
+   * held forever: the records are leaked on purpose, never touched. */
+  pool = NULL;
+  pool_size = 0;
+}
+
+int boc_workers_busy(int n, boc_busy_t *out, int max) {
+  int k = 0;
+  for (int i = 0; i < n && i < pool_size && k < max; i++) {
+    worker_t *w = pool[i];
+    atomic_store_explicit(&w->inspecting, 1, BOC_SEQ_CST);
+    boc_mutex_lock(&w->mu);
+    boc_code_t *code = atomic_load_explicit(&w->current, BOC_SEQ_CST);
+    if (code != NULL) {
+      boc_code_incref(code);
+      out[k].worker = i;
+      out[k].code = code;
+      out[k].since_ns = atomic_load_explicit(&w->since, BOC_RELAXED);
+      k++;
+    }
+    boc_mutex_unlock(&w->mu);
+    atomic_store_explicit(&w->inspecting, 0, BOC_SEQ_CST);
+  }
+  return k;
 }

@@ -12,6 +12,7 @@
 #define BOCPY_CORE_WORKER_H
 
 #include "engine/sched.h"
+#include "exec/behavior.h"
 #include "exec/observe.h"
 #include "value/transport.h"
 
@@ -19,7 +20,8 @@
  * worker first runs bocpy._worker.bootstrap(<decoded boot>, index).  Call
  * with no GIL held (workers need the main interpreter's GIL to start).
  * Returns 0, or -1 with *error set to a malloc'd message (workers activated
- * so far are parked again first). */
+ * so far are parked again first).  Workers n.. of a larger pool are ended
+ * first: the pool shrinks to the requested size. */
 int boc_workers_activate(int n, boc_sched_t *s, const boc_payload_t *boot,
                          char **error);
 
@@ -31,10 +33,29 @@ void boc_workers_deactivate(int n);
  * must be parked).  No GIL held; main interpreter, e.g. at exit. */
 void boc_workers_shutdown(void);
 
+/* In a forked child: forgets the pool (its threads do not exist there). */
+void boc_workers_forget(void);
+
+/* A behavior running on a worker right now, for the exit report. */
+typedef struct boc_busy {
+  int worker;
+  boc_code_t *code;  /* a reference: boc_code_decref it */
+  int64_t since_ns;  /* boc_now_ns() when it started */
+} boc_busy_t;
+/* Fills out[0..max) with the Python behaviors running on workers 0..n-1;
+ * returns how many.  Any thread. */
+int boc_workers_busy(int n, boc_busy_t *out, int max);
+
 /* Workers in the pool (parked or active). */
 int boc_workers_pooled(void);
 
-/* Worker i's live counters (observe.h), or NULL past the pool. */
-const boc_counters_t *boc_worker_counters(int i);
+/* A copy of worker i's live counters (observe.h). */
+typedef struct boc_counts {
+  uint64_t finished, failed, dropped;
+  int running;
+} boc_counts_t;
+/* Fills *out with worker i's counters: 0, or -1 past the pool.  Any
+ * thread. */
+int boc_worker_counters(int i, boc_counts_t *out);
 
 #endif /* BOCPY_CORE_WORKER_H */

@@ -7,6 +7,8 @@
  */
 #include "module/cown_type.h"
 
+#include <string.h>
+
 #include "exec/runtime.h"
 #include "value/handle.h"
 #include "value/pycompat.h"
@@ -108,6 +110,121 @@ int boc_handle_ensure_owned(PyObject *self) {
   return -1;
 }
 
+/* ---- stale borrowed values -------------------------------------------------
+ * A value read on main (borrowed) is given back when main next schedules;
+ * the object main still holds is then a stale copy, and a change made
+ * through it is lost.  To say so instead of losing it silently, a release
+ * remembers (handle, object, snapshot payload) for each mutable borrowed
+ * value somebody else still references, and boc_check_stale() (after the
+ * next wait()/quiesce()) compares each object with its snapshot. */
+
+static void free_snapshot(PyObject *capsule) {
+  boc_payload_free(PyCapsule_GetPointer(capsule, "bocpy.snapshot"));
+}
+
+static int is_immutable(PyObject *v) {
+  return v == Py_None || PyLong_CheckExact(v) || PyFloat_CheckExact(v) ||
+         PyUnicode_CheckExact(v) || PyBytes_CheckExact(v) ||
+         PyBool_Check(v) || PyComplex_CheckExact(v) || PyTuple_CheckExact(v) ||
+         PyFrozenSet_CheckExact(v);
+}
+
+/* Remembers the value main is about to give back, if it may still be
+ * changed through another reference. */
+static void remember_stale(boc_state_t *st, PyObject *handle, PyObject *v) {
+  /* 2: the cown's own reference and ours (the caller's). */
+  if (v == NULL || is_immutable(v) || Py_REFCNT(v) <= 2) {
+    return;
+  }
+  boc_payload_t *p = boc_payload_encode(v);
+  if (p == NULL) {
+    PyErr_Clear(); /* the release reports encoding errors itself */
+    return;
+  }
+  PyObject *cap = PyCapsule_New(p, "bocpy.snapshot", free_snapshot);
+  if (cap == NULL) {
+    boc_payload_free(p);
+    PyErr_Clear();
+    return;
+  }
+  PyObject *entry = PyTuple_Pack(3, handle, v, cap);
+  Py_DECREF(cap);
+  if (entry == NULL || PyList_Append(st->stale, entry) < 0) {
+    PyErr_Clear();
+  }
+  Py_XDECREF(entry);
+}
+
+static int same_payload(const boc_payload_t *a, const boc_payload_t *b) {
+  return a->size == b->size && a->ncowns == b->ncowns &&
+         a->nshared == 0 && b->nshared == 0 &&
+         memcmp(a->data, b->data, a->size) == 0 &&
+         (a->ncowns == 0 ||
+          memcmp(a->cowns, b->cowns, a->ncowns * sizeof(*a->cowns)) == 0);
+}
+
+int boc_check_stale(boc_state_t *st) {
+  Py_ssize_t n = PyList_GET_SIZE(st->stale);
+  if (n == 0) {
+    return 0;
+  }
+  PyObject *names = PyList_New(0);
+  if (names == NULL) {
+    return -1;
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *entry = PyList_GET_ITEM(st->stale, i);
+    PyObject *handle = PyTuple_GET_ITEM(entry, 0);
+    PyObject *v = PyTuple_GET_ITEM(entry, 1);
+    if (Py_REFCNT(v) <= 1) {
+      continue; /* nobody else holds it: it cannot have been changed */
+    }
+    const boc_payload_t *snap =
+        PyCapsule_GetPointer(PyTuple_GET_ITEM(entry, 2), "bocpy.snapshot");
+    boc_payload_t *now = boc_payload_encode(v);
+    if (now == NULL) {
+      PyErr_Clear(); /* cannot tell: changed into something untransferable */
+      continue;
+    }
+    int same = same_payload(snap, now);
+    boc_payload_free(now);
+    if (!same) {
+      PyObject *name = PyUnicode_FromFormat(
+          "Cown(#%llu)", (unsigned long long)rec_of(handle)->id);
+      if (name == NULL || PyList_Append(names, name) < 0) {
+        Py_XDECREF(name);
+        Py_DECREF(names);
+        return -1;
+      }
+      Py_DECREF(name);
+    }
+  }
+  if (PyList_SetSlice(st->stale, 0, n, NULL) < 0) {
+    Py_DECREF(names);
+    return -1;
+  }
+  int rc = 0;
+  if (PyList_GET_SIZE(names) > 0) {
+    PyObject *sep = PyUnicode_FromString(", ");
+    PyObject *joined = sep != NULL ? PyUnicode_Join(sep, names) : NULL;
+    if (joined != NULL) {
+      PyErr_Format(PyExc_RuntimeError,
+                   "a write through a borrowed value was lost: the value of "
+                   "%U was changed on the main thread through an object read "
+                   "from .value before the cown was scheduled again (the "
+                   "behaviors got the value as it was when scheduled). Read "
+                   ".value again after wait() or quiesce() and change that, "
+                   "or make the change in a behavior",
+                   joined);
+    }
+    Py_XDECREF(sep);
+    Py_XDECREF(joined);
+    rc = -1;
+  }
+  Py_DECREF(names);
+  return rc;
+}
+
 int boc_release_borrowed(boc_state_t *st) {
   Py_ssize_t n = PyList_GET_SIZE(st->borrowed);
   if (n == 0) {
@@ -115,8 +232,12 @@ int boc_release_borrowed(boc_state_t *st) {
   }
   int64_t me = boc_current_interp_id();
   for (Py_ssize_t i = 0; i < n; i++) {
-    boc_cown_t *c = rec_of(PyList_GET_ITEM(st->borrowed, i));
+    PyObject *handle = PyList_GET_ITEM(st->borrowed, i);
+    boc_cown_t *c = rec_of(handle);
     if (boc_cown_owner(c) == me) {
+      PyObject *v = Py_XNewRef(c->value);
+      remember_stale(st, handle, v);
+      Py_XDECREF(v);
       boc_cown_release_or_replace(c, NULL);
     }
   }

@@ -18,4 +18,9 @@ int boc_release_borrowed(boc_state_t *st);
  * borrowed until the next schedule.  0, or -1 with RuntimeError. */
 int boc_handle_ensure_owned(PyObject *self);
 
+/* Main interpreter, after wait()/quiesce(): -1 with RuntimeError naming the
+ * cowns whose borrowed value was changed through a stale object after the
+ * cown was scheduled again (that change was lost); else 0. */
+int boc_check_stale(boc_state_t *st);
+
 #endif /* BOCPY_CORE_COWN_TYPE_H */

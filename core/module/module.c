@@ -16,10 +16,12 @@
 #include "module/messaging_module.h"
 #include "value/handle.h"
 #include "value/state.h"
+#include "exec/noticeboard.h"
 #include "exec/pinned.h"
 #include "engine/platform.h"
 #include "value/pycompat.h"
 #include "exec/runtime.h"
+#include "exec/worker.h"
 #include "module/observe_module.h"
 #include "value/transport.h"
 #include "module/when.h"
@@ -79,6 +81,30 @@ static PyObject *start(PyObject *module, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+/* Raises RuntimeError when `what` (a waiting call) is made from inside a
+ * behavior body or a notice_update function on this thread: it would wait
+ * for itself (or for the board lock this thread holds). */
+static int refuse_reentry(const char *what) {
+  if (boc_behavior_depth() > 0) {
+    PyErr_Format(PyExc_RuntimeError,
+                 "%s is not reentrant: it cannot be called from inside a "
+                 "behavior (it would wait "
+                 "for the behavior that calls it); schedule a follow-up "
+                 "behavior instead",
+                 what);
+    return -1;
+  }
+  if (boc_nb_in_update()) {
+    PyErr_Format(PyExc_RuntimeError,
+                 "%s is not reentrant: it cannot be called from inside a "
+                 "notice_update() function "
+                 "(the noticeboard is locked while it runs)",
+                 what);
+    return -1;
+  }
+  return 0;
+}
+
 /* Parses a timeout: None -> forever (-1); numbers >= 0; NaN rejected. */
 static int parse_timeout(PyObject *obj, double *out) {
   if (obj == Py_None) {
@@ -116,7 +142,8 @@ static PyObject *wait_(PyObject *module, PyObject *args) {
   }
   double timeout;
   if (parse_timeout(timeout_obj, &timeout) < 0 ||
-      require_main(teardown ? "wait()" : "quiesce()") < 0) {
+      require_main(teardown ? "wait()" : "quiesce()") < 0 ||
+      refuse_reentry(teardown ? "wait()" : "quiesce()") < 0) {
     return NULL;
   }
   PyObject *stats = NULL;
@@ -141,6 +168,9 @@ static PyObject *pump(PyObject *module, PyObject *args) {
     return NULL;
   }
   boc_pump_result_t r;
+  if (refuse_reentry("pump()") < 0) {
+    return NULL;
+  }
   if (boc_pump(get_state(module), deadline_ms, max_behaviors, raise_on_error,
                &r) < 0) {
     return NULL;
@@ -199,9 +229,136 @@ static PyObject *set_wait_pump_poll(PyObject *module, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
-static PyObject *shutdown_pool(PyObject *module, PyObject *Py_UNUSED(a)) {
+static PyObject *shutdown_pool(PyObject *module, PyObject *args) {
   (void)module;
-  if (require_main("shutdown_pool()") < 0 || boc_runtime_shutdown_pool() < 0) {
+  int close = 1;
+  if (!PyArg_ParseTuple(args, "|p:shutdown_pool", &close)) {
+    return NULL;
+  }
+  if (require_main("shutdown_pool()") < 0 ||
+      boc_runtime_shutdown_pool(close) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+/* ---- exit, fork, interrupts ---------------------------------------------- */
+
+static PyObject *begin_exit(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (require_main("begin_exit()") < 0) {
+    return NULL;
+  }
+  boc_runtime_begin_exit();
+  Py_RETURN_NONE;
+}
+
+static PyObject *fork_prepare(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (require_main("fork_prepare()") < 0 || boc_runtime_fork_prepare() < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *fork_parent(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (boc_runtime_fork_parent() < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *after_fork_child(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyBool_FromLong(boc_runtime_after_fork_child());
+}
+
+static PyObject *forked(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyBool_FromLong(boc_runtime_forked());
+}
+
+static PyObject *cancel_pending(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (require_main("cancel_pending()") < 0) {
+    return NULL;
+  }
+  boc_runtime_cancel_pending();
+  Py_RETURN_NONE;
+}
+
+static PyObject *in_flight(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLongLong(boc_runtime_in_flight());
+}
+
+static PyObject *dropped(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLongLong(boc_runtime_dropped());
+}
+
+/* busy() -> [(worker, marshalled code bytes, seconds running)]: the Python
+ * behaviors running on workers now (the caller unmarshals the code for its
+ * name, file and line). */
+static PyObject *busy(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  enum { MAX_BUSY = 64 };
+  boc_busy_t items[MAX_BUSY];
+  int n = boc_runtime_busy(items, MAX_BUSY);
+  int64_t now = boc_now_ns();
+  PyObject *list = PyList_New(0);
+  for (int i = 0; i < n; i++) {
+    if (list != NULL) {
+      PyObject *t = Py_BuildValue(
+          "(iy#d)", items[i].worker, items[i].code->bytes,
+          (Py_ssize_t)items[i].code->size,
+          (double)(now - items[i].since_ns) / 1e9);
+      if (t == NULL || PyList_Append(list, t) < 0) {
+        Py_CLEAR(list);
+      }
+      Py_XDECREF(t);
+    }
+    boc_code_decref(items[i].code);
+  }
+  return list;
+}
+
+static PyObject *collect_cycles(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (require_main("collect_cycles()") < 0) {
+    return NULL;
+  }
+  if (!boc_runtime_idle() || boc_runtime_running()) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "cown cycles are collected only while the runtime is "
+                    "stopped (wait() does it)");
+    return NULL;
+  }
+  return PyLong_FromLongLong(boc_cown_collect_cycles());
+}
+
+static PyObject *check_borrowed(PyObject *module, PyObject *Py_UNUSED(a)) {
+  if (boc_check_stale(get_state(module)) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *pooled_workers(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLong(boc_workers_pooled());
+}
+
+static PyObject *tracked_cowns(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLongLong(boc_cown_tracked_count());
+}
+
+static PyObject *check_reentry(PyObject *module, PyObject *arg) {
+  (void)module;
+  const char *what = PyUnicode_AsUTF8(arg);
+  if (what == NULL || refuse_reentry(what) < 0) {
     return NULL;
   }
   Py_RETURN_NONE;
@@ -314,8 +471,40 @@ static PyMethodDef core_methods[] = {
      "PinnedCowns holding a value of a registered pinned type (tests)."},
     {"set_wait_pump_poll", set_wait_pump_poll, METH_O,
      "Set wait()'s pinned-queue poll period in ms (validated by caller)."},
-    {"shutdown_pool", shutdown_pool, METH_NOARGS,
-     "Destroy the parked worker interpreters (after wait())."},
+    {"shutdown_pool", shutdown_pool, METH_VARARGS,
+     "shutdown_pool(close=True): destroy the parked worker interpreters\n"
+     "(after wait()); with close, the runtime can never start again."},
+    {"begin_exit", begin_exit, METH_NOARGS,
+     "The exit sequence began on this thread: other main-interpreter\n"
+     "threads can no longer schedule."},
+    {"_fork_prepare", fork_prepare, METH_NOARGS,
+     "Before fork(): end the worker interpreters (pausing a running runtime)."},
+    {"_fork_parent", fork_parent, METH_NOARGS,
+     "After fork() in the parent: restart a paused runtime's workers."},
+    {"_after_fork_child", after_fork_child, METH_NOARGS,
+     "In a forked child: True if the process inherited a live runtime\n"
+     "(it is then unusable)."},
+    {"forked", forked, METH_NOARGS,
+     "True in a child forked while the runtime was alive."},
+    {"cancel_pending", cancel_pending, METH_NOARGS,
+     "Drop every behavior that has not started (exit after an interrupt)."},
+    {"in_flight", in_flight, METH_NOARGS,
+     "Behaviors scheduled and not yet retired (0 when stopped)."},
+    {"dropped", dropped, METH_NOARGS,
+     "Behaviors dropped by cancel_pending() so far."},
+    {"busy", busy, METH_NOARGS,
+     "[(worker, code bytes, seconds)] of the behaviors running on workers."},
+    {"collect_cycles", collect_cycles, METH_NOARGS,
+     "Free cowns kept alive only by each other's values (runtime stopped)."},
+    {"check_borrowed", check_borrowed, METH_NOARGS,
+     "Raise RuntimeError if a change through a stale borrowed value was\n"
+     "lost (called after wait()/quiesce())."},
+    {"pooled_workers", pooled_workers, METH_NOARGS,
+     "Worker interpreters in the pool (parked or active)."},
+    {"tracked_cowns", tracked_cowns, METH_NOARGS,
+     "Cowns in the cycle collector's set (tests)."},
+    {"check_reentry", check_reentry, METH_O,
+     "Raise RuntimeError if called from a behavior or notice_update fn."},
     {"worker_count", worker_count, METH_NOARGS,
      "Workers of the running runtime (0 when stopped)."},
     {"worker_index", worker_index, METH_NOARGS,
@@ -388,8 +577,9 @@ static int core_exec(PyObject *module) {
   st->cown_ref = PyObject_GetAttrString(module, "_cown_ref");
   st->fn_cache = PyDict_New();
   st->borrowed = PyList_New(0);
+  st->stale = PyList_New(0);
   if (st->protocol == NULL || st->cown_ref == NULL || st->fn_cache == NULL ||
-      st->borrowed == NULL) {
+      st->borrowed == NULL || st->stale == NULL) {
     return -1;
   }
   if (boc_abi_exec(module, st) < 0) { /* plugin ABI: capsule, type maps */
@@ -427,6 +617,7 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->fn_cache);
   Py_VISIT(st->load_function);
   Py_VISIT(st->borrowed);
+  Py_VISIT(st->stale);
   Py_VISIT(st->ntype_map);
   Py_VISIT(st->ntype_list);
   Py_VISIT(st->shared_ref);
@@ -456,6 +647,7 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->fn_cache);
   Py_CLEAR(st->load_function);
   Py_CLEAR(st->borrowed);
+  Py_CLEAR(st->stale);
   Py_CLEAR(st->ntype_map);
   Py_CLEAR(st->ntype_list);
   Py_CLEAR(st->shared_ref);

@@ -73,22 +73,21 @@ static PyObject *stats(PyObject *module, PyObject *Py_UNUSED(a)) {
     return NULL;
   }
   for (int i = 0; i < pooled; i++) {
-    const boc_counters_t *c = boc_worker_counters(i);
-    if (c == NULL) {
+    boc_counts_t c;
+    if (boc_worker_counters(i, &c) < 0) {
       break;
     }
     unsigned long long q = i < active ? (unsigned long long)depths[i] : 0;
-    int run = i < active ? LOAD(&c->running) : 0;
-    finished += LOAD(&c->finished);
-    failed += LOAD(&c->failed);
-    dropped += LOAD(&c->dropped);
+    int run = i < active ? c.running : 0;
+    finished += c.finished;
+    failed += c.failed;
+    dropped += c.dropped;
     running += (unsigned long long)run;
     queued += q;
     PyObject *w = Py_BuildValue("{s:i,s:K,s:O,s:K,s:K}", "index", i, "queued",
                                 q, "running", run ? Py_True : Py_False,
-                                "finished",
-                                (unsigned long long)LOAD(&c->finished),
-                                "failed", (unsigned long long)LOAD(&c->failed));
+                                "finished", (unsigned long long)c.finished,
+                                "failed", (unsigned long long)c.failed);
     if (w == NULL || PyList_Append(workers, w) < 0) {
       Py_XDECREF(w);
       Py_DECREF(workers);

@@ -104,6 +104,225 @@ static int pinned_thread_error(const char *what) {
   return -1;
 }
 
+/* ---- cycle tracking ---------------------------------------------------------
+ * Payloads hold strong references to the cowns they mention, so cowns whose
+ * values mention each other in a cycle would keep each other alive forever.
+ * Every cown that has ever stored a payload mentioning cowns is tracked in
+ * a process-wide pointer set; boc_cown_collect_cycles() (called when nothing
+ * runs) finds the tracked cowns reachable only from each other's payloads
+ * and clears those payloads, which frees the whole cycle.  Only cowns whose
+ * payload mentions cowns pay for this: one locked insert when first
+ * tracked, one locked removal when freed. */
+typedef struct track_set {
+  boc_cown_t **slots; /* open addressing, linear probing; NULL = empty */
+  size_t cap;         /* power of two, or 0 */
+  size_t used;
+} track_set_t;
+
+/* Process-wide: cowns of every interpreter may form one cycle. */
+static track_set_t tracked;     /* guarded by tracked_mu */
+static boc_mutex_t tracked_mu;  /* initialised once by track_init */
+static boc_once_t tracked_once = BOC_ONCE_INIT;
+
+static void track_init(void) { boc_mutex_init(&tracked_mu); }
+
+static size_t ptr_hash(const void *p, size_t cap) {
+  uint64_t x = (uint64_t)(uintptr_t)p;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  return (size_t)x & (cap - 1);
+}
+
+/* Index of c in the set, or of the empty slot where it would go. */
+static size_t set_find(const track_set_t *t, const boc_cown_t *c) {
+  size_t i = ptr_hash(c, t->cap);
+  while (t->slots[i] != NULL && t->slots[i] != c) {
+    i = (i + 1) & (t->cap - 1);
+  }
+  return i;
+}
+
+static int set_grow(track_set_t *t) {
+  size_t cap = t->cap ? t->cap * 2 : 64;
+  boc_cown_t **slots = calloc(cap, sizeof(*slots));
+  if (slots == NULL) {
+    return -1;
+  }
+  track_set_t n = {slots, cap, 0};
+  for (size_t i = 0; i < t->cap; i++) {
+    if (t->slots[i] != NULL) {
+      n.slots[set_find(&n, t->slots[i])] = t->slots[i];
+      n.used++;
+    }
+  }
+  free(t->slots);
+  *t = n;
+  return 0;
+}
+
+/* Removes slot i, shifting later entries of the probe run back. */
+static void set_remove_at(track_set_t *t, size_t i) {
+  size_t mask = t->cap - 1;
+  t->slots[i] = NULL;
+  t->used--;
+  for (size_t j = (i + 1) & mask; t->slots[j] != NULL; j = (j + 1) & mask) {
+    boc_cown_t *c = t->slots[j];
+    size_t home = ptr_hash(c, t->cap);
+    /* Move c back into the hole if the hole lies on its probe path. */
+    if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+      t->slots[i] = c;
+      t->slots[j] = NULL;
+      i = j;
+    }
+  }
+}
+
+/* Tracks c once its payload mentions cowns (the owner, or its creator). */
+static void track(boc_cown_t *c) {
+  if (atomic_load_explicit(&c->flags, BOC_RELAXED) & BOC_COWN_CYCLE_TRACKED) {
+    return;
+  }
+  boc_once(&tracked_once, track_init);
+  boc_mutex_lock(&tracked_mu);
+  if (atomic_load_explicit(&c->flags, BOC_RELAXED) & BOC_COWN_CYCLE_TRACKED) {
+    /* tracked meanwhile (cannot happen for one owner; cheap to check) */
+  } else if ((tracked.used + 1) * 2 <= tracked.cap || set_grow(&tracked) == 0) {
+    tracked.slots[set_find(&tracked, c)] = c;
+    tracked.used++;
+    /* relaxed: the flag is read by the owner or under tracked_mu. */
+    atomic_fetch_or_explicit(&c->flags, BOC_COWN_CYCLE_TRACKED, BOC_RELAXED);
+  } /* out of memory: left untracked (a cycle through it is not collected) */
+  boc_mutex_unlock(&tracked_mu);
+}
+
+static void untrack(boc_cown_t *c) {
+  if (!(atomic_load_explicit(&c->flags, BOC_RELAXED) & BOC_COWN_CYCLE_TRACKED)) {
+    return;
+  }
+  boc_mutex_lock(&tracked_mu);
+  size_t i = set_find(&tracked, c);
+  if (tracked.slots[i] == c) {
+    set_remove_at(&tracked, i);
+  }
+  boc_mutex_unlock(&tracked_mu);
+}
+
+static inline void note_payload(boc_cown_t *c, const boc_payload_t *p) {
+  if (p != NULL && p->ncowns > 0) {
+    track(c);
+  }
+}
+
+int64_t boc_cown_tracked_count(void) {
+  boc_once(&tracked_once, track_init);
+  boc_mutex_lock(&tracked_mu);
+  int64_t n = (int64_t)tracked.used;
+  boc_mutex_unlock(&tracked_mu);
+  return n;
+}
+
+int64_t boc_cown_collect_cycles(void) {
+  boc_once(&tracked_once, track_init);
+  boc_mutex_lock(&tracked_mu);
+  size_t n = tracked.used;
+  if (n == 0) {
+    boc_mutex_unlock(&tracked_mu);
+    return 0;
+  }
+  /* Snapshot: the tracked cowns in a dense array, and for each its
+   * "external" count gc = refs - references from tracked payloads. */
+  boc_cown_t **set = malloc(n * sizeof(*set));
+  int64_t *gc = malloc(n * sizeof(*gc));
+  size_t *stack = malloc(n * sizeof(*stack));
+  if (set == NULL || gc == NULL || stack == NULL) {
+    boc_mutex_unlock(&tracked_mu);
+    free(set);
+    free(gc);
+    free(stack);
+    return 0;
+  }
+  /* A side index: the set's own table maps a cown to its slot; the dense
+   * position is kept in a parallel array of the same shape. */
+  size_t *pos = malloc(tracked.cap * sizeof(*pos));
+  if (pos == NULL) {
+    boc_mutex_unlock(&tracked_mu);
+    free(set);
+    free(gc);
+    free(stack);
+    return 0;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < tracked.cap; i++) {
+    if (tracked.slots[i] != NULL) {
+      pos[i] = k;
+      set[k] = tracked.slots[i];
+      gc[k] = atomic_load_explicit(&set[k]->refs, BOC_ACQUIRE);
+      k++;
+    }
+  }
+#define DENSE(target, out)                                   \
+  do {                                                       \
+    size_t slot_ = set_find(&tracked, (target));             \
+    (out) = tracked.slots[slot_] == (target) ? pos[slot_] : n; \
+  } while (0)
+  for (size_t i = 0; i < n; i++) {
+    const boc_payload_t *p = set[i]->payload;
+    for (uint32_t j = 0; p != NULL && j < p->ncowns; j++) {
+      size_t t;
+      DENSE(p->cowns[j], t);
+      if (t < n) {
+        gc[t]--;
+      }
+    }
+  }
+  /* Roots: referenced from outside the tracked payloads, or holding a live
+   * value (whose references we cannot see).  Mark everything they reach
+   * (gc = -1 means reachable). */
+  size_t top = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (gc[i] > 0 || atomic_load_explicit(&set[i]->owner, BOC_ACQUIRE) !=
+                         BOC_NO_OWNER) {
+      gc[i] = -1;
+      stack[top++] = i;
+    }
+  }
+  while (top > 0) {
+    const boc_payload_t *p = set[stack[--top]]->payload;
+    for (uint32_t j = 0; p != NULL && j < p->ncowns; j++) {
+      size_t t;
+      DENSE(p->cowns[j], t);
+      if (t < n && gc[t] != -1) {
+        gc[t] = -1;
+        stack[top++] = t;
+      }
+    }
+  }
+#undef DENSE
+  /* The rest is garbage: keep each record alive while its payload goes. */
+  size_t ngarbage = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (gc[i] != -1) {
+      boc_cown_incref(set[i]);
+      set[ngarbage++] = set[i];
+    }
+  }
+  boc_mutex_unlock(&tracked_mu);
+  free(gc);
+  free(stack);
+  free(pos);
+  for (size_t i = 0; i < ngarbage; i++) {
+    boc_payload_t *p = set[i]->payload;
+    set[i]->payload = NULL;
+    boc_payload_free(p); /* drops its cown references (none reach zero) */
+  }
+  for (size_t i = 0; i < ngarbage; i++) {
+    boc_cown_decref(set[i]); /* now the last reference: freed */
+  }
+  free(set);
+  return (int64_t)ngarbage;
+}
+
 static boc_cown_t *cown_alloc(void) {
   boc_cown_t *c = calloc(1, sizeof(*c));
   if (c == NULL) {
@@ -132,6 +351,7 @@ boc_cown_t *boc_cown_new(PyObject *value) {
     return NULL;
   }
   c->payload = p;
+  note_payload(c, p);
   return c;
 }
 
@@ -461,6 +681,7 @@ void boc_cown_decref(boc_cown_t *c) {
   if (was != 1) {
     return;
   }
+  untrack(c);
   report_unhandled(c);
   /* A live value (a pinned one included) is only ever released in its own
    * interpreter: elsewhere it is queued for that interpreter. */
@@ -542,6 +763,7 @@ int boc_cown_release(boc_cown_t *c) {
     if (p != NULL) {
       boc_payload_free(c->payload);
       c->payload = p;
+      note_payload(c, p);
     } else {
       rc = -1; /* keep the previous payload: the last good value */
     }

@@ -26,6 +26,7 @@ enum {
   BOC_COWN_PINNED = 1u << 1,    /* PinnedCown: value lives on main forever */
   BOC_COWN_REPORTED = 1u << 2,  /* unhandled exception already reported */
   BOC_COWN_TRACKED = 1u << 3,   /* held by the unhandled-exception list */
+  BOC_COWN_CYCLE_TRACKED = 1u << 4, /* in the cycle collector's set (cown.c) */
 };
 
 typedef struct boc_cown {
@@ -119,5 +120,14 @@ int64_t boc_cown_live_count(void);
  * interpreter at safe points: frees live values orphaned in this
  * interpreter by records that died elsewhere. */
 void boc_cown_collect_orphans(void);
+
+/* Reclaims cowns kept alive only by each other's payloads (reference
+ * cycles through cown values).  Call only when no behavior runs and no
+ * other thread touches cown payloads (wait()'s teardown, main interpreter,
+ * GIL held).  A cown held by an interpreter (a live value) counts as
+ * reachable.  Returns how many records were freed. */
+int64_t boc_cown_collect_cycles(void);
+/* Cowns in the collector's set (tests). */
+int64_t boc_cown_tracked_count(void);
 
 #endif /* BOCPY_CORE_COWN_H */

@@ -25,6 +25,7 @@ typedef struct boc_state {
   PyObject *fn_cache;        /* dict: code blob id -> function template */
   PyObject *load_function;   /* bocpy._worker.load_function (lazy) */
   PyObject *borrowed;        /* main: handles whose cowns .value borrowed */
+  PyObject *stale;           /* main: (handle, object, snapshot) given back */
   /* Registered native types (transport.h), set up by boc_abi_exec: */
   PyObject *ntype_map;       /* dict: this interpreter's type -> int index */
   PyObject *ntype_list;      /* list: index -> type object, or None */

@@ -41,6 +41,9 @@ CASES: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
     ("watchdog(on_starve=1)", lambda: set_pump_watchdog(on_starve=1), TypeError, "callable"),
     ("wait_pump_poll(0)", lambda: set_wait_pump_poll(0), TypeError, "positive int"),
     ("wait_pump_poll(str)", lambda: set_wait_pump_poll("5"), TypeError, "positive int"),
+    ("exit_grace(str)", lambda: bocpy.set_exit_grace("1"), TypeError, "must be a number"),
+    ("exit_grace(-1)", lambda: bocpy.set_exit_grace(-1), ValueError, ">= 0"),
+    ("exit_grace(nan)", lambda: bocpy.set_exit_grace(float("nan")), ValueError, ">= 0"),
     ("cown < int", lambda: Cown(1) < 1, TypeError, "not supported"),
     ("del value", lambda: delattr(Cown(1), "value"), TypeError, "cannot be deleted"),
 ]

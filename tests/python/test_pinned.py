@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -274,12 +275,15 @@ def test_watchdog_warns_through_logging(caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_watchdog_callback() -> None:
+    # API.md 8.2: on_starve(severity, message), 0 for the warning; the age
+    # is in the message.
     calls = []
-    set_pump_watchdog(warn_ms=20, on_starve=lambda age, msg: calls.append((age, msg)))
+    set_pump_watchdog(warn_ms=20, on_starve=lambda sev, msg: calls.append((sev, msg)))
     _starve(0.08)
     pump()
-    assert len(calls) == 1 and calls[0][0] >= 20
-    assert "pinned-cown queue non-empty" in calls[0][1]
+    assert len(calls) == 1 and calls[0][0] == 0
+    age = int(re.search(r"non-empty for (\d+) ms", calls[0][1]).group(1))
+    assert age >= 20
 
 
 def test_watchdog_raise() -> None:
@@ -290,6 +294,21 @@ def test_watchdog_raise() -> None:
     set_pump_watchdog(None, None)
     pump()
     assert p.value == 1
+
+
+def test_watchdog_escalation_severity_and_no_starvation() -> None:
+    # The escalation calls on_starve(1, message) and raises once per
+    # episode; the next pump() (same settings) drains the queue.
+    calls = []
+    set_pump_watchdog(warn_ms=None, raise_ms=20,
+                      on_starve=lambda sev, msg: calls.append((sev, msg)))
+    p = _starve(0.08)
+    with pytest.raises(RuntimeError, match="pinned-cown queue non-empty"):
+        pump()
+    assert [sev for sev, _ in calls] == [1]
+    r = pump()
+    assert r.executed == 1 and p.value == 1
+    set_pump_watchdog(None, None)
 
 
 def test_watchdog_quiet_without_pinned_work() -> None:
