@@ -109,6 +109,47 @@ def main_source() -> tuple[str, bytes] | None:
     return None
 
 
+#: main_binds()'s cache: (the script source it was computed for, the names).
+_main_bound: tuple[tuple[str, bytes] | None, frozenset[str]] | None = None
+
+
+def main_binds(name: str) -> bool:
+    """On the main interpreter: whether the workers' reduced copy of the
+    running script (:func:`reduce_module`) binds ``name`` itself, so that a
+    worker has its own value for it (a lock, a logger...) and the main
+    interpreter's need not travel.  Asked by ``@when`` (core/module/when.c)
+    only for a module global that cannot be sent."""
+    global _main_bound
+    source = main_source()
+    if _main_bound is None or _main_bound[0] != source:
+        names: set[str] = set()
+        if source is not None:
+            try:
+                tree = ast.parse(source[1], source[0])
+            except (SyntaxError, ValueError):
+                tree = ast.Module(body=[], type_ignores=[])
+            for stmt in reduce_module(tree):
+                names.update(_bound_names(stmt))
+        _main_bound = (source, frozenset(names))
+    return name in _main_bound[1]
+
+
+def _bound_names(stmt: ast.stmt) -> set[str]:
+    """Module-level names a kept statement binds."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    names: set[str] = set()
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+    return names
+
+
 def shutdown() -> None:
     """Before the interpreter is destroyed: drop the loaded namespaces, and on
     3.12 the modules whose teardown can wedge interpreter destruction."""

@@ -292,6 +292,23 @@ static int set_entry(PyObject *entries, PyObject *name, PyObject *value,
   return rc;
 }
 
+/* bocpy._worker.main_binds(name): 1 when the workers' reduced copy of the
+ * running script binds name itself, 0 when not, -1 with an exception. */
+static int main_binds(PyObject *name) {
+  PyObject *mod = PyImport_ImportModule("bocpy._worker");
+  if (mod == NULL) {
+    return -1;
+  }
+  PyObject *r = PyObject_CallMethod(mod, "main_binds", "O", name);
+  Py_DECREF(mod);
+  if (r == NULL) {
+    return -1;
+  }
+  int own = PyObject_IsTrue(r);
+  Py_DECREF(r);
+  return own;
+}
+
 /* The record to ship for global `name` = value: *out gets a new reference,
  * or NULL when nothing is shipped (the worker's module has its own).  0, or
  * -1 with an exception (TypeError naming the global when a script's value
@@ -326,7 +343,18 @@ static int capture_global(boc_state_t *st, plan_t *p, PyObject *entries,
       return -1;
     }
     if (p->in_main) {
+      /* A script: the worker's reduced copy may bind the name itself (a
+       * module-level lock or logger): then the worker uses its own. */
       PyObject *cause = PyErr_GetRaisedException();
+      int own = main_binds(name);
+      if (own < 0) {
+        Py_XDECREF(cause);
+        return -1;
+      }
+      if (own) {
+        Py_XDECREF(cause);
+        goto own_binding;
+      }
       PyErr_Format(
           PyExc_TypeError,
           "behavior %R reads the module global %R, a value of type '%s' that "
@@ -341,6 +369,7 @@ static int capture_global(boc_state_t *st, plan_t *p, PyObject *entries,
       return -1;
     }
     PyErr_Clear(); /* an importable module: the worker's import binds it */
+  own_binding:
     kind = BOC_GVAL_OTHER;
   } else {
     const char *cname = PyUnicode_AsUTF8(name);

@@ -218,6 +218,29 @@ def test_wait_from_another_thread_never_runs_pinned_work() -> None:
     assert ctx.value.counts()["use"] == 1
 
 
+def test_main_wait_runs_the_pinned_work_another_threads_wait_needs() -> None:
+    """Another thread's wait() holds the lifecycle and waits for a pinned
+    behavior; the main thread's wait() runs it while it waits for its turn
+    (no deadlock, no timeout)."""
+    ctx = PinnedCown(0)
+
+    @when(ctx)
+    def bump(ctx):
+        ctx.value += 1
+        return threading.get_ident()
+
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(wait(30)))
+    t.start()
+    time.sleep(0.2)  # the other thread is inside wait() by now
+    wait(30)
+    t.join(30)
+    assert not t.is_alive()
+    assert result == [None]
+    assert bump.value == threading.get_ident()  # ran on this (main) thread
+    assert ctx.value == 1
+
+
 _in_body = 0  # pinned bodies see this module's live globals
 _max_in_body = 0
 

@@ -444,8 +444,9 @@ def test_random_cown_graph_is_collected_exactly() -> None:
     # everything else is freed, and the tracking set empties at the end.
     proc = run("""
         import random
-        from bocpy import Cown, when, wait, _core
+        from bocpy import Cown, start, when, wait, _core
         rng = random.Random(7)
+        start(); wait()  # the runtime's own long-lived cowns exist from here
         base = _core.live_cowns()
         cs = [Cown(None) for _ in range(3000)]
         edges = {i: rng.sample(range(3000), 2) for i in range(3000)}

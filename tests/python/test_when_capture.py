@@ -219,7 +219,12 @@ def test_unshareable_global_of_a_script_fails_at_when(tmp_path: Path) -> None:
         import threading
         from bocpy import Cown, wait, when
 
-        LOCK = threading.Lock()
+        def make_lock():
+            return threading.Lock()
+
+        # Not rebuilt by the workers' copy of the script (a call of the
+        # script's own function), so it would have to travel, and cannot.
+        LOCK = make_lock()
 
         def schedule(c):
             @when(c)
