@@ -666,21 +666,8 @@ static int reportable_here(const boc_cown_t *c) {
   return owner == BOC_NO_OWNER || owner == boc_current_interp_id();
 }
 
-void boc_cown_decref(boc_cown_t *c) {
-  /* acq_rel: the thread that frees must see every other holder's writes. */
-  intptr_t was = atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL);
-  if (was == 2 &&
-      (atomic_load_explicit(&c->flags, BOC_RELAXED) & BOC_COWN_TRACKED) &&
-      reportable_here(c)) {
-    /* Only the unhandled-exception list holds it now: nobody can handle
-     * it any more, so report it here and now (a nested behavior's result,
-     * a result handle that was dropped). */
-    report_unhandled(c);
-    return;
-  }
-  if (was != 1) {
-    return;
-  }
+/* The last reference is gone: report an unhandled exception, free. */
+static void cown_free(boc_cown_t *c) {
   untrack(c);
   report_unhandled(c);
   /* A live value (a pinned one included) is only ever released in its own
@@ -689,6 +676,55 @@ void boc_cown_decref(boc_cown_t *c) {
   boc_payload_free(c->payload);
   free(c);
   atomic_fetch_sub_explicit(&live_cowns, 1, BOC_RELAXED);
+}
+
+/* A holder let go of c, leaving one reference, and c was in the failed list
+ * when it did: if the list still holds it, that is the only reference left,
+ * nobody can handle the exception any more, so report it here and now (a
+ * nested behavior's result, a result handle that was dropped).  The list's
+ * reference is checked under its lock (removal clears TRACKED under the
+ * lock before letting go), and a reference of our own keeps c alive while
+ * the report runs Python. */
+static void early_report(boc_cown_t *c) {
+  if (boc_thread_state_unchecked() == NULL) {
+    return;
+  }
+  boc_mutex_lock(failed_mu());
+  int listed = (atomic_load_explicit(&c->flags, BOC_RELAXED) &
+                BOC_COWN_TRACKED) != 0;
+  if (listed) {
+    boc_cown_incref(c);
+  }
+  boc_mutex_unlock(failed_mu());
+  if (!listed) {
+    return;
+  }
+  if (reportable_here(c)) {
+    report_unhandled(c);
+  }
+  /* Our own reference, without another early report (acq_rel as in
+   * boc_cown_decref); the last one frees. */
+  if (atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL) == 1) {
+    cown_free(c);
+  }
+}
+
+void boc_cown_decref(boc_cown_t *c) {
+  /* Read before the decrement: once it is done, another holder may free c
+   * at any moment, so c is not touched afterwards unless this was the last
+   * reference (or early_report re-checks the failed list's under its lock).
+   * relaxed: a hint; early_report re-reads the flag under the lock. */
+  uint32_t flags = atomic_load_explicit(&c->flags, BOC_RELAXED);
+  /* acq_rel: the thread that frees must see every other holder's writes. */
+  intptr_t was = atomic_fetch_sub_explicit(&c->refs, 1, BOC_ACQ_REL);
+  if (was == 2 && (flags & BOC_COWN_TRACKED) &&
+      (flags & BOC_COWN_EXCEPTION) && !(flags & BOC_COWN_REPORTED)) {
+    early_report(c);
+    return;
+  }
+  if (was == 1) {
+    cown_free(c);
+  }
 }
 
 /* ---- ownership ------------------------------------------------------------ */
