@@ -1892,6 +1892,9 @@ static int scalar_arg(ocl_kernel_t *k, cl_uint i, ocl_kind kind, PyObject *v,
   int is_signed = kind == OCL_I8 || kind == OCL_I16 || kind == OCL_I32 ||
                   kind == OCL_I64;
   int bits = (int)kind_size(kind) * 8;
+  /* The value's bits, range-checked for the kind; a signed value is stored
+   * as its two's complement, which the unsigned casts below keep. */
+  uint64_t bits_of_x;
   if (is_signed) {
     long long x = PyLong_AsLongLong(v);
     if (x == -1 && PyErr_Occurred()) {
@@ -1901,28 +1904,7 @@ static int scalar_arg(ocl_kernel_t *k, cl_uint i, ocl_kind kind, PyObject *v,
         (x < -(1LL << (bits - 1)) || x > (1LL << (bits - 1)) - 1)) {
       goto range;
     }
-    switch (bits) {
-    case 8: {
-      int8_t t = (int8_t)x;
-      memcpy(out, &t, 1);
-      break;
-    }
-    case 16: {
-      int16_t t = (int16_t)x;
-      memcpy(out, &t, 2);
-      break;
-    }
-    case 32: {
-      int32_t t = (int32_t)x;
-      memcpy(out, &t, 4);
-      break;
-    }
-    default: {
-      int64_t t = (int64_t)x;
-      memcpy(out, &t, 8);
-    }
-    }
-    return 0;
+    bits_of_x = (uint64_t)x;
   } else {
     unsigned long long x = PyLong_AsUnsignedLongLong(v);
     if (x == (unsigned long long)-1 && PyErr_Occurred()) {
@@ -1931,29 +1913,28 @@ static int scalar_arg(ocl_kernel_t *k, cl_uint i, ocl_kind kind, PyObject *v,
     if (bits < 64 && x > (1ULL << bits) - 1) {
       goto range;
     }
-    switch (bits) {
-    case 8: {
-      uint8_t t = (uint8_t)x;
-      memcpy(out, &t, 1);
-      break;
-    }
-    case 16: {
-      uint16_t t = (uint16_t)x;
-      memcpy(out, &t, 2);
-      break;
-    }
-    case 32: {
-      uint32_t t = (uint32_t)x;
-      memcpy(out, &t, 4);
-      break;
-    }
-    default: {
-      uint64_t t = (uint64_t)x;
-      memcpy(out, &t, 8);
-    }
-    }
-    return 0;
+    bits_of_x = (uint64_t)x;
   }
+  switch (bits) {
+  case 8: {
+    uint8_t t = (uint8_t)bits_of_x;
+    memcpy(out, &t, 1);
+    break;
+  }
+  case 16: {
+    uint16_t t = (uint16_t)bits_of_x;
+    memcpy(out, &t, 2);
+    break;
+  }
+  case 32: {
+    uint32_t t = (uint32_t)bits_of_x;
+    memcpy(out, &t, 4);
+    break;
+  }
+  default:
+    memcpy(out, &bits_of_x, 8);
+  }
+  return 0;
 range:
   PyErr_Clear();
   {
