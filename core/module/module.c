@@ -607,6 +607,7 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->gcache);
   Py_VISIT(st->gapplied);
   Py_VISIT(st->plan_info);
+  Py_VISIT(st->check_reads);
   Py_VISIT(st->autostart);
   Py_VISIT(st->fn_importable);
   Py_VISIT(st->worker_dict);
@@ -636,6 +637,7 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->gcache);
   Py_CLEAR(st->gapplied);
   Py_CLEAR(st->plan_info);
+  Py_CLEAR(st->check_reads);
   Py_CLEAR(st->autostart);
   Py_CLEAR(st->fn_importable);
   Py_CLEAR(st->worker_dict);

@@ -557,20 +557,26 @@ enum { SMALL_GLOBALS = 16 };
  * closure variable, a trailing parameter): bocpy._errors.check_reads raises
  * RuntimeError at the @when line when that cown is not one @when names (the
  * behavior could never own it).  0, or -1 with that error. */
-static int check_reads(plan_t *p, PyObject *fn, PyObject *args,
-                       PyObject *extras) {
-  PyObject *mod = PyImport_ImportModule("bocpy._errors");
-  if (mod == NULL) {
-    return -1;
+static int check_reads(boc_state_t *st, plan_t *p, PyObject *fn,
+                       PyObject *args, PyObject *extras) {
+  if (st->check_reads == NULL) {
+    PyObject *mod = PyImport_ImportModule("bocpy._errors");
+    if (mod == NULL) {
+      return -1;
+    }
+    st->check_reads = PyObject_GetAttrString(mod, "check_reads");
+    Py_DECREF(mod);
+    if (st->check_reads == NULL) {
+      return -1;
+    }
   }
   PyObject *caps = PyTuple_Pack(2, Py_None, extras);
   PyObject *r = caps != NULL
-                    ? PyObject_CallMethod(mod, "check_reads", "OOOOO",
-                                          p->value_reads, p->params, fn, args,
-                                          caps)
+                    ? PyObject_CallFunctionObjArgs(st->check_reads,
+                                                   p->value_reads, p->params,
+                                                   fn, args, caps, NULL)
                     : NULL;
   Py_XDECREF(caps);
-  Py_DECREF(mod);
   Py_XDECREF(r);
   return r != NULL ? 0 : -1;
 }
@@ -597,7 +603,8 @@ static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
   } else if ((extras = trailing(p, fn, ncowns)) == NULL) {
     goto done;
   }
-  if (ncowns <= p->read_check_max && check_reads(p, fn, args, extras) < 0) {
+  if (ncowns <= p->read_check_max &&
+      check_reads(st, p, fn, args, extras) < 0) {
     goto done;
   }
   PyObject *closure = PyFunction_GetClosure(fn); /* borrowed, or NULL */

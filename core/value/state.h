@@ -39,6 +39,7 @@ typedef struct boc_state {
   PyObject *gapplied;        /* dict: id(namespace) -> {name: (version, value,
                                 shallow)}: what this worker last applied */
   PyObject *plan_info;       /* bocpy._when._plan_info (lazy) */
+  PyObject *check_reads;     /* bocpy._errors.check_reads (lazy) */
   PyObject *autostart;       /* bocpy._when._autostart (lazy) */
   PyObject *fn_importable;   /* bocpy._byvalue._importable (lazy) */
   PyObject *worker_dict;     /* bocpy._worker.__dict__ (lazy) */
