@@ -1,19 +1,26 @@
-"""plugins/opencl/cl_abi.h, our own declarations of the OpenCL ABI the plugin
-uses, against the Khronos headers (Debian: opencl-headers, installed by
-scripts/env.sh): every constant has the same value, every type the same
-width, every entry point the same signature.  And no plugin source includes
-a system OpenCL header, so the plugin builds without one."""
+"""The sources of plugins/opencl.
+
+cl_abi.h, our own declarations of the OpenCL ABI the plugin uses, against
+the Khronos headers (Debian: opencl-headers, installed by scripts/env.sh):
+every constant has the same value, every type the same width, every entry
+point the same signature.  No plugin source includes a system OpenCL
+header, so the plugin builds without one.  And the files include one way
+(scripts/check_layers.py, PLUGIN_TIERS)."""
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "plugins" / "opencl"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "plugins" / "opencl"
+sys.path.insert(0, str(ROOT / "scripts"))
+import check_layers  # noqa: E402
 
 # Our opaque handle tags, spelled as the Khronos headers spell theirs, so the
 # two sets of typedefs name the same types in one translation unit.
@@ -114,3 +121,38 @@ def test_no_plugin_source_includes_a_system_opencl_header() -> None:
     assert len(sources) > 3
     system = re.compile(r"^\s*#\s*include\s*<(CL|OpenCL)/", re.M)
     assert [p.name for p in sources if system.search(p.read_text())] == []
+
+
+def test_source_files_depend_one_way() -> None:
+    found, graph = check_layers.plugin_problems(ROOT, "opencl")
+    assert found == []
+    units = {p.stem for p in SRC.glob("*.[ch]")}
+    assert set(graph) == units
+    assert graph["ocl_kind"] == set() and graph["cl_abi"] == set()
+    assert "ocl_context" in graph["ocl_module"]
+
+
+def _copy_with(tmp_path: Path, changes: dict[str, str]) -> Path:
+    dst = tmp_path / "plugins" / "opencl"
+    shutil.copytree(SRC, dst, ignore=shutil.ignore_patterns("*.txt", "*.toml"))
+    for name, text in changes.items():
+        (dst / name).write_text(text)
+    return tmp_path
+
+
+def test_layout_check_reports_an_upward_include_and_strays(tmp_path: Path) -> None:
+    child = (SRC / "ocl_child.c").read_text()
+    root = _copy_with(tmp_path, {
+        "ocl_child.c": child.replace('#include "ocl_child.h"\n',
+                                    '#include "ocl_child.h"\n#include "ocl_run.h"\n', 1),
+        "ocl_kind.c": '#include <Python.h>\n#include "ocl_kind.h"\n',
+        "ocl_args.c": '#include "ocl_kind.h"\n#include "ocl_args.h"\n',
+        "ocl_stray.c": "\n",
+    })
+    found, _ = check_layers.plugin_problems(root, "opencl")
+    assert any("ocl_child.c: includes \"ocl_run.h\" of the same or a higher tier" in f
+               for f in found), found
+    assert any("ocl_args.c: does not include its own header ocl_args.h first" in f
+               for f in found), found
+    assert any("ocl_stray.c: not in a tier" in f for f in found), found
+    assert not any("ocl_kind.c" in f for f in found), found  # a system header first is fine
