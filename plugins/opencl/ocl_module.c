@@ -38,9 +38,9 @@
  *   cl_loader.c      the OpenCL library, loaded with dlopen;
  *   cl_abi.h         the OpenCL ABI the plugin uses, declared by us.
  */
+#include "ocl_buffer.h"
 #include "ocl_context.h"
 #include "ocl_device.h"
-#include "ocl_buffer.h"
 #include "ocl_program.h"
 
 #include <stdio.h>
