@@ -76,6 +76,9 @@ for ver in $BOCPY_PYTHONS; do
     bash scripts/check_wheel.sh "$(bocpy_venv "$ver")/bin/python"
 done
 
+run_step "Runtime builds and installs without libffi and the OpenCL headers (CPython $first_ver)" \
+  bash scripts/check_minimal_build.sh "$(bocpy_venv "$first_ver")/bin/python"
+
 run_step "Python tests against an ASan+UBSan build (CPython $first_ver)" \
   bash scripts/asan_pytest.sh "$(bocpy_venv "$first_ver")"
 

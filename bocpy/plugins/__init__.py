@@ -13,4 +13,8 @@ ABI (``*.abi3.so``) and bocpy's C ABI table (see docs/c_abi.md).
 * :mod:`bocpy.plugins.opencl` - OpenCL contexts as pinned values: programs,
   kernels and device buffers used from pinned behaviors, with ``Matrix``
   data (the OpenCL runtime is loaded at run time; see docs/opencl.md).
+
+ctypes_bridge and opencl are optional parts of the build: one left out
+(its system library missing, or turned off) is a module whose import raises
+ImportError saying what to install (docs/packaging.md, "Optional plugins").
 """

@@ -56,7 +56,7 @@ def build_with_312(out: Path) -> Path:
     subprocess.run([cc, "-std=c11", "-O2", "-fPIC", "-shared", "-fvisibility=hidden",
                     "-Wall", "-Wextra", "-Werror", "-DPy_LIMITED_API=0x030C0000",
                     f"-I{inc}", f"-I{REPO / 'abi' / 'include'}", "-o", str(so),
-                    str(src / "opencl.c"), str(src / "cl_loader.c"), "-ldl", "-lpthread"],
+                    *[str(c) for c in sorted(src.glob("*.c"))], "-ldl", "-lpthread"],
                    check=True, capture_output=True, text=True)
     return so
 
