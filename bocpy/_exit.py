@@ -15,6 +15,7 @@ import marshal
 import os
 import signal
 import sys
+import threading
 import time
 
 from . import _core, _lifecycle, _signals
@@ -91,6 +92,60 @@ def _exit_signal() -> int:
     return 0
 
 
+def _other_threads() -> list[threading.Thread]:
+    """Non-daemon threads other than this (main) one that are alive: those
+    ``threading`` joins before the interpreter ends."""
+    me = threading.current_thread()
+    return [t for t in threading.enumerate()
+            if t is not me and not t.daemon and t.is_alive()]
+
+
+def _serve_pinned_while_threads_run() -> int:
+    """Step 0 of a normal exit: while other non-daemon threads run, this
+    (pinned) thread runs the pinned work their ``wait()``/``quiesce()`` may
+    need, as its own ``wait()`` would.  Returns 0 once they have ended, or
+    the signal that interrupted it."""
+    while True:
+        others = _other_threads()
+        if not others:
+            return 0
+        try:
+            if _core.running() and _core.on_pinned_thread():
+                try:
+                    _core.wait(0.05, False, False)
+                except TimeoutError:
+                    pass
+            else:
+                others[0].join(0.05)
+        except KeyboardInterrupt:
+            return signal.SIGINT
+        except SystemExit:
+            # SIGTERM (our handler), or sys.exit() in a pinned body: either
+            # way the program asked to end now.
+            if signal.SIGTERM not in _signals.interrupted:
+                _signals.interrupted.add(signal.SIGTERM)
+            return signal.SIGTERM
+
+
+def before_threads_joined() -> None:
+    """Registered with ``threading._register_atexit``: runs when the main
+    thread has finished, before ``threading`` joins the non-daemon threads
+    (``atexit`` hooks run only after that join).  After Ctrl-C or SIGTERM
+    the whole exit sequence runs now, so that threads blocked in ``wait()``
+    are released (they raise); otherwise pinned work is served while those
+    threads run, and the exit sequence runs later from ``atexit``."""
+    if _core.forked():
+        return
+    _signals.install_sigterm()  # SIGTERM while waiting for threads
+    sig = _exit_signal()
+    during_exit = False
+    if not sig and _signals.body_exit is None and _other_threads():
+        sig = _serve_pinned_while_threads_run()
+        during_exit = bool(sig)
+    if sig or _signals.body_exit is not None:
+        at_exit(sig, during_exit)
+
+
 def _exit_drain() -> int:
     """Run everything scheduled (the program ended without wait()); report
     once if behaviors are still running after a while.  Returns 0, or the
@@ -114,16 +169,17 @@ def _exit_drain() -> int:
 
 
 def _exit_interrupted(sig: int) -> None:
-    """Exit after Ctrl-C or SIGTERM: drop what has not started, give what
-    runs ``_exit_grace`` seconds, then end the process (at once if it gets
-    the signal again)."""
+    """Exit after Ctrl-C or SIGTERM (``sig``; 0: a pinned body's
+    ``SystemExit``): every wait on another thread raises, what has not
+    started is dropped, what runs gets ``_exit_grace`` seconds, then the
+    process ends (at once if it gets the signal again)."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except (ValueError, OSError):
         pass
-    name = signal.Signals(sig).name
-    _core.cancel_pending()
+    name = signal.Signals(sig).name if sig else "SystemExit in a pinned behavior"
+    _core.interrupt(sig or signal.SIGTERM)
     busy: list[str] = []
     try:
         _core.wait(_exit_grace, True, False)
@@ -146,9 +202,20 @@ def _exit_interrupted(sig: int) -> None:
     _flush()
     # Worker threads cannot be stopped: end the process without the
     # interpreter's finalisation (which would wait for them).
+    _end_process(sig)
+
+
+def _end_process(sig: int) -> None:
+    """End the process now with the status of ``sig`` (killed by SIGINT:
+    shell status 130; 128 + sig otherwise; 0: the pinned body's
+    ``SystemExit`` code)."""
     if sig == signal.SIGINT:
-        os.kill(os.getpid(), signal.SIGINT)  # SIG_DFL now: status -SIGINT
-    os._exit(128 + sig)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)  # SIG_DFL: status -SIGINT
+    if sig:
+        os._exit(128 + sig)
+    code = _signals.body_exit.code if _signals.body_exit is not None else 0
+    os._exit(code if isinstance(code, int) else 1)
 
 
 def _exit_destroy_pinned() -> None:
@@ -160,48 +227,67 @@ def _exit_destroy_pinned() -> None:
         _core._pinned_at_exit()
 
 
-def at_exit() -> None:
-    """The exit sequence (see docs/reliability.md):
+#: The exit sequence has run (from threading's hook or from atexit).
+_done = False
+
+
+def at_exit(sig: int | None = None, during_exit: bool = False) -> None:
+    """The exit sequence (see docs/reliability.md).  Registered with
+    ``atexit``; :func:`before_threads_joined` runs it earlier, with the
+    signal, when the program was interrupted.
 
     1. exit begins: from now on other threads cannot schedule or start
-       (``RuntimeError("bocpy is shutting down")``);
+       (``RuntimeError("bocpy is shutting down")``); after a signal every
+       ``wait()``/``quiesce()`` on another thread raises at once;
     2. under the lifecycle lock: run what is scheduled (normal exit), or
-       after Ctrl-C/SIGTERM drop what has not started and give running
-       behaviors a grace period;
+       after Ctrl-C/SIGTERM (or a pinned body's ``SystemExit``) drop what
+       has not started and give running behaviors a grace period;
     3. report each behavior whose exception nobody handled;
     4. close the runtime (it can never start again) and end the pool;
-    5. destroy pinned values.
+    5. destroy pinned values;
+    6. a signal that arrived during the exit ends the process with its
+       status (the program itself ended normally).
     """
-    if _core.forked():
-        return  # a forked child owns none of the parent's runtime
+    global _done
+    if _done or _core.forked():
+        return  # already run; or a forked child owns none of the parent's runtime
+    _done = True
+    # 1.
     _core.begin_exit()
-    sig = _exit_signal()
+    if sig is None:
+        sig = _exit_signal()
+    stop = bool(sig) or _signals.body_exit is not None
+    if stop:
+        _core.interrupt(sig or signal.SIGTERM)
     try:
         _lifecycle.take_lock("exit", None)
     except KeyboardInterrupt:
-        sig = signal.SIGINT
+        sig, stop, during_exit = signal.SIGINT, True, during_exit or not sig
+        _core.interrupt(sig)
         _lifecycle.lock.acquire()  # type: ignore[union-attr]
-    during_exit = False  # the signal arrived while this hook waited
     try:
+        # 2.
         if _core.running():
-            if not sig:
+            if not stop:
                 sig = _exit_drain()
-                during_exit = bool(sig)
-            if sig:
+                stop = during_exit = bool(sig)
+            if stop:
                 _exit_interrupted(sig)
+        # 3.
         _report_unhandled_at_exit()
+        # 4.
         _core.shutdown_pool(True)
+        # 5.
         _exit_destroy_pinned()
-        if sig:
+        if stop:
             _flush()
     finally:
         _lifecycle.lock.release()  # type: ignore[union-attr]
+    # 6.
     if during_exit:
         # The program itself ended normally, so CPython would exit with
         # status 0: end with the signal's conventional status instead.
-        if sig == signal.SIGINT:
-            os.kill(os.getpid(), signal.SIGINT)  # SIG_DFL by now
-        os._exit(128 + sig)
+        _end_process(sig)
 
 
 if _lifecycle.IS_MAIN:
@@ -210,3 +296,8 @@ if _lifecycle.IS_MAIN:
         # first-out), so it runs after the remaining behaviors have run.
         _start_from_env(os.environ["BOCPY_TRACE"])
     atexit.register(at_exit)
+    try:
+        # Private but stable since 3.9 (concurrent.futures relies on it).
+        threading._register_atexit(before_threads_joined)  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # threading already shutting down
+        pass

@@ -111,6 +111,9 @@ def take_lock(what: str, timeout: float | None) -> None:
     # pinned thread runs: on that thread, run it while waiting for the lock.
     pinned = _core.on_pinned_thread()
     while True:
+        # The exit after a signal holds the lock until the process ends:
+        # other threads must not wait for it (docs/reliability.md).
+        _signals.raise_if_interrupted()
         step = 0.01 if pinned else 0.1
         if deadline is not None:
             step = min(step, deadline - time.monotonic())
@@ -148,6 +151,24 @@ def _shape(stats_list: list[dict[str, int]] | None, board: dict[str, Any] | None
     return None
 
 
+def _interruptible(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` (``_core.wait``), noting what interrupted it for the
+    exit sequence: a Ctrl-C (the signal or a pinned body's
+    ``KeyboardInterrupt``), or a pinned body's ``SystemExit``."""
+    try:
+        return fn(*args)
+    except KeyboardInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            _signals.interrupted.add(signal.SIGINT)
+        raise
+    except SystemExit as e:
+        if (threading.current_thread() is threading.main_thread()
+                and signal.SIGTERM not in _signals.interrupted
+                and not _core.interrupted()):
+            _signals.body_exit = e
+        raise
+
+
 def wait(timeout: float | None = None, *, stats: bool = False,
          noticeboard: bool = False) -> Any:
     """Block until every behavior (including ones scheduled by behaviors)
@@ -175,11 +196,7 @@ def wait(timeout: float | None = None, *, stats: bool = False,
     take_lock("wait()", None if deadline is None else timeout)
     try:
         left = timeout if deadline is None else max(deadline - time.monotonic(), 0.0)
-        try:
-            s = _core.wait(left, True, stats)
-        except KeyboardInterrupt:
-            _signals.interrupted.add(signal.SIGINT)
-            raise
+        s = _interruptible(_core.wait, left, True, stats)
         # Teardown set the board aside before clearing it: report or free it.
         board = _core._notice_take_cleared(noticeboard)
     finally:
@@ -204,11 +221,7 @@ def quiesce(timeout: float | None = None, *, stats: bool = False,
             _core.wait(timeout, False, False)  # raises the fork error
         return _empty(stats, noticeboard)
     _check_watchdog()
-    try:
-        s = _core.wait(timeout, False, stats)
-    except KeyboardInterrupt:
-        _signals.interrupted.add(signal.SIGINT)
-        raise
+    s = _interruptible(_core.wait, timeout, False, stats)
     _core.check_borrowed()
     board = _core._notice_snapshot() if noticeboard else None
     return _shape(s, board, stats, noticeboard)

@@ -14,9 +14,15 @@ import signal
 import threading
 from typing import Any
 
+from . import _core
+
 #: Signals that interrupted this program (SIGINT via KeyboardInterrupt out of
 #: wait()/quiesce(), SIGTERM via our handler).
 interrupted: set[int] = set()
+#: The ``SystemExit`` a pinned body raised out of ``wait()``/``quiesce()``
+#: (``sys.exit()`` in a pinned behavior): the exit then drops what is queued,
+#: as after a signal.
+body_exit: SystemExit | None = None
 #: What SIGTERM was before bocpy installed its handler (None: not installed).
 _prev_sigterm: Any = None
 
@@ -43,10 +49,26 @@ def install_sigterm() -> None:
         pass
 
 
+def raise_if_interrupted() -> None:
+    """On a thread other than the main one, once the exit after a signal
+    has begun (``_core.interrupt``): raise what that thread's ``wait()``
+    raises (``KeyboardInterrupt`` for SIGINT, else ``SystemExit(128 +
+    signal)``), so that nothing waits for a lock the exit holds."""
+    sig = _core.interrupted()
+    if not sig or threading.current_thread() is threading.main_thread():
+        return
+    if sig == signal.SIGINT:
+        raise KeyboardInterrupt("bocpy: the program was interrupted (SIGINT) "
+                                "and is exiting")
+    raise SystemExit(128 + sig)
+
+
 def forget_in_child() -> None:
     """After fork(), in the child: the parent's interrupts are not the
     child's, and SIGTERM goes back to its default if bocpy set it."""
+    global body_exit
     interrupted.clear()
+    body_exit = None
     if _prev_sigterm is not None:
         try:
             if signal.getsignal(signal.SIGTERM) is _on_sigterm:
