@@ -181,16 +181,18 @@ def _exit_interrupted(sig: int) -> None:
     name = signal.Signals(sig).name if sig else "SystemExit in a pinned behavior"
     _core.interrupt(sig or signal.SIGTERM)
     busy: list[str] = []
+    timed_out = False
     try:
         _core.wait(_exit_grace, True, False)
     except TimeoutError:
+        timed_out = True
         busy = _describe_busy()
     # Dropped: those retired unrun, plus (when some are stuck) all that
     # still wait behind them and will now never run.
     dropped = _core.dropped() + max(0, _core.in_flight() - len(busy))
     print(f"bocpy: interrupted by {name}: {dropped} queued "
           f"behavior{'s' if dropped != 1 else ''} dropped", file=sys.stderr)
-    if not busy:
+    if not timed_out:
         # CPython's own exit after an uncaught KeyboardInterrupt ends the
         # process without flushing what is still buffered: flush it here.
         _flush()
