@@ -1,7 +1,10 @@
 """The exit sequence of a program that used bocpy (main interpreter).
 
 :func:`at_exit` is registered with ``atexit`` when bocpy is imported on the
-main interpreter.  It runs what is still scheduled (a normal exit) or, after
+main interpreter, and :func:`before_threads_joined` with
+``threading._register_atexit`` (it runs when the main thread has finished,
+before the non-daemon threads are joined: after a signal it runs the
+sequence at once, so threads blocked in ``wait()`` are released).  It runs what is still scheduled (a normal exit) or, after
 Ctrl-C or SIGTERM, drops what has not started and gives running behaviors a
 grace period (:func:`set_exit_grace`); then it reports unhandled behavior
 exceptions, ends the worker pool and destroys pinned values.  The steps are
