@@ -326,6 +326,35 @@ def test_3_signal_while_a_pinned_body_sleeps(sig: int) -> None:
     name = signal.Signals(sig).name
     assert f"interrupted by {name}: 1 queued behavior dropped" in err, err
 
+@pytest.mark.parametrize("sig", SIGNALS)
+def test_3_signal_while_main_drains_c_pinned_bodies(sig: int) -> None:
+    # C bodies (ABI schedule_call) never see a signal: it is checked between
+    # two of them.  20,000 bodies of 200 us each: 4 s or more to drain.
+    from test_pinned_thread import env_with_plugin
+
+    source = """
+        import bocpy
+        from bocpy import PinnedCown, wait, start
+        import abitest_pin as P
+
+        start()
+        p = PinnedCown(0)
+        for _ in range(20_000):
+            P.schedule_call((p,), ("busy",))
+        print("READY", flush=True)
+        wait()
+        print("wait returned", flush=True)
+    """
+    rc, took, out, err = _signalled(source, sig, env=env_with_plugin())
+    assert rc == _status(sig), (rc, out, err)
+    assert took < BOUND
+    assert "wait returned" not in out
+    name = signal.Signals(sig).name
+    line = [ln for ln in err.splitlines() if ln.startswith(f"bocpy: interrupted by {name}: ")]
+    assert line, err
+    assert int(line[0].split(": ")[2].split()[0]) > 0, line
+
+
 # ---- 4. wait(timeout) while draining pinned work -------------------------------
 
 
