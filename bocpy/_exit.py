@@ -4,8 +4,9 @@
 main interpreter, and :func:`before_threads_joined` with
 ``threading._register_atexit`` (it runs when the main thread has finished,
 before the non-daemon threads are joined: after a signal it runs the
-sequence at once, so threads blocked in ``wait()`` are released).  It runs what is still scheduled (a normal exit) or, after
-Ctrl-C or SIGTERM, drops what has not started and gives running behaviors a
+sequence at once, so threads blocked in ``wait()`` are released).  The
+sequence runs what is still scheduled (a normal exit) or, after Ctrl-C or
+SIGTERM, drops what has not started and gives running behaviors a
 grace period (:func:`set_exit_grace`); then it reports unhandled behavior
 exceptions, ends the worker pool and destroys pinned values.  The steps are
 listed on :func:`at_exit` and in docs/reliability.md.
@@ -122,12 +123,11 @@ def _serve_pinned_while_threads_run() -> int:
                 others[0].join(0.05)
         except KeyboardInterrupt:
             return signal.SIGINT
-        except SystemExit:
-            # SIGTERM (our handler), or sys.exit() in a pinned body: either
-            # way the program asked to end now.
-            if signal.SIGTERM not in _signals.interrupted:
-                _signals.interrupted.add(signal.SIGTERM)
-            return signal.SIGTERM
+        except SystemExit as e:
+            if signal.SIGTERM in _signals.interrupted:  # our SIGTERM handler
+                return signal.SIGTERM
+            _signals.body_exit = e  # sys.exit() in a pinned body
+            return 0
 
 
 def before_threads_joined() -> None:
@@ -144,7 +144,7 @@ def before_threads_joined() -> None:
     during_exit = False
     if not sig and _signals.body_exit is None and _other_threads():
         sig = _serve_pinned_while_threads_run()
-        during_exit = bool(sig)
+        during_exit = bool(sig) or _signals.body_exit is not None
     if sig or _signals.body_exit is not None:
         at_exit(sig, during_exit)
 
@@ -241,6 +241,9 @@ def at_exit(sig: int | None = None, during_exit: bool = False) -> None:
     ``atexit``; :func:`before_threads_joined` runs it earlier, with the
     signal, when the program was interrupted.
 
+    0. (:func:`before_threads_joined`, before non-daemon threads are
+       joined) serve pinned work while they run; after a signal, go on with
+       the steps below at once;
     1. exit begins: from now on other threads cannot schedule or start
        (``RuntimeError("bocpy is shutting down")``); after a signal every
        ``wait()``/``quiesce()`` on another thread raises at once;

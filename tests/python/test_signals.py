@@ -299,6 +299,39 @@ def test_3_system_exit_in_a_pinned_body_propagates_and_drops_the_rest() -> None:
     assert "interrupted by SystemExit in a pinned behavior: 3 queued behaviors dropped" in err, err
 
 
+def test_3_system_exit_in_a_pinned_body_run_at_the_end_of_the_script() -> None:
+    # Main reached the end and serves pinned work for a thread's wait().
+    source = """
+        import sys, threading
+        from bocpy import PinnedCown, when, wait, start
+
+        start()
+        p = PinnedCown(0)
+
+        @when(p)
+        def first(p):
+            sys.exit(5)
+
+        @when(p)
+        def later(p):
+            print("later ran", flush=True)
+
+        def waiter():
+            try:
+                wait()
+            except BaseException as e:
+                print("thread's wait raised", type(e).__name__, flush=True)
+
+        threading.Thread(target=waiter).start()
+    """
+    proc = _start(source)
+    took, out, err = _finish(proc, timeout=60)
+    assert proc.returncode == 5, (out, err)
+    assert "later ran" not in out
+    assert "thread's wait raised SystemExit" in out, out
+    assert "interrupted by SystemExit in a pinned behavior: 1 queued behavior dropped" in err, err
+
+
 @pytest.mark.parametrize("sig", SIGNALS)
 def test_3_signal_while_a_pinned_body_sleeps(sig: int) -> None:
     source = """
