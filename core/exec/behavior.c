@@ -929,6 +929,10 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
     }
   }
   int result_failed = 0; /* the result itself could not be stored */
+  /* A KeyboardInterrupt/SystemExit raised while the result was encoded (a
+   * signal handled by Python code the pickler ran): stored on the result
+   * and passed on to the caller as if the body had raised it. */
+  PyObject *interrupt = NULL;
   if (result_held) {
     PyObject *rel_error = NULL;
     if (boc_cown_release(result) < 0) {
@@ -936,6 +940,9 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
       /* The return value (or exception) cannot travel: store a TypeError
        * naming it instead; that one always can. */
       rel_error = PyErr_GetRaisedException();
+      if (!PyObject_TypeCheck(rel_error, (PyTypeObject *)PyExc_Exception)) {
+        interrupt = Py_NewRef(rel_error);
+      }
       if (boc_cown_acquire(result) == 0) {
         set_result(result, rel_error, 1);
         boc_cown_release_or_replace(result, NULL);
@@ -948,7 +955,13 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   Py_XDECREF(stored);
   if (body_exc != NULL) {
     *body_exc = body_raised ? Py_XNewRef(error) : NULL;
+    if (interrupt != NULL) {
+      Py_XSETREF(*body_exc, interrupt);
+      interrupt = NULL;
+      body_raised = 1;
+    }
   }
+  Py_XDECREF(interrupt);
   if (t_start != 0) {
     trace_behavior(b, t_start, error);
   }
