@@ -15,9 +15,15 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import _core
+try:
+    from . import _core
+except ImportError as _exc:  # pragma: no cover - exercised in a subprocess
+    from ._source_tree import raise_if_source_tree
+
+    raise_if_source_tree(_exc)
+    raise
 from ._abi import get_cmake_dir, get_include, get_pkgconfig_dir, get_sources
-from ._core import Cown, PinnedCown
+from ._core import Cown, EmptyTagsError, PinnedCown, TagCapacityError
 from ._messaging import (
     REMOVED,
     TIMEOUT,
@@ -45,12 +51,14 @@ __all__ = [
     "Behaviors",
     "Completed",
     "Cown",
+    "EmptyTagsError",
     "Matrix",
     "PinnedCown",
     "PumpResult",
     "REMOVED",
     "RemoteTraceback",
     "TIMEOUT",
+    "TagCapacityError",
     "UnpicklableException",
     "WORKER_COUNT",
     "WaitResult",
