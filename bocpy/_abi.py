@@ -21,10 +21,7 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
-#: Py_LIMITED_API of every bocpy plugin (abi3 from CPython 3.12 on); the
-#: same spelling as CMake's ``Python_add_library(... USE_SABI 3.12)``, as in
-#: bocpy.pc and the bocpy::headers CMake target.
-LIMITED_API = "0x030c0000"
+from ._config import LIMITED_API as LIMITED_API
 
 #: Optional features a core may report through the table's ``capability``
 #: entry (the names listed in abi/abi.manifest).
