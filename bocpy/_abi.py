@@ -95,6 +95,8 @@ def abi_capabilities() -> dict[str, int]:
     # entries, the first of which is int64_t capability(const char *name).
     header = 4 * ctypes.sizeof(ctypes.c_uint32) + ctypes.sizeof(ctypes.c_char_p)
     entry = ctypes.c_void_p.from_address(table + header).value
+    if entry is None:
+        raise RuntimeError("bocpy._core's ABI table has no capability entry")
     capability = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p)(entry)
     found = {name: int(capability(name.encode())) for name in CAPABILITIES}
     return {name: v for name, v in found.items() if v > 0}
