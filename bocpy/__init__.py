@@ -242,8 +242,8 @@ def _empty(stats: bool, noticeboard: bool) -> WaitResult | list[dict[str, int]] 
 
 
 def _shape(stats_list: list[dict[str, int]] | None, board: dict[str, Any] | None,
-           stats: bool, noticeboard: bool) \
-        -> WaitResult | list[dict[str, int]] | dict[str, Any] | None:
+           stats: bool, noticeboard: bool,
+           ) -> WaitResult | list[dict[str, int]] | dict[str, Any] | None:
     if stats and noticeboard:
         return WaitResult(stats_list or [], board or {})
     if stats:
