@@ -59,6 +59,24 @@ def python(ver: str) -> str:
     return py
 
 
+def tool_dirs() -> list[str]:
+    """Directories of real cmake and ninja executables for a build in pip's
+    isolated environment, where the PyPI packages' Python launchers (in a
+    venv's bin/) cannot import their own package."""
+    dirs = []
+    for name in ("cmake", "ninja"):
+        try:
+            module = __import__(name)
+            found = Path(getattr(module, "CMAKE_BIN_DIR", None) or module.BIN_DIR) / name
+        except (ImportError, AttributeError):
+            found = Path(need(name))
+        assert found.is_file(), found
+        if found.read_bytes()[:4] != b"\x7fELF":
+            pytest.fail(f"{found} is not an executable binary")
+        dirs.append(str(found.parent))
+    return dirs
+
+
 def offline_env(**extra: str) -> dict[str, str]:
     """No pip configuration (this machine's pip.conf adds find-links and
     indexes) and no PYTHONPATH: pip sees only what the command names."""
@@ -148,8 +166,7 @@ def test_template_builds_offline_from_dir_on_another_cpython(
     run([cookiecutter, "--no-input", "-o", tmp_path, TEMPLATE, "project_name=Zip tools"])
     project = tmp_path / "zip_tools"
     py313 = python("3.13")
-    tools = str(Path(need("cmake")).parent)  # cmake and ninja for scikit-build-core
-    env = offline_env(PATH=tools + os.pathsep + os.environ["PATH"])
+    env = offline_env(PATH=os.pathsep.join([*tool_dirs(), os.environ["PATH"]]))
     res = run([py313, "-m", "pip", "wheel", "-v", ".", "--no-index", "--find-links", dists,
                "--no-deps", "-w", tmp_path / "dist"], cwd=project, env=env, timeout=900)
     installed = res.stdout + res.stderr
