@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import _core
+try:
+    from . import _core
+except ImportError as _exc:  # pragma: no cover - exercised in a subprocess
+    from ._source_tree import raise_if_source_tree
+
+    raise_if_source_tree(_exc)
+    raise
 from ._abi import get_cmake_dir, get_include, get_pkgconfig_dir, get_sources
-from ._core import Cown, PinnedCown
+from ._core import Cown, EmptyTagsError, PinnedCown, TagCapacityError
 from ._messaging import (
     REMOVED,
     TIMEOUT,
@@ -42,12 +48,14 @@ __all__ = [
     "Behaviors",
     "Completed",
     "Cown",
+    "EmptyTagsError",
     "Matrix",
     "PinnedCown",
     "PumpResult",
     "REMOVED",
     "RemoteTraceback",
     "TIMEOUT",
+    "TagCapacityError",
     "UnpicklableException",
     "WORKER_COUNT",
     "WaitResult",
@@ -103,7 +111,7 @@ def _version() -> str:
     # the wheel's metadata (distribution "bocpy-runtime") reads the same line.
     import re
 
-    m = re.match(r"bocpy (\S+)", _core._abi_info()["version"])
+    m = re.match(r"bocpy (\S+)", str(_core._abi_info()["version"]))
     return m.group(1) if m else "0.0.0+unknown"
 
 

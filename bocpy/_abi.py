@@ -21,10 +21,7 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
-#: Py_LIMITED_API of every bocpy plugin (abi3 from CPython 3.12 on); the
-#: same spelling as CMake's ``Python_add_library(... USE_SABI 3.12)``, as in
-#: bocpy.pc and the bocpy::headers CMake target.
-LIMITED_API = "0x030c0000"
+from ._config import LIMITED_API as LIMITED_API
 
 #: Optional features a core may report through the table's ``capability``
 #: entry (the names listed in abi/abi.manifest).
@@ -98,6 +95,8 @@ def abi_capabilities() -> dict[str, int]:
     # entries, the first of which is int64_t capability(const char *name).
     header = 4 * ctypes.sizeof(ctypes.c_uint32) + ctypes.sizeof(ctypes.c_char_p)
     entry = ctypes.c_void_p.from_address(table + header).value
+    if entry is None:
+        raise RuntimeError("bocpy._core's ABI table has no capability entry")
     capability = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p)(entry)
     found = {name: int(capability(name.encode())) for name in CAPABILITIES}
     return {name: v for name, v in found.items() if v > 0}

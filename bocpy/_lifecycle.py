@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 from . import _core, _logfwd, _signals, _worker
 from ._pump import _check_watchdog
@@ -130,7 +130,7 @@ def take_lock(what: str, timeout: float | None) -> None:
             _core.pump(0, 0, False)
 
 
-def _empty(stats: bool, noticeboard: bool) -> Any:
+def _empty(stats: bool, noticeboard: bool) -> WaitResult | list[dict[str, int]] | dict[str, Any] | None:
     if stats and noticeboard:
         return WaitResult([], {})
     if stats:
@@ -141,7 +141,8 @@ def _empty(stats: bool, noticeboard: bool) -> Any:
 
 
 def _shape(stats_list: list[dict[str, int]] | None, board: dict[str, Any] | None,
-           stats: bool, noticeboard: bool) -> Any:
+           stats: bool, noticeboard: bool,
+           ) -> WaitResult | list[dict[str, int]] | dict[str, Any] | None:
     if stats and noticeboard:
         return WaitResult(stats_list or [], board or {})
     if stats:
@@ -169,8 +170,23 @@ def _interruptible(fn: Any, *args: Any) -> Any:
         raise
 
 
+@overload
+def wait(timeout: float | None = None, *, stats: Literal[False] = False,
+         noticeboard: Literal[False] = False) -> None: ...
+@overload
+def wait(timeout: float | None = None, *, stats: Literal[True],
+         noticeboard: Literal[False] = False) -> list[dict[str, int]]: ...
+@overload
+def wait(timeout: float | None = None, *, stats: Literal[False] = False,
+         noticeboard: Literal[True]) -> dict[str, Any]: ...
+@overload
+def wait(timeout: float | None = None, *, stats: Literal[True],
+         noticeboard: Literal[True]) -> WaitResult: ...
+@overload
 def wait(timeout: float | None = None, *, stats: bool = False,
-         noticeboard: bool = False) -> Any:
+         noticeboard: bool = False) -> WaitResult | list[dict[str, int]] | dict[str, Any] | None: ...
+def wait(timeout: float | None = None, *, stats: bool = False,
+         noticeboard: bool = False) -> WaitResult | list[dict[str, int]] | dict[str, Any] | None:
     """Block until every behavior (including ones scheduled by behaviors)
     has run, then stop the runtime; the next ``@when`` starts a fresh one.
     Pinned behaviors run on this thread meanwhile.  Afterwards the main
@@ -206,8 +222,23 @@ def wait(timeout: float | None = None, *, stats: bool = False,
     return _shape(s, board, stats, noticeboard)
 
 
+@overload
+def quiesce(timeout: float | None = None, *, stats: Literal[False] = False,
+         noticeboard: Literal[False] = False) -> None: ...
+@overload
+def quiesce(timeout: float | None = None, *, stats: Literal[True],
+         noticeboard: Literal[False] = False) -> list[dict[str, int]]: ...
+@overload
+def quiesce(timeout: float | None = None, *, stats: Literal[False] = False,
+         noticeboard: Literal[True]) -> dict[str, Any]: ...
+@overload
+def quiesce(timeout: float | None = None, *, stats: Literal[True],
+         noticeboard: Literal[True]) -> WaitResult: ...
+@overload
 def quiesce(timeout: float | None = None, *, stats: bool = False,
-            noticeboard: bool = False) -> Any:
+         noticeboard: bool = False) -> WaitResult | list[dict[str, int]] | dict[str, Any] | None: ...
+def quiesce(timeout: float | None = None, *, stats: bool = False,
+         noticeboard: bool = False) -> WaitResult | list[dict[str, int]] | dict[str, Any] | None:
     """Like ``wait`` but the runtime stays up: a checkpoint, not a shutdown.
 
     Raises:
@@ -231,7 +262,7 @@ class Behaviors:
     """The runtime as an object (compatibility layer over start/wait)."""
 
     def __init__(self, num_workers: int | None = None) -> None:
-        self.num_workers = WORKER_COUNT if num_workers is None else num_workers
+        self.num_workers: int = WORKER_COUNT if num_workers is None else num_workers
 
     def start(self, module: tuple[str, str] | None = None) -> None:
         start(self.num_workers, module)

@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import marshal
 import types
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 from . import _core, _errors
+# ``when(*cowns)``: the decorator, in C (``core/module/when.c``).
+from ._core import when as when
 from ._byvalue import global_names
 from ._lifecycle import start
+
+R = TypeVar("R")
 
 _GEN_FLAGS = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async generator
 _VARARGS = 0x04
@@ -65,12 +69,10 @@ def _autostart() -> None:
         start()
 
 
-#: ``when(*cowns)``: the decorator, in C (``core/module/when.c``).
-when = _core.when
 
 
-def whencall(fn: Any, args: Sequence[Any],
-             captures: Sequence[Any] = ()) -> _core.Cown:
+def whencall(fn: Callable[..., R], args: Sequence[Any],
+             captures: Sequence[Any] = ()) -> _core.Cown[R]:
     """Schedule ``fn`` over ``args`` (cowns or groups) without decorator
     sugar; ``captures`` are passed after the cown parameters.  Does not start
     the runtime.  Returns the result ``Cown``."""

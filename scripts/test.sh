@@ -65,6 +65,21 @@ install_all() {
 }
 run_step "Build and install bocpy (CPython $BOCPY_PYTHONS)" install_all
 
+# Types (issue 27): mypy --strict on the package and on tests/typing (which
+# asserts the generic types of @when, as_completed, receive, wait, stats);
+# pyright on tests/typing, and --verifytypes on the installed package (100%
+# of its public symbols of known type), run outside the tree so that it
+# reads what was installed.
+typing_checks() {
+  "$venv/bin/mypy" --strict -p bocpy && "$venv/bin/mypy" --strict tests/typing &&
+    (cd "$(mktemp -d)" && export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" &&
+      "$venv/bin/pyright" "$BOCPY_ROOT/tests/typing" &&
+      { report="$("$venv/bin/pyright" --verifytypes bocpy)" || true; } &&
+      echo "$report" | grep -v "^ *$" | tail -n 12 &&
+      grep -q "^Type completeness score: 100%" <<<"$report")
+}
+run_step "Types: mypy --strict, pyright --verifytypes bocpy (CPython $first_ver)" typing_checks
+
 for ver in $BOCPY_PYTHONS; do
   py_tests() {
     local venv

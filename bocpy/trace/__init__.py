@@ -64,7 +64,7 @@ class trace:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"trace() path must be a str or os.PathLike, "
                             f"not {type(path).__name__}")
-        self.path = os.fspath(path)
+        self.path: str = os.fspath(path)
         self.events: list[dict[str, Any]] = []
         self._file: Any = None
 
@@ -201,7 +201,9 @@ def render_png(events: list[dict[str, Any]], out: str, width: float = 12.0) -> N
     ax.invert_yaxis()
     ax.set_title(f"bocpy trace: {len(slices)} behaviors "
                  "(red: stored an exception)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    from matplotlib.patches import Rectangle
+
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
     if colours:
         ax.legend(handles[:12], list(colours)[:12], loc="upper right",
                   fontsize="small", ncol=min(len(colours), 3))

@@ -166,6 +166,27 @@ def test_out_of_tree_build_with_pkg_config(tmp_path: Path) -> None:
     check_built(project, "pc_plugin")
 
 
+def test_template_makefile_links_a_system_library_and_tests_from_anywhere(
+        tmp_path: Path) -> None:
+    """LDLIBS reaches the link line (a plugin wrapping SQLite needs
+    -lsqlite3, or its import fails with an undefined symbol), and `make -C`
+    from another directory runs the tests ($(CURDIR), not `.`)."""
+    make, readelf = shutil.which("make"), shutil.which("readelf")
+    if make is None or readelf is None or compiler() is None:
+        pytest.skip("make, readelf and a C compiler are needed")
+    project = render_template(tmp_path, "lib_plugin")
+    res = subprocess.run([make, "-C", str(project), f"PYTHON={sys.executable}",
+                          "LDLIBS=-Wl,--no-as-needed -lm", "test"],
+                         cwd=tmp_path, env=env_with_bocpy(), capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "-shared -o lib_plugin.abi3.so src/plugin.c  -Wl,--no-as-needed -lm" in res.stdout
+    assert res.stdout.count(": ok") == 3, res.stdout
+    needed = subprocess.run([readelf, "-d", str(project / "lib_plugin.abi3.so")],
+                            capture_output=True, text=True, check=True).stdout
+    assert re.search(r"NEEDED.*\[libm\.so", needed), needed
+    assert f'PYTHONPATH="{project}"' in res.stdout
+
+
 def test_out_of_tree_build_with_find_package(tmp_path: Path) -> None:
     cmake = find_tool("cmake")
     ninja = find_tool("ninja")
@@ -176,7 +197,7 @@ def test_out_of_tree_build_with_find_package(tmp_path: Path) -> None:
     env = env_with_bocpy()
     res = subprocess.run([cmake, "-S", str(project), "-B", str(build), "-G", "Ninja",
                           f"-DCMAKE_MAKE_PROGRAM={ninja}", f"-DPython_EXECUTABLE={sys.executable}",
-                          "-DCMAKE_C_FLAGS=-Werror"],
+                          f"-Dbocpy_DIR={bocpy.get_cmake_dir()}", "-DCMAKE_C_FLAGS=-Werror"],
                          env=env, capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "bocpy ABI 1." in res.stdout
