@@ -38,6 +38,9 @@ from ._pump import _check_watchdog
 from ._when import when, whencall
 from ._errors import RemoteTraceback, UnpicklableException
 from ._observe import Completed, as_completed, stats
+# bocpy.map (issue 33): not in __all__, so that ``from bocpy import *``
+# never shadows the builtin map.
+from ._bulk import map  # noqa: A004
 from .trace import trace
 from . import _worker
 
