@@ -10,7 +10,10 @@ by side, one fresh process per run, alternating within each repetition.
   step: one worker against two in every repetition (the order alternates),
   for ours and for the reference (bocpy 0.9.0 in ``build/refvenv``).  The
   ratio is reported per repetition: the goal is met only if every
-  repetition meets it.
+  repetition meets it.  For ours each run is also traced and the line gives
+  the *concurrency* at 2 workers (``wl_shapes.py``: how many workers the
+  schedule kept busy on average), a figure that other processes on the
+  machine disturb much less than the wall-clock ratio.
 * ``bulk``: 200k trivial tasks, ``bocpy.map(chunksize=1000)`` at 2 workers
   against ``ProcessPoolExecutor(2).map(chunksize=1000)`` (``wl_bulk.py``).
 * ``regress``: ours against a build of git revision ``--base`` (default
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
 import sys
 import tempfile
 import time
@@ -61,21 +64,36 @@ def shapes(setups: dict[str, Setup], reps: int, iters: int, cwd: str) -> list[di
     rows = []
     for label, shape, size, goal in SHAPES:
         for impl, setup in setups.items():
-            ratios, cpu = [], []
-            for rep in range(reps):
-                order = (1, 2) if rep % 2 == 0 else (2, 1)
-                got = {w: one(setup, impl, "wl_shapes.py", [shape, w, size, iters], w, cwd)
-                       for w in order}
-                if all(g.get("ok") for g in got.values()):
-                    ratios.append(got[1]["seconds"] / got[2]["seconds"])
-                    cpu.append((got[1]["cpu_seconds"], got[2]["cpu_seconds"],
-                                got[1].get("background_cores"), got[2].get("background_cores")))
+            ratios, cpu, conc = [], [], []
+            # Ours is traced (both worker counts alike) for the concurrency
+            # figure; the reference has no bocpy.trace.
+            if impl == "ours":
+                os.environ["BOCPY_SHAPES_TRACE"] = "1"
+            try:
+                for rep in range(reps):
+                    order = (1, 2) if rep % 2 == 0 else (2, 1)
+                    got = {w: one(setup, impl, "wl_shapes.py", [shape, w, size, iters], w, cwd)
+                           for w in order}
+                    if all(g.get("ok") for g in got.values()):
+                        ratios.append(got[1]["seconds"] / got[2]["seconds"])
+                        cpu.append((got[1]["cpu_seconds"], got[2]["cpu_seconds"],
+                                    got[1].get("background_cores"),
+                                    got[2].get("background_cores")))
+                        conc.append(got[2].get("concurrency"))
+            finally:
+                os.environ.pop("BOCPY_SHAPES_TRACE", None)
             row = {"section": "shapes", "label": label, "impl": impl, "goal": goal,
-                   "ratios": ratios, "cpu": cpu,
+                   "ratios": ratios, "cpu": cpu, "concurrency_w2": conc,
                    "met": None if goal is None or not ratios else min(ratios) >= goal}
             rows.append(row)
+            bg = [max(c[2] or 0, c[3] or 0) for c in cpu]
+            extra = ""
+            if impl == "ours":
+                extra = "; concurrency at w2: " + ", ".join(
+                    "-" if c is None else f"{c:.2f}" for c in conc)
             print(f"  {label:38s} {impl:5s} w2/w1 per rep: "
-                  f"{', '.join(f'{r:.2f}' for r in ratios)}", flush=True)
+                  f"{', '.join(f'{r:.2f}' for r in ratios)}{extra}; background cores: "
+                  f"{', '.join(f'{b:.1f}' for b in bg)}", flush=True)
     return rows
 
 
@@ -143,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ns_per_iter = calibrate(setups["ours"])
     iters = max(1, round(100_000 / ns_per_iter))
     print(f"calibration: {ns_per_iter:.1f} ns/iteration, 100 us = {iters} iterations; "
-          f"loadavg {', '.join(f'{x:.1f}' for x in __import__('os').getloadavg())}")
+          f"loadavg {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     rows: list[dict] = []
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="bocpy-paired-") as cwd:

@@ -15,12 +15,19 @@ SHAPE is one of:
   order (0, 1, 2, ...), ``evenodd`` the even ones first, then the odd ones.
 
 ITERS is the payload (spin iterations; benchmarks/run.py calibrates 100 us).
-Prints one JSON line (see workloads.py).  Public API only, with behaviors
+Prints one JSON line (see workloads.py).  With ``BOCPY_SHAPES_TRACE=1``
+(ours only: it uses ``bocpy.trace``) the timed round is traced and the line
+also gives ``concurrency``: the behaviors' total running time divided by
+the time during which at least one ran, i.e. how many workers the schedule
+kept busy on average.  Unlike a wall-clock speed-up it does not depend much
+on other processes taking the machine's cores (a worker descheduled by the
+OS in the middle of a behavior still counts as running it).  Public API only, with behaviors
 inside functions and captures as ``name=name`` parameters, so that the
 same file runs under the reference implementation (see wl_chain_ring.py).
 """
 
 import json
+import os
 import sys
 import time
 
@@ -95,6 +102,24 @@ def run_shape(shape, size, iters):
     raise SystemExit(f"unknown shape {shape!r}")
 
 
+def concurrency(events):
+    """Sum of the behavior slices' durations over the length of their union."""
+    spans = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
+                   if e.get("ph") == "X" and e.get("dur", 0) > 0)
+    if not spans:
+        return None
+    busy = sum(b - a for a, b in spans)
+    union, cur_a, cur_b = 0.0, spans[0][0], spans[0][1]
+    for a, b in spans[1:]:
+        if a > cur_b:
+            union += cur_b - cur_a
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    union += cur_b - cur_a
+    return busy / union if union > 0 else None
+
+
 def total(cowns):
     s = 0
     for c in cowns:
@@ -112,11 +137,22 @@ def main():
     # Warm-up: load the behavior code in every worker before timing.
     warm = {"chains": (size // 1000) * 1000 + 4, "tree": 3}.get(shape, 2)
     run_shape(shape, warm, iters)
+    tracer = None
+    if os.environ.get("BOCPY_SHAPES_TRACE"):
+        import tempfile
+
+        import bocpy
+        tracer = bocpy.trace(os.path.join(tempfile.mkdtemp(), "shapes.json"))
+        tracer.__enter__()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     ops, cowns, expected = run_shape(shape, size, iters)
     t1 = time.perf_counter()
     cpu1 = time.process_time()
+    conc = None
+    if tracer is not None:
+        tracer.__exit__(None, None, None)
+        conc = concurrency(tracer.events)
     ok = total(cowns) == expected
     wait()
     seconds = t1 - t0
@@ -129,6 +165,7 @@ def main():
         "ops": ops,
         "ops_per_s": ops / seconds,
         "check": ok,
+        "concurrency": conc,
     }))
 
 
