@@ -1,7 +1,8 @@
 """Paired measurements for issue 33: speed-ups and comparisons measured side
 by side, one fresh process per run, alternating within each repetition.
 
-    python benchmarks/paired.py [--reps N] [--base REV] [--no-ref]
+    python benchmarks/paired.py [--reps N] [--base REV | --base-path DIR]
+                                [--with-base] [--no-ref]
                                 [--sections shapes,bulk,regress]
 
 * ``shapes``: the parallel program shapes of ``wl_shapes.py`` (2 and 4
@@ -54,7 +55,9 @@ SHAPES = (  # (label, shape, size, goal of w2/w1)
 
 def one(setup: Setup, impl: str, script: str, args: list, workers: int | None,
         cwd: str) -> dict:
-    r = run_one(setup, impl, script, [str(a) for a in args], workers, cwd, 300.0)
+    # "base" is our code at another revision: run as ours, from its folder.
+    run_as = "ours" if impl == "base" else impl
+    r = run_one(setup, run_as, script, [str(a) for a in args], workers, cwd, 300.0)
     if not r.get("ok"):
         print(f"  FAILED {impl} {script} {args}: {r.get('error', '')[-400:]}", file=sys.stderr)
     return r
@@ -67,7 +70,7 @@ def shapes(setups: dict[str, Setup], reps: int, iters: int, cwd: str) -> list[di
             ratios, cpu, conc = [], [], []
             # Ours is traced (both worker counts alike) for the concurrency
             # figure; the reference has no bocpy.trace.
-            if impl == "ours":
+            if impl in ("ours", "base"):
                 os.environ["BOCPY_SHAPES_TRACE"] = "1"
             try:
                 for rep in range(reps):
@@ -88,7 +91,7 @@ def shapes(setups: dict[str, Setup], reps: int, iters: int, cwd: str) -> list[di
             rows.append(row)
             bg = [max(c[2] or 0, c[3] or 0) for c in cpu]
             extra = ""
-            if impl == "ours":
+            if impl in ("ours", "base"):
                 extra = "; concurrency at w2: " + ", ".join(
                     "-" if c is None else f"{c:.2f}" for c in conc)
             print(f"  {label:38s} {impl:5s} w2/w1 per rep: "
@@ -149,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base-path", default=None,
                     help="an already built base (folder to put on PYTHONPATH)")
     ap.add_argument("--no-ref", action="store_true")
+    ap.add_argument("--with-base", action="store_true",
+                    help="also measure the shapes with the base build")
     ap.add_argument("--sections", default="shapes,bulk,regress")
     ns = ap.parse_args(argv)
     if not PY312.exists():
@@ -164,18 +169,23 @@ def main(argv: list[str] | None = None) -> int:
           f"loadavg {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     rows: list[dict] = []
     t0 = time.time()
+    base = None
+    if "regress" in sections or ns.with_base:
+        if ns.base_path:
+            base = Setup(Path(ns.base_path).resolve())
+        else:
+            path, desc = build_ours(ns.base, [PY312])
+            print(f"base: {desc}")
+            base = Setup(path)
     with tempfile.TemporaryDirectory(prefix="bocpy-paired-") as cwd:
         if "shapes" in sections:
-            rows += shapes(setups, ns.reps, iters, cwd)
+            shape_setups = dict(setups)
+            if ns.with_base and base is not None:
+                shape_setups["base"] = base
+            rows += shapes(shape_setups, ns.reps, iters, cwd)
         if "bulk" in sections:
             rows += bulk(setups, ns.reps, cwd)
         if "regress" in sections:
-            if ns.base_path:
-                base = Setup(Path(ns.base_path).resolve())
-            else:
-                path, desc = build_ours(ns.base, [PY312])
-                print(f"base: {desc}")
-                base = Setup(path)
             rows += regress(setups, base, ns.reps, cwd)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
