@@ -17,7 +17,7 @@ def spin(n: int) -> int:
 def chain(c: Cown, left: int) -> None:
     @when(c)
     def step(c, left=left):
-        spin(5000)
+        spin(10000)
         c.value = c.value + 1
         if left > 1:
             chain(c, left - 1)
