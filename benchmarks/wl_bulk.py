@@ -20,6 +20,8 @@ import json
 import sys
 import time
 
+from bocpy import Cown, quiesce, start, wait, when
+
 
 def task(x):
     return x * 2 + 1
@@ -39,15 +41,12 @@ def run_map(workers, n, chunksize):
 
 
 def spawn(c, x):
-    from bocpy import when
-
     @when(c)
     def _t(c, x=x):
         c.value = x * 2 + 1
 
 
 def run_when(workers, n):
-    from bocpy import Cown, quiesce, start, wait
     start(workers)
     warm = [Cown(0) for _ in range(100)]
     for i, c in enumerate(warm):

@@ -31,7 +31,7 @@ import os
 import sys
 import time
 
-from bocpy import Cown, quiesce, start, wait, when
+from bocpy import TIMEOUT, Cown, quiesce, receive, send, start, wait, when
 
 
 def spin(n):
@@ -56,6 +56,7 @@ def node(c, depth, iters):
         if depth == 0:
             spin(iters)
             c.value = 1
+            send("shapes_leaf", 1)
         else:
             node(Cown(0), depth - 1, iters)
             node(Cown(0), depth - 1, iters)
@@ -87,7 +88,7 @@ def run_shape(shape, size, iters):
     if shape == "tree":
         node(Cown(0), size, iters)
         quiesce()
-        return 2 ** size, [], 0
+        return 2 ** size, [], 2 ** size  # leaves: counted by leaves_sent()
     if shape in ("philo_ring", "philo_evenodd"):
         n = PHILOSOPHERS
         forks = [Cown(0) for _ in range(n)]
@@ -120,6 +121,14 @@ def concurrency(events):
     return busy / union if union > 0 else None
 
 
+def leaves_sent():
+    """The leaves' messages (the check of the tree shape)."""
+    n = 0
+    while receive("shapes_leaf", 5)[0] != TIMEOUT:
+        n += 1
+    return n
+
+
 def total(cowns):
     s = 0
     for c in cowns:
@@ -137,6 +146,8 @@ def main():
     # Warm-up: load the behavior code in every worker before timing.
     warm = {"chains": (size // 1000) * 1000 + 4, "tree": 3}.get(shape, 2)
     run_shape(shape, warm, iters)
+    if shape == "tree":
+        leaves_sent()
     tracer = None
     if os.environ.get("BOCPY_SHAPES_TRACE"):
         import tempfile
@@ -153,7 +164,7 @@ def main():
     if tracer is not None:
         tracer.__exit__(None, None, None)
         conc = concurrency(tracer.events)
-    ok = total(cowns) == expected
+    ok = (leaves_sent() if shape == "tree" else total(cowns)) == expected
     wait()
     seconds = t1 - t0
     print(json.dumps({
