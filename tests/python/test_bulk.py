@@ -156,3 +156,16 @@ def test_an_abandoned_failure_is_reported_at_exit() -> None:
         "bocpy.wait()\n", check=False)
     assert proc.returncode == 0, proc.stderr
     assert "never looked at" in proc.stderr
+
+
+def test_results_survive_wait() -> None:
+    """wait() runs every chunk; the iterator still yields them afterwards."""
+    it = bocpy.map(double, range(10), chunksize=3)
+    wait()
+    assert not bocpy._core.running()
+    assert list(it) == [2 * i for i in range(10)]
+
+
+def test_many_chunks_with_two_workers() -> None:
+    bocpy.start(2)
+    assert sum(bocpy.map(double, range(20000), chunksize=7)) == 20000 * 19999
