@@ -439,6 +439,39 @@ static void test_remote_push_to_busy_worker_wakes_thief(void **state) {
   boc_sched_free(s);
 }
 
+/* A push into the queue of a worker that is already being woken (or is
+ * running) wakes another parked worker: with workers 1 and 2 parked and
+ * this thread as busy worker 0, push 1 goes to 0's queue (waking 1), push 2
+ * to 1's queue; whatever 1 is doing by then, 2 must be woken too (before,
+ * a push to a worker with a wake-up pending woke nobody, and 2 slept on). */
+static void test_push_to_a_worker_being_woken_wakes_another(void **state) {
+  (void)state;
+  enum { ROUNDS = 10 };
+  item_t items[2 * ROUNDS];
+  init_items(items, 2 * ROUNDS);
+  boc_sched_t *s = boc_sched_new(3);
+  boc_sched_set_park_timeout(s, PARK_FOREVER_NS);
+  for (int r = 0; r < ROUNDS; r++) {
+    popper_t p[2];
+    boc_thread_t t[2];
+    for (int k = 0; k < 2; k++) {
+      start_popper(&p[k], &t[k], s, k + 1);
+    }
+    wait_parked(s, 1, (uint64_t)r + 1);
+    wait_parked(s, 2, (uint64_t)r + 1);
+    boc_sched_push(s, -1, &items[2 * r].node);     /* worker 0's queue */
+    boc_sched_push(s, -1, &items[2 * r + 1].node); /* worker 1's queue */
+    for (int k = 0; k < 2; k++) {
+      join_popper(&p[k], &t[k]);
+      assert_non_null(atomic_load_explicit(&p[k].result, BOC_RELAXED));
+    }
+    boc_sched_push(s, -1, &items[0].node); /* keep the cursor at 0 mod 3 */
+    assert_ptr_equal(boc_sched_try_pop(s, 2), &items[0].node);
+  }
+  assert_int_equal(pushes_minus_pops(s), 0);
+  boc_sched_free(s);
+}
+
 /* ---- stress ---------------------------------------------------------------
  * Producers push ROOTS nodes from outside (self = -1).  A worker that pops a
  * root pushes its CHILDREN children with self = i (the first takes the slot,
@@ -581,6 +614,7 @@ int main(void) {
       cmocka_unit_test(test_push_wakes_parked_worker),
       cmocka_unit_test(test_displaced_node_wakes_thief),
       cmocka_unit_test(test_remote_push_to_busy_worker_wakes_thief),
+      cmocka_unit_test(test_push_to_a_worker_being_woken_wakes_another),
       cmocka_unit_test(test_stress),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
