@@ -37,6 +37,9 @@ from ._pump import PumpResult, pump, set_pump_watchdog, set_wait_pump_poll
 from ._when import when, whencall
 from ._errors import RemoteTraceback, UnpicklableException
 from ._observe import Completed, as_completed, stats
+# bocpy.map (issue 33): not in __all__, so that ``from bocpy import *``
+# never shadows the builtin map.
+from ._bulk import map  # noqa: A004
 from .trace import trace
 from ._lifecycle import WORKER_COUNT, Behaviors, WaitResult, quiesce, start, wait
 # The exit sequence and the fork hooks register themselves on the main

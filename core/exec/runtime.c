@@ -148,9 +148,23 @@ int64_t boc_runtime_in_flight(void) {
 
 /* ---- dispatch -------------------------------------------------------------- */
 
-/* The 2PL ready callback: a behavior that holds all its cowns goes to the
- * calling worker's queue (or any, off a worker) or, if pinned, to the
- * main-thread queue. */
+/* Where a ready (unpinned) behavior goes: the scheduling policy of
+ * docs/model.md.  On a worker that is finishing a behavior (its releases
+ * made b ready), the worker's "next" slot: it runs b right away, which keeps
+ * a chain hot on one worker.  On a worker still inside a body (b was
+ * scheduled on free cowns), the worker's queue, where an idle worker can
+ * take it while this one goes on.  Off the workers, round-robin. */
+static void dispatch_ready(runtime_t *r, boc_behavior_t *b) {
+  int self = boc_sched_worker_index();
+  if (self >= 0 && boc_behavior_depth() > 0) {
+    boc_sched_push_shared(r->sched, self, &b->hdr.node);
+  } else {
+    boc_sched_push(r->sched, self, &b->hdr.node);
+  }
+}
+
+/* The 2PL ready callback: a behavior that holds all its cowns goes to a
+ * worker (dispatch_ready) or, if pinned, to the main-thread queue. */
 static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
   runtime_t *r = ctx;
   boc_behavior_t *b = boc_behavior_of_waiter(waiter);
@@ -159,7 +173,7 @@ static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
     boc_term_kick(&r->term); /* wake the main thread's wait() */
     return;
   }
-  boc_sched_push(r->sched, boc_sched_worker_index(), &b->hdr.node);
+  dispatch_ready(r, b);
 }
 
 /* ---- start / wait / stop ------------------------------------------------- */

@@ -581,8 +581,17 @@ static int check_reads(boc_state_t *st, plan_t *p, PyObject *fn,
   return r != NULL ? 0 : -1;
 }
 
+/* A chunk of bocpy.map: fn is called on each of items (a tuple) by one
+ * behavior over no cowns (schedule_fn with bulk != NULL). */
+typedef struct bulk_req {
+  PyObject *items;          /* tuple (borrowed) */
+  boc_bulk_latch_t *latch;  /* borrowed: the behavior takes a reference */
+  int64_t index;
+} bulk_req_t;
+
 static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
-                             PyObject *extras, int start_if_needed) {
+                             PyObject *extras, int start_if_needed,
+                             const bulk_req_t *bulk) {
   if (!PyFunction_Check(fn)) {
     return PyErr_Format(PyExc_TypeError, "@when decorates functions, not %s",
                         Py_TYPE(fn)->tp_name);
@@ -603,7 +612,7 @@ static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
   } else if ((extras = trailing(p, fn, ncowns)) == NULL) {
     goto done;
   }
-  if (ncowns <= p->read_check_max &&
+  if (bulk == NULL && ncowns <= p->read_check_max &&
       check_reads(st, p, fn, args, extras) < 0) {
     goto done;
   }
@@ -715,6 +724,14 @@ static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
   if (b == NULL) {
     goto done;
   }
+  if (bulk != NULL) {
+    boc_payload_t *items = boc_payload_encode(bulk->items);
+    if (items == NULL ||
+        boc_behavior_set_bulk(b, items, bulk->latch, bulk->index) < 0) {
+      boc_behavior_drop_unscheduled(b);
+      goto done;
+    }
+  }
   boc_cown_t *rc = boc_behavior_schedule(b, boc_runtime_dispatch());
   if (rc != NULL) {
     result = boc_handle_new(rc);
@@ -772,7 +789,7 @@ static PyObject *when_call(PyObject *self, PyObject *const *args,
   if (loading == NULL && PyErr_Occurred()) {
     return NULL;
   }
-  return schedule_fn(st, args[0], ((when_obj_t *)self)->args, NULL, 1);
+  return schedule_fn(st, args[0], ((when_obj_t *)self)->args, NULL, 1, NULL);
 }
 
 static void when_dealloc(PyObject *self) {
@@ -859,7 +876,140 @@ static PyObject *whencall(PyObject *module, PyObject *const *args,
       return NULL;
     }
   }
-  return schedule_fn(PyModule_GetState(module), args[0], args[1], args[2], 0);
+  return schedule_fn(PyModule_GetState(module), args[0], args[1], args[2], 0,
+                     NULL);
+}
+
+/* ---- bocpy.map ------------------------------------------------------------------ */
+
+static const char LATCH_NAME[] = "bocpy._core.map_latch";
+
+static void latch_capsule_free(PyObject *cap) {
+  boc_bulk_latch_t *l = PyCapsule_GetPointer(cap, LATCH_NAME);
+  if (l == NULL) {
+    PyErr_Clear();
+    return;
+  }
+  boc_bulk_latch_decref(l);
+}
+
+static boc_bulk_latch_t *latch_of(PyObject *cap) {
+  return PyCapsule_GetPointer(cap, LATCH_NAME); /* TypeError/ValueError */
+}
+
+PyDoc_STRVAR(map_latch_doc,
+"_map_latch(n) -> capsule\n\n"
+"The completion latch of a bocpy.map call with n chunks.");
+static PyObject *map_latch(PyObject *module, PyObject *arg) {
+  (void)module;
+  Py_ssize_t n = PyLong_AsSsize_t(arg);
+  if (n == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  if (n < 0) {
+    return PyErr_Format(PyExc_ValueError, "_map_latch(n): n must be >= 0");
+  }
+  boc_bulk_latch_t *l = boc_bulk_latch_new((int64_t)n);
+  if (l == NULL) {
+    return NULL;
+  }
+  PyObject *cap = PyCapsule_New(l, LATCH_NAME, latch_capsule_free);
+  if (cap == NULL) {
+    boc_bulk_latch_decref(l);
+  }
+  return cap;
+}
+
+PyDoc_STRVAR(map_chunk_doc,
+"_map_chunk(fn, items, latch, index) -> Cown\n\n"
+"Schedules one chunk of bocpy.map: a behavior over no cowns that calls\n"
+"fn(item) for each of items (a tuple) and returns the list of results.\n"
+"Starts the runtime if needed.  Returns the chunk's result Cown.");
+static PyObject *map_chunk(PyObject *module, PyObject *const *args,
+                           Py_ssize_t n) {
+  if (n != 4 || !PyTuple_CheckExact(args[1])) {
+    PyErr_SetString(PyExc_TypeError,
+                    "_map_chunk(fn, items: tuple, latch, index: int)");
+    return NULL;
+  }
+  boc_bulk_latch_t *l = latch_of(args[2]);
+  if (l == NULL) {
+    return NULL;
+  }
+  Py_ssize_t index = PyLong_AsSsize_t(args[3]);
+  if (index == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  boc_state_t *st = PyModule_GetState(module);
+  PyObject *noargs = PyTuple_New(0);
+  if (noargs == NULL) {
+    return NULL;
+  }
+  bulk_req_t req = {.items = args[1], .latch = l, .index = (int64_t)index};
+  PyObject *r = schedule_fn(st, args[0], noargs, noargs, 1, &req);
+  Py_DECREF(noargs);
+  return r;
+}
+
+PyDoc_STRVAR(map_wait_doc,
+"_map_wait(latch, index, timeout) -> bool\n\n"
+"Waits (the GIL released) until chunk index of the latch is done, at most\n"
+"timeout seconds (negative: forever).  True when it is done.");
+static PyObject *map_wait(PyObject *module, PyObject *const *args,
+                          Py_ssize_t n) {
+  (void)module;
+  if (n != 3) {
+    PyErr_SetString(PyExc_TypeError, "_map_wait(latch, index, timeout)");
+    return NULL;
+  }
+  boc_bulk_latch_t *l = latch_of(args[0]);
+  if (l == NULL) {
+    return NULL;
+  }
+  Py_ssize_t index = PyLong_AsSsize_t(args[1]);
+  double t = PyFloat_AsDouble(args[2]);
+  if ((index == -1 || t == -1.0) && PyErr_Occurred()) {
+    return NULL;
+  }
+  int64_t ns = t < 0 ? -1 : (t >= 1e9 ? (int64_t)1e18 : (int64_t)(t * 1e9));
+  int done;
+  Py_BEGIN_ALLOW_THREADS
+  done = boc_bulk_latch_wait(l, (int64_t)index, ns);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong(done);
+}
+
+PyDoc_STRVAR(map_take_doc,
+"_map_take(cown) -> (value, exception)\n\n"
+"Takes the outcome out of a finished map chunk's result cown (which then\n"
+"holds None): the list of results, or the stored exception with True.\n"
+"Reading an exception this way counts as handling it.");
+static PyObject *map_take(PyObject *module, PyObject *arg) {
+  (void)module;
+  boc_cown_t *c = boc_handle_record(arg);
+  if (c == NULL) {
+    PyErr_SetString(PyExc_TypeError, "_map_take(cown)");
+    return NULL;
+  }
+  if (boc_cown_acquire(c) < 0) {
+    return NULL;
+  }
+  PyObject *v = boc_cown_take_value(c);
+  /* relaxed: the flags travel with the value, which we now hold. */
+  uint32_t flags = atomic_load_explicit(&c->flags, BOC_RELAXED);
+  int exc = (flags & BOC_COWN_EXCEPTION) != 0;
+  if (exc) {
+    /* Handed to the caller, who raises it: handled (no exit report). */
+    atomic_fetch_or_explicit(&c->flags, BOC_COWN_REPORTED, BOC_RELAXED);
+  }
+  PyObject *err = NULL;
+  boc_cown_release_or_replace(c, &err); /* None: always encodes */
+  Py_XDECREF(err);
+  if (v == NULL) {
+    return NULL;
+  }
+  PyObject *r = Py_BuildValue("(NO)", v, exc ? Py_True : Py_False);
+  return r;
 }
 
 static PyObject *when_stats(PyObject *module, PyObject *Py_UNUSED(a)) {
@@ -887,6 +1037,12 @@ static PyMethodDef when_methods[] = {
     {"when", (PyCFunction)(void (*)(void))when_fn, METH_FASTCALL, when_doc},
     {"_whencall", (PyCFunction)(void (*)(void))whencall, METH_FASTCALL,
      whencall_doc},
+    {"_map_latch", map_latch, METH_O, map_latch_doc},
+    {"_map_chunk", (PyCFunction)(void (*)(void))map_chunk, METH_FASTCALL,
+     map_chunk_doc},
+    {"_map_wait", (PyCFunction)(void (*)(void))map_wait, METH_FASTCALL,
+     map_wait_doc},
+    {"_map_take", map_take, METH_O, map_take_doc},
     {"when_stats", when_stats, METH_NOARGS,
      "This interpreter's @when caches and module-global shipping counters."},
     {"_set_cache_limit", set_cache_limit, METH_O,
