@@ -40,6 +40,7 @@ from ._errors import RemoteTraceback, UnpicklableException
 from ._observe import Completed, as_completed, stats
 from .trace import trace
 from . import _worker
+from . import _finalize
 
 __all__ = [
     "Behaviors",
@@ -539,6 +540,7 @@ def _at_exit() -> None:
         _report_unhandled_at_exit()
         _core.shutdown_pool(True)
         _exit_destroy_pinned()
+        _finalize.release_at_exit()  # issue #26: nothing held past exit
         if sig:
             _flush()
     finally:
@@ -601,5 +603,6 @@ if _IS_MAIN:
 
         _start_from_env(_os.environ["BOCPY_TRACE"])
     atexit.register(_at_exit)
+    _finalize.install_gc_hook()  # gc.collect() also collects cown cycles
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
                         after_in_child=_after_fork_child)

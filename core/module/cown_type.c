@@ -84,7 +84,7 @@ int boc_handle_ensure_owned(PyObject *self) {
     if (st == NULL || boc_cown_acquire(c) < 0) {
       return -1;
     }
-    if (PyList_Append(st->borrowed, self) < 0) {
+    if (boc_borrowed_add(st, c) < 0) {
       PyObject *exc = PyErr_GetRaisedException();
       boc_cown_release_or_replace(c, NULL);
       PyErr_SetRaisedException(exc);
@@ -130,8 +130,9 @@ static int is_immutable(PyObject *v) {
 }
 
 /* Remembers the value main is about to give back, if it may still be
- * changed through another reference. */
-static void remember_stale(boc_state_t *st, PyObject *handle, PyObject *v) {
+ * changed through another reference.  entry_rec: the borrowed dict's
+ * capsule of the record (kept for the record's id in the message). */
+static void remember_stale(boc_state_t *st, PyObject *entry_rec, PyObject *v) {
   /* 2: the cown's own reference and ours (the caller's). */
   if (v == NULL || is_immutable(v) || Py_REFCNT(v) <= 2) {
     return;
@@ -147,7 +148,7 @@ static void remember_stale(boc_state_t *st, PyObject *handle, PyObject *v) {
     PyErr_Clear();
     return;
   }
-  PyObject *entry = PyTuple_Pack(3, handle, v, cap);
+  PyObject *entry = PyTuple_Pack(3, entry_rec, v, cap);
   Py_DECREF(cap);
   if (entry == NULL || PyList_Append(st->stale, entry) < 0) {
     PyErr_Clear();
@@ -174,7 +175,8 @@ int boc_check_stale(boc_state_t *st) {
   }
   for (Py_ssize_t i = 0; i < n; i++) {
     PyObject *entry = PyList_GET_ITEM(st->stale, i);
-    PyObject *handle = PyTuple_GET_ITEM(entry, 0);
+    boc_cown_t *rec =
+        PyCapsule_GetPointer(PyTuple_GET_ITEM(entry, 0), BOC_BORROWED_CAPSULE);
     PyObject *v = PyTuple_GET_ITEM(entry, 1);
     if (Py_REFCNT(v) <= 1) {
       continue; /* nobody else holds it: it cannot have been changed */
@@ -190,7 +192,7 @@ int boc_check_stale(boc_state_t *st) {
     boc_payload_free(now);
     if (!same) {
       PyObject *name = PyUnicode_FromFormat(
-          "Cown(#%llu)", (unsigned long long)rec_of(handle)->id);
+          "Cown(#%llu)", (unsigned long long)rec->id);
       if (name == NULL || PyList_Append(names, name) < 0) {
         Py_XDECREF(name);
         Py_DECREF(names);
@@ -226,22 +228,31 @@ int boc_check_stale(boc_state_t *st) {
 }
 
 int boc_release_borrowed(boc_state_t *st) {
-  Py_ssize_t n = PyList_GET_SIZE(st->borrowed);
-  if (n == 0) {
+  if (PyDict_GET_SIZE(st->borrowed) == 0) {
     return 0;
   }
+  /* Taken out first: releasing may run Python (encoding), which may drop
+   * handles, whose deallocation looks st->borrowed up (handle.c). */
+  PyObject *taken = st->borrowed;
+  st->borrowed = PyDict_New();
+  if (st->borrowed == NULL) {
+    st->borrowed = taken;
+    return -1;
+  }
   int64_t me = boc_current_interp_id();
-  for (Py_ssize_t i = 0; i < n; i++) {
-    PyObject *handle = PyList_GET_ITEM(st->borrowed, i);
-    boc_cown_t *c = rec_of(handle);
-    if (boc_cown_owner(c) == me) {
+  Py_ssize_t pos = 0;
+  PyObject *key, *cap;
+  while (PyDict_Next(taken, &pos, &key, &cap)) {
+    boc_cown_t *c = PyCapsule_GetPointer(cap, BOC_BORROWED_CAPSULE);
+    if (c != NULL && boc_cown_owner(c) == me) {
       PyObject *v = Py_XNewRef(c->value);
-      remember_stale(st, handle, v);
+      remember_stale(st, cap, v);
       Py_XDECREF(v);
       boc_cown_release_or_replace(c, NULL);
     }
   }
-  return PyList_SetSlice(st->borrowed, 0, n, NULL);
+  Py_DECREF(taken); /* drops the records' references */
+  return 0;
 }
 
 static PyObject *cown_get_value(PyObject *self, void *closure) {

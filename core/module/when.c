@@ -706,7 +706,7 @@ static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
       goto done;
     }
   }
-  if (PyList_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
+  if (PyDict_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
     boc_payload_free(caps);
     goto done;
   }
@@ -883,7 +883,52 @@ static PyObject *set_cache_limit(PyObject *module, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
+/* Clears d (a cache dict), if there is one; errors are cleared: at exit a
+ * cache that cannot be cleared is only memory. */
+static void clear_cache(PyObject *d) {
+  if (d != NULL && PyDict_Check(d)) {
+    PyDict_Clear(d);
+  }
+}
+
+PyDoc_STRVAR(exit_release_doc,
+             "_exit_release() -> None\n\n"
+             "At exit, after the pool has ended (main interpreter): gives "
+             "back every cown main borrowed and drops every value this "
+             "interpreter's caches hold (the @when plans and module-global "
+             "cache, which reference module globals dicts such as "
+             "__main__.__dict__, the function cache, the stale-value "
+             "snapshots), so that CPython's own module teardown finalises "
+             "them (docs/reliability.md).");
+static PyObject *exit_release(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  boc_state_t *st = boc_state();
+  if (st == NULL) {
+    return NULL;
+  }
+  if (!boc_is_main_interp()) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "_exit_release() can only be called from the main "
+                    "interpreter");
+    return NULL;
+  }
+  if (st->borrowed != NULL && boc_release_borrowed(st) < 0) {
+    PyErr_Clear(); /* a value that cannot be encoded is freed all the same */
+  }
+  if (st->stale != NULL && PyList_GET_SIZE(st->stale) > 0 &&
+      PyList_SetSlice(st->stale, 0, PyList_GET_SIZE(st->stale), NULL) < 0) {
+    PyErr_Clear();
+  }
+  clear_cache(st->plans);
+  clear_cache(st->gcache);
+  clear_cache(st->gapplied);
+  clear_cache(st->fn_cache);
+  boc_cown_collect_orphans();
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef when_methods[] = {
+    {"_exit_release", exit_release, METH_NOARGS, exit_release_doc},
     {"when", (PyCFunction)(void (*)(void))when_fn, METH_FASTCALL, when_doc},
     {"_whencall", (PyCFunction)(void (*)(void))whencall, METH_FASTCALL,
      whencall_doc},
