@@ -255,6 +255,49 @@ int boc_release_borrowed(boc_state_t *st) {
   return 0;
 }
 
+int boc_release_borrowed_unshared(boc_state_t *st) {
+  if (st->borrowed == NULL || PyDict_GET_SIZE(st->borrowed) == 0) {
+    return 0;
+  }
+  PyObject *keys = PyList_New(0);
+  if (keys == NULL) {
+    return -1;
+  }
+  int64_t me = boc_current_interp_id();
+  Py_ssize_t pos = 0;
+  PyObject *key, *cap;
+  while (PyDict_Next(st->borrowed, &pos, &key, &cap)) {
+    boc_cown_t *c = PyCapsule_GetPointer(cap, BOC_BORROWED_CAPSULE);
+    /* 1: only the cown references its value, so no object main holds can
+     * become a stale copy. */
+    if (c != NULL && boc_cown_owner(c) == me &&
+        (c->value == NULL || Py_REFCNT(c->value) == 1) &&
+        PyList_Append(keys, key) < 0) {
+      Py_DECREF(keys);
+      return -1;
+    }
+  }
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+    key = PyList_GET_ITEM(keys, i);
+    cap = PyDict_GetItemWithError(st->borrowed, key); /* borrowed */
+    if (cap == NULL) {
+      PyErr_Clear(); /* dropped meanwhile (a handle died while encoding) */
+      continue;
+    }
+    boc_cown_t *c = PyCapsule_GetPointer(cap, BOC_BORROWED_CAPSULE);
+    if (c != NULL && boc_cown_owner(c) == me) {
+      boc_cown_incref(c); /* the value's release may drop other handles */
+      boc_cown_release_or_replace(c, NULL);
+      if (PyDict_DelItem(st->borrowed, key) < 0) {
+        PyErr_Clear();
+      }
+      boc_cown_decref(c);
+    }
+  }
+  Py_DECREF(keys);
+  return 0;
+}
+
 static PyObject *cown_get_value(PyObject *self, void *closure) {
   (void)closure;
   if (boc_handle_ensure_owned(self) < 0) {

@@ -345,7 +345,9 @@ static PyObject *collect_cycles_gc(PyObject *module, PyObject *Py_UNUSED(a)) {
   if (require_main("_collect_cycles_gc()") < 0) {
     return NULL;
   }
-  (void)module;
+  if (boc_release_borrowed_unshared(get_state(module)) < 0) {
+    return NULL;
+  }
   boc_cown_collect_orphans();
   return PyLong_FromLongLong(boc_cown_collect_cycles());
 }
