@@ -50,7 +50,14 @@ typedef struct worker {
 static worker_t **pool;
 static int pool_size;
 
-int boc_workers_pooled(void) { return pool_size; }
+/* Workers of the current (or last) run: pool[0..pool_used).  The rest of
+ * the pool stays parked for a later larger run: ending an interpreter
+ * gives only part of its memory back (CPython keeps a few MiB of each
+ * destroyed isolated interpreter), so a program that changes the worker
+ * count keeps at most as many interpreters as its largest run. */
+static int pool_used;
+
+int boc_workers_pooled(void) { return pool_used; }
 
 /* Guards pool/pool_size against stats() readers on other threads (the
  * lifecycle calls themselves are serialised by the Python layer).  A
@@ -64,7 +71,7 @@ int boc_worker_counters(int i, boc_counts_t *out) {
   boc_mutex_lock(&pool_mu);
   /* Copied under pool_mu: a worker record is freed when the pool shrinks
    * or at exit, each time after leaving the pool under pool_mu. */
-  int found = i >= 0 && i < pool_size;
+  int found = i >= 0 && i < pool_used;
   if (found) {
     const boc_counters_t *c = &pool[i]->counters;
     /* relaxed: statistics (observe.h) */
@@ -323,36 +330,32 @@ static void end_worker(worker_t *w) {
 int boc_workers_activate(int n, boc_sched_t *s, const boc_payload_t *boot,
                          char **error) {
   *error = NULL;
-  /* The pool follows the requested size: workers beyond n are ended (their
-   * interpreters are destroyed) rather than kept for a later larger run. */
-  while (pool_size > n) {
-    boc_once(&pool_mu_once, pool_mu_init);
-    boc_mutex_lock(&pool_mu);
-    worker_t *w = pool[--pool_size];
-    pool[pool_size] = NULL;
-    boc_mutex_unlock(&pool_mu);
-    /* Its counts stay in the totals: fold them into the shared block. */
-    boc_counters_t *sh = boc_observe_shared_counters();
+  /* Workers beyond n stay parked, kept for a later larger run (see
+   * pool_used).  Their counts stay in the totals: fold them into the
+   * shared block (they are parked, so nothing adds to them meanwhile). */
+  boc_counters_t *sh = boc_observe_shared_counters();
+  for (int i = n; i < pool_used; i++) {
+    boc_counters_t *c = &pool[i]->counters;
     /* relaxed: statistics (observe.h) */
-    atomic_fetch_add_explicit(&sh->finished,
-                              atomic_load_explicit(&w->counters.finished,
-                                                   BOC_RELAXED),
-                              BOC_RELAXED);
-    atomic_fetch_add_explicit(&sh->failed,
-                              atomic_load_explicit(&w->counters.failed,
-                                                   BOC_RELAXED),
-                              BOC_RELAXED);
-    atomic_fetch_add_explicit(&sh->dropped,
-                              atomic_load_explicit(&w->counters.dropped,
-                                                   BOC_RELAXED),
-                              BOC_RELAXED);
-    end_worker(w);
+    atomic_fetch_add_explicit(
+        &sh->finished, atomic_exchange_explicit(&c->finished, 0, BOC_RELAXED),
+        BOC_RELAXED);
+    atomic_fetch_add_explicit(
+        &sh->failed, atomic_exchange_explicit(&c->failed, 0, BOC_RELAXED),
+        BOC_RELAXED);
+    atomic_fetch_add_explicit(
+        &sh->dropped, atomic_exchange_explicit(&c->dropped, 0, BOC_RELAXED),
+        BOC_RELAXED);
   }
   for (int i = pool_size; i < n; i++) {
     if (spawn(i, error) < 0) {
       return -1;
     }
   }
+  boc_once(&pool_mu_once, pool_mu_init);
+  boc_mutex_lock(&pool_mu);
+  pool_used = n;
+  boc_mutex_unlock(&pool_mu);
   for (int i = 0; i < n; i++) {
     worker_t *w = pool[i];
     boc_mutex_lock(&w->mu);
@@ -388,6 +391,7 @@ void boc_workers_shutdown(void) {
   int n = pool_size;
   pool = NULL;
   pool_size = 0;
+  pool_used = 0;
   boc_mutex_unlock(&pool_mu);
   for (int i = 0; i < n; i++) {
     end_worker(all[i]);
@@ -400,6 +404,7 @@ void boc_workers_forget(void) {
    * held forever: the records are leaked on purpose, never touched. */
   pool = NULL;
   pool_size = 0;
+  pool_used = 0;
 }
 
 int boc_workers_busy(int n, boc_busy_t *out, int max) {
