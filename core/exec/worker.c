@@ -54,8 +54,15 @@ static int pool_size;
  * the pool stays parked for a later larger run: ending an interpreter
  * gives only part of its memory back (CPython keeps a few MiB of each
  * destroyed isolated interpreter), so a program that changes the worker
- * count keeps at most as many interpreters as its largest run. */
+ * count keeps as many interpreters as its largest recent run (recent). */
 static int pool_used;
+
+/* The sizes of the last POOL_WINDOW runs (0: none yet): the pool keeps the
+ * largest of them.  Written by boc_workers_activate only (the lifecycle
+ * calls are serialised by the Python layer). */
+enum { POOL_WINDOW = 8 };
+static int recent[POOL_WINDOW];
+static int recent_next;
 
 int boc_workers_pooled(void) { return pool_used; }
 
@@ -346,6 +353,27 @@ int boc_workers_activate(int n, boc_sched_t *s, const boc_payload_t *boot,
     atomic_fetch_add_explicit(
         &sh->dropped, atomic_exchange_explicit(&c->dropped, 0, BOC_RELAXED),
         BOC_RELAXED);
+  }
+  /* Keep at most the largest size of the last POOL_WINDOW runs: a program
+   * that cycles through sizes reuses its interpreters, one that settled on
+   * a smaller size gets the memory of the others back (what CPython gives
+   * back) after a few runs. */
+  recent[recent_next] = n;
+  recent_next = (recent_next + 1) % POOL_WINDOW;
+  int keep = n;
+  for (int i = 0; i < POOL_WINDOW; i++) {
+    keep = recent[i] > keep ? recent[i] : keep;
+  }
+  while (pool_size > keep) {
+    boc_once(&pool_mu_once, pool_mu_init);
+    boc_mutex_lock(&pool_mu);
+    worker_t *w = pool[--pool_size];
+    pool[pool_size] = NULL;
+    if (pool_used > pool_size) {
+      pool_used = pool_size;
+    }
+    boc_mutex_unlock(&pool_mu);
+    end_worker(w); /* its counts were folded above (or were zero) */
   }
   for (int i = pool_size; i < n; i++) {
     if (spawn(i, error) < 0) {

@@ -494,6 +494,8 @@ def test_pool_keeps_its_interpreters_across_size_changes() -> None:
     # Issue #26: ending an interpreter leaks part of its memory in CPython,
     # so a smaller run parks the extra workers and a larger one reuses them
     # (no new threads); stats show the workers of the current run only.
+    # Issue 20: a program that settled on a smaller size gets them back: the
+    # pool keeps the largest size of the last 8 runs.
     proc = run("""
         import os
         import bocpy
@@ -514,11 +516,15 @@ def test_pool_keeps_its_interpreters_across_size_changes() -> None:
         shown = len(bocpy.stats()["workers"])
         bocpy.start(8)
         wait()
-        print(pooled, shown, big - base, small - base, threads() - base)
+        again = threads()
+        for i in range(8):
+            bocpy.start(2)
+            wait()
+        print(pooled, shown, big - base, small - base, again - base, threads() - base)
     """)
     assert_clean(proc)
-    pooled, shown, big, small, again = map(int, proc.stdout.split())
-    assert (pooled, shown, big, small, again) == (2, 2, 8, 8, 8), proc.stdout
+    pooled, shown, big, small, again, settled = map(int, proc.stdout.split())
+    assert (pooled, shown, big, small, again, settled) == (2, 2, 8, 8, 8, 2), proc.stdout
 
 
 # ---- 6. the watchdog never loses a behavior ------------------------------------
