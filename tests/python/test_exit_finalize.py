@@ -98,11 +98,15 @@ def test_1_module_globals_finalised_when_a_behavior_reads_a_global(helper: str) 
         def b():
             return N + len("x")
 
+        @when(P)
+        def pinned(p):  # runs on main with the real __main__ namespace
+            return N
+
         wait()
-        print("result", b.value, flush=True)
+        print("result", b.value, pinned.value, flush=True)
     """, helper)
     assert proc.returncode == 0, proc.stderr
-    assert "result 4" in proc.stdout
+    assert "result 4 3" in proc.stdout
     assert (cwd / "out.txt").read_text() == "data\natexit\n"
     assert (cwd / "del.txt").read_text() == "del\n"
     calls = frees(proc.stderr)
