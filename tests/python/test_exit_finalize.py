@@ -453,3 +453,40 @@ def test_7_trailing_parameter_capture_is_named_too() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "error: cannot send captured variable 'guard' (a _thread.lock)" in proc.stdout, \
         proc.stdout
+
+
+def test_4_gc_collect_while_behaviors_rewrite_cown_references() -> None:
+    # The collector runs from gc.collect() while workers release cowns whose
+    # values mention other cowns (their payloads change under it): nothing
+    # reachable is freed, nothing crashes, and the ring goes once dropped.
+    proc, _ = run("""
+        import gc
+        import bocpy
+        from bocpy import Cown, _core, quiesce, wait, when
+
+        bocpy.start(2)
+        base = _core.live_cowns()
+        ring = [Cown(None) for _ in range(16)]
+        for rnd in range(150):
+            for i in range(16):
+                a, b = ring[i], ring[(i + 1) % 16]
+
+                @when(a, b)
+                def _(a, b, rnd=rnd):
+                    a.value = (b, rnd)
+
+            if rnd % 3 == 0:
+                gc.collect()
+        del a, b, _
+        quiesce()
+        gc.collect()
+        ok = all(ring[i].value == (ring[(i + 1) % 16], 149) for i in range(16))
+        print("ring", ok, _core.live_cowns() - base, flush=True)
+        del ring
+        gc.collect()
+        print("dropped", _core.live_cowns() - base, flush=True)
+        wait()
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "ring True 16" in proc.stdout, proc.stdout + proc.stderr
+    assert "dropped 0" in proc.stdout, proc.stdout + proc.stderr
