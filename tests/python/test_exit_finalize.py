@@ -255,6 +255,7 @@ def test_4_gc_collect_reclaims_cown_cycles_running_and_stopped() -> None:
                     if line.startswith("VmRSS:"):
                         return int(line.split()[1]) // 1024
 
+        rss_start = rss()
         bocpy.start(2)
         base = _core.live_cowns()
         for i in range(300):
@@ -291,15 +292,18 @@ def test_4_gc_collect_reclaims_cown_cycles_running_and_stopped() -> None:
         before = _core.live_cowns() - base
         gc.collect()
         print("stopped", before, _core.live_cowns() - base, flush=True)
-        print("rss", rss(), flush=True)
+        print("rss", rss() - rss_start, flush=True)
     """)
     assert proc.returncode == 0, proc.stderr
     running = re.search(r"running (\d+) (\d+)", proc.stdout).groups()
     stopped = re.search(r"stopped (\d+) (\d+)", proc.stdout).groups()
     assert running == ("900", "0"), proc.stdout
     assert stopped == ("900", "0"), proc.stdout
-    # 600 cycles held 100 kB each: 60 MB if they were kept.
-    assert int(re.search(r"rss (\d+)", proc.stdout).group(1)) < 200, proc.stdout
+    # Growth of the resident set: generous (the cycles held 100 kB each, 60
+    # MB if kept, plus copies); under AddressSanitizer (scripts/asan_pytest.sh)
+    # freed memory stays in its quarantine (256 MB) and counts as resident.
+    bound = 150 + (256 if "asan" in os.environ.get("LD_PRELOAD", "") else 0)
+    assert int(re.search(r"rss (-?\d+)", proc.stdout).group(1)) < bound, proc.stdout
 
 
 # ---- 5. changing the worker count gives memory back -------------------------------
