@@ -14,8 +14,9 @@ int boc_cown_types_init(PyObject *module, boc_state_t *st);
 int boc_release_borrowed(boc_state_t *st);
 
 /* Main interpreter, from Python's full collection: gives back the borrowed
- * cowns whose value nothing but the cown references (no object main holds
- * becomes stale), so that the cown cycle collector sees their references.
+ * cowns whose value mentions cowns and of which no part is referenced from
+ * outside the value (no object main holds becomes stale), so that the cown
+ * cycle collector sees their references (cown_type.c).
  * 0, or -1 with an exception. */
 int boc_release_borrowed_unshared(boc_state_t *st);
 

@@ -494,3 +494,29 @@ def test_4_gc_collect_while_behaviors_rewrite_cown_references() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ring True 16" in proc.stdout, proc.stdout + proc.stderr
     assert "dropped 0" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_4_gc_collect_keeps_a_borrowed_value_main_still_reaches() -> None:
+    # gc.collect() gives a borrowed value back (so the cown collector sees
+    # its cowns) only when no part of it is held elsewhere: a sub-object main
+    # kept stays the cown's, and a change through it is not lost.
+    proc, _ = run("""
+        import gc
+        from bocpy import Cown, wait
+
+        a = Cown(None)
+        b = Cown([a, []])
+        inner = b.value[1]  # main borrows b and keeps a part of its value
+        gc.collect()
+        inner.append(5)
+        print("kept", b.value[1], b.value[1] is inner, b.acquired, flush=True)
+        whole = Cown([a, [1]])
+        print("read", whole.value[1], whole.acquired, flush=True)
+        gc.collect()  # nothing of it kept: given back at the collection
+        print("given back", whole.acquired, whole.value[1], flush=True)
+        wait()
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert "kept [5] True True" in proc.stdout, proc.stdout + proc.stderr
+    assert "read [1] True" in proc.stdout, proc.stdout + proc.stderr
+    assert "given back False [1]" in proc.stdout, proc.stdout + proc.stderr
