@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 
-from . import _core, _lifecycle, _signals
+from . import _core, _finalize, _lifecycle, _signals
 from .trace import _start_from_env
 
 #: Seconds that behaviors already running get to finish when the program
@@ -253,7 +253,10 @@ def at_exit(sig: int | None = None, during_exit: bool = False) -> None:
     3. report each behavior whose exception nobody handled;
     4. close the runtime (it can never start again) and end the pool;
     5. destroy pinned values;
-    6. a signal that arrived during the exit ends the process with its
+    6. give back every cown main borrowed and empty bocpy's caches, so
+       CPython's own teardown finalises the script's globals
+       (:mod:`bocpy._finalize`, docs/reliability.md);
+    7. a signal that arrived during the exit ends the process with its
        status (the program itself ended normally).
     """
     global _done
@@ -287,11 +290,13 @@ def at_exit(sig: int | None = None, during_exit: bool = False) -> None:
         _core.shutdown_pool(True)
         # 5.
         _exit_destroy_pinned()
+        # 6.
+        _finalize.release_at_exit()
         if stop:
             _flush()
     finally:
         _lifecycle.lock.release()  # type: ignore[union-attr]
-    # 6.
+    # 7.
     if during_exit:
         # The program itself ended normally, so CPython would exit with
         # status 0: end with the signal's conventional status instead.
@@ -304,6 +309,7 @@ if _lifecycle.IS_MAIN:
         # first-out), so it runs after the remaining behaviors have run.
         _start_from_env(os.environ["BOCPY_TRACE"])
     atexit.register(at_exit)
+    _finalize.install_gc_hook()  # gc.collect() also collects cown cycles
     try:
         # Private but stable since 3.9 (concurrent.futures relies on it).
         threading._register_atexit(before_threads_joined)  # type: ignore[attr-defined]

@@ -881,8 +881,7 @@ static void park_error(boc_cown_t *result, PyObject *exc) {
     boc_payload_free(p);
     return;
   }
-  boc_payload_free(result->payload);
-  result->payload = p;
+  boc_cown_set_payload(result, p);
   uint32_t was = atomic_fetch_or_explicit(&result->flags, BOC_COWN_EXCEPTION,
                                           BOC_RELAXED);
   if (!(was & BOC_COWN_EXCEPTION)) {

@@ -362,6 +362,19 @@ static PyObject *collect_cycles(PyObject *module, PyObject *Py_UNUSED(a)) {
   return PyLong_FromLongLong(boc_cown_collect_cycles());
 }
 
+/* gc.callbacks (bocpy._finalize): after a full collection, whether the
+ * runtime runs or not (the collector is safe while behaviors run). */
+static PyObject *collect_cycles_gc(PyObject *module, PyObject *Py_UNUSED(a)) {
+  if (require_main("_collect_cycles_gc()") < 0) {
+    return NULL;
+  }
+  if (boc_release_borrowed_unshared(get_state(module)) < 0) {
+    return NULL;
+  }
+  boc_cown_collect_orphans();
+  return PyLong_FromLongLong(boc_cown_collect_cycles());
+}
+
 static PyObject *check_borrowed(PyObject *module, PyObject *Py_UNUSED(a)) {
   if (boc_check_stale(get_state(module)) < 0) {
     return NULL;
@@ -525,6 +538,8 @@ static PyMethodDef core_methods[] = {
      "[(worker, code bytes, seconds)] of the behaviors running on workers."},
     {"collect_cycles", collect_cycles, METH_NOARGS,
      "Free cowns kept alive only by each other's values (runtime stopped)."},
+    {"_collect_cycles_gc", collect_cycles_gc, METH_NOARGS,
+     "Collect cown cycles now, running or not (Python's gc callback)."},
     {"check_borrowed", check_borrowed, METH_NOARGS,
      "Raise RuntimeError if a change through a stale borrowed value was\n"
      "lost (called after wait()/quiesce())."},
@@ -605,7 +620,7 @@ static int core_exec(PyObject *module) {
   st->protocol = PyLong_FromLong(5);
   st->cown_ref = PyObject_GetAttrString(module, "_cown_ref");
   st->fn_cache = PyDict_New();
-  st->borrowed = PyList_New(0);
+  st->borrowed = PyDict_New();
   st->stale = PyList_New(0);
   if (st->protocol == NULL || st->cown_ref == NULL || st->fn_cache == NULL ||
       st->borrowed == NULL || st->stale == NULL) {

@@ -548,6 +548,63 @@ static int autostart(boc_state_t *st) {
   return r != NULL ? 0 : -1;
 }
 
+/* Encoding the captures failed with TypeError (set): replaces it by a
+ * TypeError naming the first captured variable that cannot travel, with
+ * the original error as its cause.  Leaves the error as it is when no
+ * single value fails on its own. */
+static void name_capture_error(plan_t *p, PyObject *fn, PyObject *cells,
+                               PyObject *extras, Py_ssize_t ncowns) {
+  PyObject *cause = PyErr_GetRaisedException();
+  PyObject *freevars =
+      cells != NULL ? PyObject_GetAttrString(PyFunction_GetCode(fn),
+                                             "co_freevars")
+                    : NULL;
+  PyErr_Clear();
+  Py_ssize_t ncells = cells != NULL ? PyTuple_GET_SIZE(cells) : 0;
+  Py_ssize_t nextra = PyTuple_GET_SIZE(extras);
+  for (Py_ssize_t i = 0; i < ncells + nextra; i++) {
+    PyObject *v = i < ncells ? PyTuple_GET_ITEM(cells, i)
+                             : PyTuple_GET_ITEM(extras, i - ncells);
+    boc_payload_t *one = boc_payload_encode(v);
+    if (one != NULL) {
+      boc_payload_free(one);
+      continue;
+    }
+    PyObject *inner = PyErr_GetRaisedException();
+    PyObject *name = NULL;
+    if (i < ncells) {
+      if (freevars != NULL && PyTuple_Check(freevars) &&
+          PyTuple_GET_SIZE(freevars) == ncells) {
+        name = Py_NewRef(PyTuple_GET_ITEM(freevars, i));
+      }
+    } else if (ncowns + (i - ncells) < p->nparams) {
+      name = Py_NewRef(PyTuple_GET_ITEM(p->params, ncowns + (i - ncells)));
+    }
+    if (name == NULL) {
+      name = PyUnicode_FromFormat("captures[%zd]", i - ncells);
+    }
+    if (name != NULL) {
+      PyErr_Format(PyExc_TypeError,
+                   "cannot send captured variable %R (a %s) of behavior %R "
+                   "to a worker interpreter: %S; create it inside the body, "
+                   "or keep it in a Cown or PinnedCown",
+                   name, Py_TYPE(v)->tp_name, p->qualname, inner);
+      Py_DECREF(name);
+      PyObject *exc = PyErr_GetRaisedException();
+      PyException_SetCause(exc, inner); /* steals inner */
+      PyErr_SetRaisedException(exc);
+      Py_XDECREF(freevars);
+      Py_DECREF(cause);
+      return;
+    }
+    Py_XDECREF(inner);
+    break;
+  }
+  PyErr_Clear();
+  Py_XDECREF(freevars);
+  PyErr_SetRaisedException(cause);
+}
+
 enum { SMALL_GLOBALS = 16 };
 
 /* Schedules fn over args (a tuple or list of cowns and groups, already
@@ -712,10 +769,13 @@ static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
     caps = t != NULL ? boc_payload_encode(t) : NULL;
     Py_XDECREF(t);
     if (caps == NULL) {
+      if (t != NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
+        name_capture_error(p, fn, cells, extras, ncowns);
+      }
       goto done;
     }
   }
-  if (PyList_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
+  if (PyDict_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
     boc_payload_free(caps);
     goto done;
   }
@@ -1033,7 +1093,52 @@ static PyObject *set_cache_limit(PyObject *module, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
+/* Clears d (a cache dict), if there is one; errors are cleared: at exit a
+ * cache that cannot be cleared is only memory. */
+static void clear_cache(PyObject *d) {
+  if (d != NULL && PyDict_Check(d)) {
+    PyDict_Clear(d);
+  }
+}
+
+PyDoc_STRVAR(exit_release_doc,
+             "_exit_release() -> None\n\n"
+             "At exit, after the pool has ended (main interpreter): gives "
+             "back every cown main borrowed and drops every value this "
+             "interpreter's caches hold (the @when plans and module-global "
+             "cache, which reference module globals dicts such as "
+             "__main__.__dict__, the function cache, the stale-value "
+             "snapshots), so that CPython's own module teardown finalises "
+             "them (docs/reliability.md).");
+static PyObject *exit_release(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  boc_state_t *st = boc_state();
+  if (st == NULL) {
+    return NULL;
+  }
+  if (!boc_is_main_interp()) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "_exit_release() can only be called from the main "
+                    "interpreter");
+    return NULL;
+  }
+  if (st->borrowed != NULL && boc_release_borrowed(st) < 0) {
+    PyErr_Clear(); /* a value that cannot be encoded is freed all the same */
+  }
+  if (st->stale != NULL && PyList_GET_SIZE(st->stale) > 0 &&
+      PyList_SetSlice(st->stale, 0, PyList_GET_SIZE(st->stale), NULL) < 0) {
+    PyErr_Clear();
+  }
+  clear_cache(st->plans);
+  clear_cache(st->gcache);
+  clear_cache(st->gapplied);
+  clear_cache(st->fn_cache);
+  boc_cown_collect_orphans();
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef when_methods[] = {
+    {"_exit_release", exit_release, METH_NOARGS, exit_release_doc},
     {"when", (PyCFunction)(void (*)(void))when_fn, METH_FASTCALL, when_doc},
     {"_whencall", (PyCFunction)(void (*)(void))whencall, METH_FASTCALL,
      whencall_doc},
