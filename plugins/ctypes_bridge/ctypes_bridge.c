@@ -211,7 +211,7 @@ typedef struct fb_mem {
 } fb_mem_t;
 
 static fb_mem_t *fb_mem_new(void *address, Py_ssize_t size,
-                            fb_fn_t *destructor, int64_t owner) {
+                            fb_fn_t *dtor, int64_t owner) {
   fb_mem_t *m = malloc(sizeof(*m));
   if (m == NULL) {
     PyErr_NoMemory();
@@ -221,9 +221,9 @@ static fb_mem_t *fb_mem_new(void *address, Py_ssize_t size,
   m->owner = owner;
   m->address = address;
   m->size = size;
-  m->destructor = destructor;
-  if (destructor != NULL) {
-    fb_fn_incref(destructor);
+  m->destructor = dtor;
+  if (dtor != NULL) {
+    fb_fn_incref(dtor);
   }
   /* relaxed: a statistic. */
   atomic_fetch_add_explicit(&fb_live_mem, 1, memory_order_relaxed);
