@@ -107,10 +107,18 @@ static inline void boc_compat_set_raised(PyObject *exc) { /* steals exc */
   PyObject *type = Py_NewRef((PyObject *)Py_TYPE(exc));
   PyErr_Restore(type, exc, PyException_GetTraceback(exc));
 }
+#ifndef PyErr_GetRaisedException /* bocpy/compat.h or core/value/pycompat.h */
 #define PyErr_GetRaisedException boc_compat_get_raised
+#endif
+#ifndef PyErr_SetRaisedException /* bocpy/compat.h or core/value/pycompat.h */
 #define PyErr_SetRaisedException boc_compat_set_raised
+#endif
+#ifndef Py_T_PYSSIZET /* bocpy/compat.h or core/value/pycompat.h */
 #define Py_T_PYSSIZET T_PYSSIZET
+#endif
+#ifndef Py_READONLY /* bocpy/compat.h or core/value/pycompat.h */
 #define Py_READONLY READONLY
+#endif
 #endif
 
 #if PY_VERSION_HEX < 0x030B0000
@@ -118,7 +126,9 @@ static inline void boc_compat_set_raised(PyObject *exc) { /* steals exc */
 static inline PyObject *boc_compat_type_qualname(PyTypeObject *type) {
   return PyObject_GetAttrString((PyObject *)type, "__qualname__");
 }
+#ifndef PyType_GetQualName /* bocpy/compat.h or core/value/pycompat.h */
 #define PyType_GetQualName boc_compat_type_qualname
+#endif
 
 /* The module of the first class in type's MRO created by a module with
  * definition def (borrowed), else NULL with TypeError. */
