@@ -1,7 +1,7 @@
 """``python -m bocpy``: where plugin authors find bocpy, for build scripts.
 
     python -m bocpy --includes      -I<CPython include> -I<bocpy include>
-    python -m bocpy --cflags        the same and -DPy_LIMITED_API=0x030c0000
+    python -m bocpy --cflags        the same and -DPy_LIMITED_API=0x030c0000 (3.12+)
     python -m bocpy --cmakedir      directory of bocpyConfig.cmake (bocpy_DIR)
     python -m bocpy --pkgconfigdir  directory of bocpy.pc (PKG_CONFIG_PATH)
     python -m bocpy --abi           the ABI version, then the capabilities
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(name, nargs=0, action=Record, help=help_text)
 
     flag("--includes", "-I flags of CPython's and bocpy's include directories")
-    flag("--cflags", "--includes and -DPy_LIMITED_API (abi3, CPython 3.12+)")
+    flag("--cflags", "--includes and -DPy_LIMITED_API (abi3, CPython 3.12+; none on 3.10/3.11)")
     flag("--cmakedir", "the directory holding bocpyConfig.cmake")
     flag("--pkgconfigdir", "the directory holding bocpy.pc")
     flag("--abi", "the BOCPY_ABI version (MAJOR.MINOR), then name=version of "

@@ -18,6 +18,8 @@ docs/packaging.md).
 
 from __future__ import annotations
 
+import importlib.machinery
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -25,6 +27,12 @@ from pathlib import Path
 #: same spelling as CMake's ``Python_add_library(... USE_SABI 3.12)``, as in
 #: bocpy.pc and the bocpy::headers CMake target.
 LIMITED_API = "0x030c0000"
+
+#: Whether plugins for this interpreter are abi3 modules.  On CPython 3.10
+#: and 3.11 (below the 3.12 floor of the ABI) a plugin is a version-specific
+#: module built from the same sources without ``Py_LIMITED_API``
+#: (docs/packaging.md).
+ABI3 = sys.version_info >= (3, 12)
 
 #: Optional features a core may report through the table's ``capability``
 #: entry (the names listed in abi/abi.manifest).
@@ -78,9 +86,19 @@ def get_includes() -> list[str]:
 
 
 def get_cflags() -> list[str]:
-    """Compiler flags for a plugin: the include directories and
-    ``Py_LIMITED_API`` (an abi3 module for CPython 3.12 and later)."""
-    return [f"-I{d}" for d in get_includes()] + [f"-DPy_LIMITED_API={LIMITED_API}"]
+    """Compiler flags for a plugin: the include directories and, on CPython
+    3.12 and later, ``Py_LIMITED_API`` (an abi3 module); on 3.10 and 3.11 no
+    ``Py_LIMITED_API`` (a version-specific module)."""
+    limited = [f"-DPy_LIMITED_API={LIMITED_API}"] if ABI3 else []
+    return [f"-I{d}" for d in get_includes()] + limited
+
+
+def plugin_suffix() -> str:
+    """The file suffix of a plugin built for this interpreter: ``.abi3.so``
+    from CPython 3.12 on, else this version's own (``.cpython-311-...so``)."""
+    if ABI3:
+        return ".abi3.so"
+    return importlib.machinery.EXTENSION_SUFFIXES[0]
 
 
 def abi_capabilities() -> dict[str, int]:
