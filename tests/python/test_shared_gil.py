@@ -28,7 +28,7 @@ def stopped():
 
 def test_stats_says_whether_the_gil_is_shared() -> None:
     assert bocpy.stats()["shared_gil"] is SHARED
-    bocpy.start(workers=2)
+    bocpy.start(worker_count=2)
     assert bocpy.stats()["shared_gil"] is SHARED
 
 
@@ -37,7 +37,7 @@ def test_two_workers_give_the_same_results_as_one() -> None:
     workers run in parallel (3.12+) or take turns on one GIL (3.10/3.11)."""
     results = {}
     for workers in (1, 2):
-        bocpy.start(workers=workers)
+        bocpy.start(worker_count=workers)
         cowns = [Cown(0) for _ in range(8)]
         for _ in range(50):
             for c in cowns:
