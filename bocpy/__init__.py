@@ -410,13 +410,13 @@ def _flush() -> None:
 
 
 def _describe_busy() -> list[str]:
-    import marshal
+    from ._compat import load_code
 
     lines = []
     for worker, code_bytes, seconds in _core.busy():
         try:
-            code = marshal.loads(code_bytes)
-            what = f"{code.co_qualname} ({code.co_filename}:{code.co_firstlineno})"
+            code, qualname = load_code(code_bytes)
+            what = f"{qualname} ({code.co_filename}:{code.co_firstlineno})"
         except Exception:
             what = "a behavior"
         lines.append(f"  worker {worker}: {what}, running for {seconds:.1f} s")
