@@ -17,10 +17,6 @@ import types
 #: Whether code objects carry their qualified name (CPython 3.11+).
 CODE_HAS_QUALNAME = sys.version_info >= (3, 11)
 
-#: Whether each worker has its own GIL (CPython 3.12+); on 3.10 and 3.11 the
-#: workers' sub-interpreters share the one GIL (behaviors run serialized).
-OWN_GIL = sys.version_info >= (3, 12)
-
 
 def dump_code(code: types.CodeType, qualname: str) -> bytes:
     """The blob a behavior's body travels as (see :func:`load_code`)."""
