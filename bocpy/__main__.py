@@ -1,9 +1,9 @@
 """``python -m bocpy``: where plugin authors find bocpy, for build scripts.
 
     python -m bocpy --includes          -I<CPython include> -I<bocpy include>
-    python -m bocpy --cflags            the same and -DPy_LIMITED_API=0x030c0000
+    python -m bocpy --cflags            the same and -DPy_LIMITED_API=0x030c0000 (3.12+)
     python -m bocpy --ldflags           -shared (a plugin links no library of ours)
-    python -m bocpy --extension-suffix  .abi3.so
+    python -m bocpy --extension-suffix  .abi3.so (3.12+; else this version's suffix)
     python -m bocpy --cmakedir          directory of bocpyConfig.cmake (bocpy_DIR)
     python -m bocpy --pkgconfigdir      directory of bocpy.pc (PKG_CONFIG_PATH)
     python -m bocpy --abi               the ABI version, then the capabilities

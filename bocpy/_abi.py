@@ -21,6 +21,8 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
+from . import _config
+from ._config import ABI3 as ABI3  # plugins are abi3 modules here (3.12+)
 from ._config import LIMITED_API as LIMITED_API
 
 #: Optional features a core may report through the table's ``capability``
@@ -75,9 +77,17 @@ def get_includes() -> list[str]:
 
 
 def get_cflags() -> list[str]:
-    """Compiler flags for a plugin: the include directories and
-    ``Py_LIMITED_API`` (an abi3 module for CPython 3.12 and later)."""
-    return [f"-I{d}" for d in get_includes()] + [f"-DPy_LIMITED_API={LIMITED_API}"]
+    """Compiler flags for a plugin: the include directories and, on CPython
+    3.12 and later, ``Py_LIMITED_API`` (an abi3 module); on 3.10 and 3.11 no
+    ``Py_LIMITED_API`` (a version-specific module)."""
+    limited = [f"-DPy_LIMITED_API={LIMITED_API}"] if ABI3 else []
+    return [f"-I{d}" for d in get_includes()] + limited
+
+
+def plugin_suffix() -> str:
+    """The file suffix of a plugin built for this interpreter: ``.abi3.so``
+    from CPython 3.12 on, else this version's own (``.cpython-311-...so``)."""
+    return _config.get_extension_suffix()
 
 
 def abi_capabilities() -> dict[str, int]:

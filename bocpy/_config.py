@@ -25,6 +25,11 @@ from typing import Callable
 #: bocpy.pc and the bocpy::headers CMake target.
 LIMITED_API = "0x030c0000"
 
+#: Plugins are abi3 modules from CPython 3.12 on; on 3.10 and 3.11 they are
+#: version-specific modules built from the same sources without
+#: ``Py_LIMITED_API`` (docs/packaging.md, "CPython 3.10 and 3.11").
+ABI3 = sys.version_info >= (3, 12)
+
 #: The distribution a plugin depends on at run time.
 RUNTIME_DISTRIBUTION = "bocpy-runtime"
 
@@ -61,8 +66,10 @@ def get_includes(layout: Layout) -> list[str]:
 
 
 def get_cflags(layout: Layout) -> list[str]:
-    """The include directories and ``Py_LIMITED_API`` (an abi3 module)."""
-    return [f"-I{d}" for d in get_includes(layout)] + [f"-DPy_LIMITED_API={LIMITED_API}"]
+    """The include directories and, from CPython 3.12 on, ``Py_LIMITED_API``
+    (an abi3 module; none on 3.10/3.11: a version-specific module)."""
+    limited = [f"-DPy_LIMITED_API={LIMITED_API}"] if ABI3 else []
+    return [f"-I{d}" for d in get_includes(layout)] + limited
 
 
 def get_ldflags() -> list[str]:
@@ -75,7 +82,10 @@ def get_ldflags() -> list[str]:
 
 
 def get_extension_suffix() -> str:
-    """The file-name suffix of an abi3 extension module here (``.abi3.so``)."""
+    """The file-name suffix of a plugin module here: ``.abi3.so`` from
+    CPython 3.12 on, this version's own suffix on 3.10/3.11."""
+    if not ABI3:
+        return importlib.machinery.EXTENSION_SUFFIXES[0]
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         if ".abi3" in suffix:
             return suffix
@@ -84,9 +94,9 @@ def get_extension_suffix() -> str:
 
 OPTIONS: tuple[tuple[str, str], ...] = (
     ("--includes", "-I flags of CPython's and bocpy's include directories"),
-    ("--cflags", "--includes and -DPy_LIMITED_API (abi3, CPython 3.12+)"),
+    ("--cflags", "--includes and -DPy_LIMITED_API (abi3, CPython 3.12+; none on 3.10/3.11)"),
     ("--ldflags", "linker flags of an extension module (-shared; no libraries)"),
-    ("--extension-suffix", "the file-name suffix of an abi3 module (.abi3.so)"),
+    ("--extension-suffix", "the file-name suffix of a plugin module (.abi3.so; version-specific on 3.10/3.11)"),
     ("--cmakedir", "the directory holding bocpyConfig.cmake (bocpy_DIR)"),
     ("--pkgconfigdir", "the directory holding bocpy.pc (PKG_CONFIG_PATH)"),
     ("--abi", "the BOCPY_ABI version MAJOR.MINOR"),

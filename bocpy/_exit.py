@@ -15,7 +15,6 @@ listed on :func:`at_exit` and in docs/reliability.md.
 from __future__ import annotations
 
 import atexit
-import marshal
 import os
 import signal
 import sys
@@ -23,6 +22,7 @@ import threading
 import time
 
 from . import _core, _finalize, _lifecycle, _signals
+from ._compat import load_code
 from .trace import _start_from_env
 
 #: Seconds that behaviors already running get to finish when the program
@@ -73,8 +73,8 @@ def _describe_busy() -> list[str]:
     lines = []
     for worker, code_bytes, seconds in _core.busy():
         try:
-            code = marshal.loads(code_bytes)
-            what = f"{code.co_qualname} ({code.co_filename}:{code.co_firstlineno})"
+            code, qualname = load_code(code_bytes)
+            what = f"{qualname} ({code.co_filename}:{code.co_firstlineno})"
         except Exception:
             what = "a behavior"
         lines.append(f"  worker {worker}: {what}, running for {seconds:.1f} s")

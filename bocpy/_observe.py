@@ -75,7 +75,10 @@ def stats() -> RuntimeStats:
       ``finished``, ``failed``;
     * ``pinned``: ``queued`` pinned behaviors and ``oldest_age_s``, how long
       the pinned queue has been non-empty (seconds);
-    * ``messages``: pending messages per tag.
+    * ``messages``: pending messages per tag;
+    * ``shared_gil``: ``True`` on CPython 3.10 and 3.11, where the workers'
+      sub-interpreters share the one GIL, so behaviors run serialized (but
+      correctly); ``False`` from 3.12 on (a GIL per worker: in parallel).
     """
     return _core.stats()
 

@@ -22,11 +22,10 @@ auto-start, and ``whencall``'s argument checks.
 
 from __future__ import annotations
 
-import marshal
 import types
 from typing import Any, Callable, Sequence, TypeVar
 
-from . import _core, _errors
+from . import _compat, _core, _errors
 # ``when(*cowns)``: the decorator, in C (``core/module/when.c``).
 from ._core import when as when
 from ._byvalue import global_names
@@ -58,7 +57,8 @@ def _plan_info(fn: types.FunctionType) -> tuple[Any, ...]:
         file = None
     params = code.co_varnames[: code.co_argcount]
     value_reads, read_check_max = _errors.read_plan(code, params)
-    return (marshal.dumps(code), module, file, params, bool(code.co_flags & _VARARGS),
+    return (_compat.dump_code(code, fn.__qualname__), module, file, params,
+            bool(code.co_flags & _VARARGS),
             tuple(sorted(global_names(code))), fn.__qualname__, value_reads,
             read_check_max)
 

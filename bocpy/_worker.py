@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import marshal
 import os
 import stat
 import sys
@@ -35,7 +34,7 @@ _namespaces: dict[tuple[str, str | None], dict[str, Any]] = {}
 #: Errors met while loading a namespace, re-raised on each later request.
 _failures: dict[tuple[str, str | None], BaseException] = {}
 
-from . import _core
+from . import _compat, _core
 
 _IS_MAIN = _core.is_main_interpreter()
 
@@ -178,13 +177,13 @@ def shutdown() -> None:
 
 def load_function(code_bytes: bytes, module: str, file: str | None) -> types.FunctionType:
     """Build the function for a behavior body shipped as marshalled code."""
-    code = marshal.loads(code_bytes)
-    if not isinstance(code, types.CodeType):
-        raise TypeError("behavior code is not a code object")
+    code, qualname = _compat.load_code(code_bytes)
     namespace = module_namespace(module, file)
     # Empty cells stand in for the closure; each call gets its captured ones.
     closure = tuple(types.CellType() for _ in code.co_freevars) or None
-    return types.FunctionType(code, namespace, code.co_name, None, closure)
+    fn = types.FunctionType(code, namespace, code.co_name, None, closure)
+    fn.__qualname__ = qualname  # the code's own on 3.11+; carried on 3.10
+    return fn
 
 
 def module_namespace(module: str, file: str | None) -> dict[str, Any]:

@@ -1,11 +1,11 @@
 # scripts/env.sh - shared set-up for scripts/test.sh and scripts/demo.sh.
 # Sourced, not run.  Installs what a fresh Debian machine lacks (as root),
-# finds CPython 3.12 and 3.13, and makes one virtual environment per version.
+# finds CPython 3.10 to 3.13, and makes one virtual environment per version.
 set -euo pipefail
 
 BOCPY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BOCPY_VENVS="$BOCPY_ROOT/.venv"
-BOCPY_PYTHONS="${BOCPY_PYTHONS:-3.12 3.13}"
+BOCPY_PYTHONS="${BOCPY_PYTHONS:-3.12 3.13 3.11 3.10}"
 
 # Debian packages the build and the tests need.  The OpenCL plugin's tests
 # run on PoCL, a CPU OpenCL driver, through the ICD loader

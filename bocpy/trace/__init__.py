@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import marshal
 import os
 import sys
-import types
 from typing import Any, Iterator
 
 from .. import _core
+from .._compat import load_code
 
 __all__ = ["trace", "collect", "render_png"]
 
@@ -89,11 +88,9 @@ class trace:
 
 def _code_info(blob: bytes, module: str, file: str | None) -> tuple[str, str]:
     try:
-        code = marshal.loads(blob)
+        code, name = load_code(blob)
     except Exception:  # a blob this Python cannot read: name the module only
         return f"{module}.<behavior>", file or module
-    assert isinstance(code, types.CodeType)
-    name = getattr(code, "co_qualname", code.co_name)
     return name, f"{code.co_filename}:{code.co_firstlineno}"
 
 

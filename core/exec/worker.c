@@ -226,17 +226,8 @@ static void worker_main(void *arg) {
   /* Attach to the main interpreter, then create our own. */
   PyThreadState *ts_main = PyThreadState_New(PyInterpreterState_Main());
   PyEval_RestoreThread(ts_main);
-  PyInterpreterConfig cfg = {
-      .use_main_obmalloc = 0,
-      .allow_fork = 0,
-      .allow_exec = 0,
-      .allow_threads = 1,
-      .allow_daemon_threads = 0,
-      .check_multi_interp_extensions = 1,
-      .gil = PyInterpreterConfig_OWN_GIL,
-  };
   PyThreadState *ts_sub = NULL;
-  PyStatus status = Py_NewInterpreterFromConfig(&ts_sub, &cfg);
+  PyStatus status = boc_new_worker_interp(&ts_sub);
   if (PyStatus_Exception(status)) {
     snprintf(w->error, sizeof(w->error),
              "worker %d: cannot create a sub-interpreter: %s", w->index,
@@ -266,8 +257,7 @@ static void worker_main(void *arg) {
     }
   }
   shutdown_interp();
-  Py_EndInterpreter(ts_sub);
-  PyEval_RestoreThread(ts_main);
+  boc_end_worker_interp(ts_sub, ts_main);
   PyThreadState_Clear(ts_main);
   PyThreadState_DeleteCurrent();
   set_state(w, W_GONE);

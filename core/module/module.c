@@ -709,7 +709,7 @@ static void core_free(void *module) {
 
 static PyModuleDef_Slot core_slots[] = {
     {Py_mod_exec, core_exec},
-    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+    BOC_MOD_MULTI_INTERP_SLOT,
 #if BOC_HAVE_MOD_GIL_SLOT
     {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #endif

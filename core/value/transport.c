@@ -7,6 +7,7 @@
 
 #include "engine/platform.h"
 #include "value/handle.h"
+#include "value/pycompat.h"
 #include "value/state.h"
 
 enum {

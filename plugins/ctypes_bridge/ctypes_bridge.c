@@ -212,7 +212,7 @@ typedef struct fb_mem {
 } fb_mem_t;
 
 static fb_mem_t *fb_mem_new(void *address, Py_ssize_t size,
-                            fb_fn_t *destructor, int64_t owner) {
+                            fb_fn_t *dtor, int64_t owner) {
   fb_mem_t *m = malloc(sizeof(*m));
   if (m == NULL) {
     PyErr_NoMemory();
@@ -222,10 +222,10 @@ static fb_mem_t *fb_mem_new(void *address, Py_ssize_t size,
   m->owner = owner;
   m->address = address;
   m->size = size;
-  m->destructor = destructor;
+  m->destructor = dtor;
   m->next_main = NULL;
-  if (destructor != NULL) {
-    fb_fn_incref(destructor);
+  if (dtor != NULL) {
+    fb_fn_incref(dtor);
   }
   /* relaxed: a statistic. */
   atomic_fetch_add_explicit(&fb_live_mem, 1, memory_order_relaxed);

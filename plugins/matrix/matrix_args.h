@@ -9,6 +9,7 @@
 #define BOCPY_PLUGIN_MATRIX_ARGS_H
 
 #include <Python.h>
+#include <bocpy/compat.h> /* PyType_GetName on CPython 3.10 */
 
 /* Converts a real number (float, int, __index__ or __float__) to a double:
  * 1 converted, 0 not a number (nothing raised), -1 error (e.g. overflow). */

@@ -115,3 +115,19 @@ def test_numpy_benchmark_runs(tmp_path: Path) -> None:
     assert figures["check"] is True
     assert {r["case"] for r in figures["pipelines"]} >= {"bocpy behaviors", "numpy (one thread)"}
     assert all(r["seconds"] > 0 for r in figures["conversions"] + figures["pipelines"])
+
+
+def test_versions_benchmark_runs() -> None:
+    """benchmarks/bench_versions.py (1 vs 2 workers per CPython) at tiny
+    sizes, for the interpreter running the tests (its .venv/py<ver>)."""
+    ver = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    venv = RUN.parents[1] / ".venv" / f"py{ver}" / "bin" / "python"
+    if not venv.exists():
+        pytest.fail(f"bench_versions.py needs .venv/py{ver} (scripts/test.sh makes it)")
+    out = subprocess.run([sys.executable, str(RUN.parent / "bench_versions.py"), "--versions", ver,
+                          "--tasks", "8", "--iters", "100", "--repeats", "1", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    [row] = json.loads(out.stdout.strip().splitlines()[-1])["rows"]
+    assert row["python"] == ver
+    assert row["tasks_per_s_1"] > 0 and row["tasks_per_s_2"] > 0

@@ -169,7 +169,7 @@ def test_runtime_wheels_metadata_tags_and_audits(wheelhouse: Path, tmp_path: Pat
             z.extractall(tmp_path / wheel.name, members=abi3)
         assert "Name: bocpy-runtime" in meta and f"Version: {VERSION}" in meta
         for line in ("Classifier: License :: OSI Approved :: MIT License",
-                     "Classifier: Typing :: Typed", "Requires-Python: >=3.12",
+                     "Classifier: Typing :: Typed", "Requires-Python: >=3.10",
                      "Project-URL: Source,"):
             assert line in meta, line
         assert re.search(r"\[cmake\.prefix\]\s*\nbocpy = bocpy", eps), eps
