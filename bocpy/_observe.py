@@ -12,9 +12,10 @@ line: ``for done in tqdm(as_completed(results), total=len(results))``.
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
-from typing import Any, Generic, Iterable, Iterator, NamedTuple, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, NamedTuple, TypedDict, TypeVar
 
 from . import _core
 from ._messaging import TIMEOUT, receive, send
@@ -90,23 +91,42 @@ _POLL_S = 0.02
 
 
 # A generic NamedTuple needs CPython 3.11 or later.
-class Completed(NamedTuple, Generic[R]):
-    """One completed cown: the handle, the value it held when everything
-    scheduled on it before ``as_completed`` was called had run, and whether
-    that value is an exception stored by a behavior.  For the result cown of
-    a body returning ``R`` (a ``Cown[R]``) it is a ``Completed[R]``; when
-    ``exception`` is true ``value`` is the exception instead."""
+if sys.version_info >= (3, 11) or TYPE_CHECKING:
+    class Completed(NamedTuple, Generic[R]):
+        """One completed cown: the handle, the value it held when everything
+        scheduled on it before ``as_completed`` was called had run, and whether
+        that value is an exception stored by a behavior.  For the result cown of
+        a body returning ``R`` (a ``Cown[R]``) it is a ``Completed[R]``; when
+        ``exception`` is true ``value`` is the exception instead."""
 
-    cown: _core.Cown[R]
-    value: R
-    exception: bool
+        cown: _core.Cown[R]
+        value: R
+        exception: bool
 
-    def result(self) -> R:
-        """The value, or raise it when it is a stored exception (with the
-        behavior's traceback as its ``__cause__``)."""
-        if self.exception and isinstance(self.value, BaseException):
-            raise self.value
-        return self.value
+        def result(self) -> R:
+            """The value, or raise it when it is a stored exception (with the
+            behavior's traceback as its ``__cause__``)."""
+            if self.exception and isinstance(self.value, BaseException):
+                raise self.value
+            return self.value
+
+else:  # CPython 3.10: a NamedTuple cannot be Generic there.  The same
+    # fields and method (type checkers see the class above); Completed[R]
+    # is still accepted at run time.
+    class Completed(NamedTuple):
+        cown: Any
+        value: Any
+        exception: bool
+
+        def result(self) -> Any:
+            if self.exception and isinstance(self.value, BaseException):
+                raise self.value
+            return self.value
+
+        def __class_getitem__(cls, item: Any) -> Any:
+            return cls
+
+    Completed.__doc__ = "One completed cown (see the CPython 3.11+ definition above)."
 
 
 def _notify(c: Any, tag: str, serial: int, index: int) -> None:
