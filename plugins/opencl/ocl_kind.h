@@ -7,6 +7,7 @@
 #define BOCPY_PLUGIN_OCL_KIND_H
 
 #include <Python.h>
+#include <bocpy/compat.h> /* 3.11/3.12 names on CPython 3.10/3.11 */
 
 #include <stddef.h>
 
