@@ -107,7 +107,10 @@ def _format(exc: BaseException) -> str:
     import traceback
 
     try:
-        return "".join(traceback.format_exception(exc))
+        text = "".join(traceback.format_exception(exc))
+        if sys.version_info < (3, 11):  # 3.10's traceback does not print notes
+            text += "".join(f"{n}\n" for n in getattr(exc, "__notes__", ()))
+        return text
     except Exception:  # formatting failed (broken __str__ ...): a short form
         return f"{_type_name(exc)}: {_message(exc)}\n"
 
@@ -188,9 +191,11 @@ def _note_skipped(exc: NameError, fn: Any) -> None:
         module = getattr(fn, "__module__", None)
         note = _worker.skipped_note(module if isinstance(module, str) else "__main__",
                                     getattr(exc, "name", None))
-        add_note = getattr(exc, "add_note", None)
-        if note is not None and add_note is not None:
-            add_note(note)
+        if note is not None:
+            if hasattr(exc, "add_note"):
+                exc.add_note(note)
+            else:  # CPython 3.10 (PEP 678 is 3.11): the same attribute
+                exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - a note must never replace the error
         pass
 
