@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import _core
+from ._lifecycle import start
 
 __all__ = [
     "REMOVED",
@@ -103,6 +104,4 @@ def notice_seed(key: str, value: Any) -> None:
         raise RuntimeError("notice_seed() can only be called from the main interpreter")
     _core.notice_write(key, value)
     if not _core.running():
-        from . import start
-
         start()

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator, NamedTuple
 
 from . import _core
 from ._messaging import TIMEOUT, receive, send
+from ._lifecycle import start
 
 __all__ = ["Completed", "as_completed", "stats"]
 
@@ -107,7 +108,6 @@ def as_completed(cowns: Iterable[Any], timeout: float | None = None) -> Iterator
 
 
 def _iterate(items: list[Any], timeout: float | None) -> Iterator[Completed]:
-    from . import start
     from ._pump import pump
     from ._when import whencall
 

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 from . import _core, _errors
 from ._byvalue import global_names
+from ._lifecycle import start
 
 _GEN_FLAGS = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async generator
 _VARARGS = 0x04
@@ -61,8 +62,6 @@ def _plan_info(fn: types.FunctionType) -> tuple[Any, ...]:
 def _autostart() -> None:
     """The first ``@when`` on the main interpreter starts the runtime."""
     if not _core.running():
-        from . import start
-
         start()
 
 

@@ -49,9 +49,13 @@ class trace:
     everything.  Returns itself; after the block, ``events`` holds the
     trace events written.
 
+    The file is opened (created or emptied) when the block starts, so a
+    path that cannot be written fails at once, not at the end of the run.
+
     Raises:
         RuntimeError: used from a worker, or while another trace is open.
         TypeError: ``path`` is not a str or os.PathLike.
+        OSError: ``path`` cannot be opened for writing (entering the block).
     """
 
     _open = False
@@ -62,12 +66,14 @@ class trace:
                             f"not {type(path).__name__}")
         self.path = os.fspath(path)
         self.events: list[dict[str, Any]] = []
+        self._file: Any = None
 
     def __enter__(self) -> "trace":
         if not _core.is_main_interpreter():
             raise RuntimeError("bocpy.trace() can only be used on the main interpreter")
         if trace._open:
             raise RuntimeError("a bocpy.trace() is already open: traces do not nest")
+        self._file = open(self.path, "w", encoding="utf-8")  # OSError: at once
         trace._open = True
         _core._trace_start()
         return self
@@ -76,7 +82,9 @@ class trace:
         _core._trace_stop()
         trace._open = False
         self.events = collect()
-        write(self.path, self.events)
+        f, self._file = self._file, None
+        with f:
+            _dump(f, self.events)
 
 
 def _code_info(blob: bytes, module: str, file: str | None) -> tuple[str, str]:
@@ -132,7 +140,11 @@ def collect() -> list[dict[str, Any]]:
 def write(path: str, events: list[dict[str, Any]]) -> None:
     """Write ``events`` as a trace-event JSON file."""
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
+        _dump(f, events)
+
+
+def _dump(f: Any, events: list[dict[str, Any]]) -> None:
+    json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
 
 
 def load(path: str) -> list[dict[str, Any]]:
@@ -228,11 +240,16 @@ def summary(events: list[dict[str, Any]]) -> str:
 
 
 def _start_from_env(path: str) -> None:
-    """``BOCPY_TRACE=path``: trace from now until exit."""
-    import atexit
+    """``BOCPY_TRACE=path``: trace from now until exit.  A path that
+    cannot be written ends the program at once (status 1) with the reason."""
+    import atexit  # lazy: only programs traced from the environment need it
 
     t = trace(path)
-    t.__enter__()
+    try:
+        t.__enter__()
+    except OSError as exc:
+        raise SystemExit(f"bocpy: BOCPY_TRACE={path}: the trace cannot be "
+                         f"written: {exc}") from None
     # Registered before bocpy's own exit hook (atexit runs last-in first-out),
     # so it runs after the remaining behaviors have run.
     atexit.register(t.__exit__, None, None, None)

@@ -289,6 +289,29 @@ static PyObject *cancel_pending(PyObject *module, PyObject *Py_UNUSED(a)) {
   Py_RETURN_NONE;
 }
 
+static PyObject *interrupt(PyObject *module, PyObject *arg) {
+  (void)module;
+  if (require_main("interrupt()") < 0) {
+    return NULL;
+  }
+  long sig = PyLong_AsLong(arg);
+  if (sig == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  if (sig <= 0 || sig > 1024) {
+    PyErr_Format(PyExc_ValueError, "interrupt() needs a signal number, not %ld",
+                 sig);
+    return NULL;
+  }
+  boc_runtime_interrupt((int)sig);
+  Py_RETURN_NONE;
+}
+
+static PyObject *interrupted(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLong(boc_runtime_interrupted());
+}
+
 static PyObject *in_flight(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
   return PyLong_FromLongLong(boc_runtime_in_flight());
@@ -489,6 +512,11 @@ static PyMethodDef core_methods[] = {
      "True in a child forked while the runtime was alive."},
     {"cancel_pending", cancel_pending, METH_NOARGS,
      "Drop every behavior that has not started (exit after an interrupt)."},
+    {"interrupt", interrupt, METH_O,
+     "interrupt(sig): the exit after a signal: drop pending behaviors and "
+     "make every wait()/quiesce() on another thread raise."},
+    {"interrupted", interrupted, METH_NOARGS,
+     "The signal passed to interrupt(), 0 if none."},
     {"in_flight", in_flight, METH_NOARGS,
      "Behaviors scheduled and not yet retired (0 when stopped)."},
     {"dropped", dropped, METH_NOARGS,
