@@ -33,6 +33,7 @@ from ._errors import RemoteTraceback, UnpicklableException
 from ._observe import Completed, as_completed, stats
 from .trace import trace
 from ._lifecycle import WORKER_COUNT, Behaviors, WaitResult, quiesce, start, wait
+from ._scope import CancelledError, Scope, cancel, scope
 # The exit sequence and the fork hooks register themselves on the main
 # interpreter when imported (atexit, os.register_at_fork).
 from ._exit import set_exit_grace
@@ -40,6 +41,7 @@ from . import _fork  # noqa: F401
 
 __all__ = [
     "Behaviors",
+    "CancelledError",
     "Completed",
     "Cown",
     "Matrix",
@@ -47,12 +49,14 @@ __all__ = [
     "PumpResult",
     "REMOVED",
     "RemoteTraceback",
+    "Scope",
     "TIMEOUT",
     "UnpicklableException",
     "WORKER_COUNT",
     "WaitResult",
     "__version__",
     "as_completed",
+    "cancel",
     "drain",
     "get_cmake_dir",
     "get_include",
@@ -68,6 +72,7 @@ __all__ = [
     "pump",
     "quiesce",
     "receive",
+    "scope",
     "send",
     "set_exit_grace",
     "set_pump_watchdog",

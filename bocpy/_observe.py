@@ -23,8 +23,11 @@ from ._lifecycle import start
 __all__ = ["Completed", "as_completed", "stats"]
 
 
-def stats() -> dict[str, Any]:
+def stats(scope: Any = None) -> dict[str, Any]:
     """Live counters of the runtime, at any time, from any interpreter.
+
+    With ``scope`` (a :class:`bocpy.Scope`), the counters of that scope
+    instead (see :meth:`bocpy.Scope.stats`).
 
     Returns a dict (values are recent, not one consistent snapshot):
 
@@ -41,6 +44,12 @@ def stats() -> dict[str, Any]:
       the pinned queue has been non-empty (seconds);
     * ``messages``: pending messages per tag.
     """
+    if scope is not None:
+        if not isinstance(scope, _core.Scope):
+            raise TypeError(f"stats() scope must be a bocpy.Scope or None, "
+                            f"not {type(scope).__name__}")
+        result: dict[str, Any] = scope._stats()
+        return result
     return _core.stats()
 
 #: Distinguishes the messages of one as_completed() call from leftovers of
@@ -117,8 +126,14 @@ def _iterate(items: list[Any], timeout: float | None) -> Iterator[Completed]:
         start()
     tag = f"__bocpy_as_completed_{threading.get_ident()}"
     serial = next(_serials)
-    for i, c in enumerate(items):
-        whencall(_notify, [c], (tag, serial, i))
+    # The helpers belong to no scope: a scope's cancellation must not drop
+    # them (a cancelled behavior's result is reported as CancelledError).
+    saved = _core._scope_detach()
+    try:
+        for i, c in enumerate(items):
+            whencall(_notify, [c], (tag, serial, i))
+    finally:
+        _core._scope_attach(saved)
     deadline = None if timeout is None else time.monotonic() + timeout
     remaining = len(items)
     polls = 0
