@@ -675,3 +675,72 @@ def test_ctrl_c_while_waiting_on_a_scope_behaves_as_for_wait(where: str) -> None
     assert proc.returncode == -signal.SIGINT, text
     assert "KeyboardInterrupt" in text, text
     assert "bocpy: interrupted by SIGINT" in text, text
+
+
+# ---- the C ABI (1.2): scheduling into the caller's scope from another thread ------
+
+
+def test_abi_scope_capture_lets_another_thread_schedule_into_the_scope() -> None:
+    from test_abi_support import abi
+
+    t = abi()
+    assert t.header.minor >= 2
+    assert t.capability(b"scopes") == 1
+    assert t.scope_capture() is None  # no current scope here
+    assert t.scope_cancelled(None) == 0
+    drain("abi-go")
+    drain("abi-done")
+    c = Cown(0)
+    errors: list[BaseException] = []
+    captured: list[int] = []
+    ready = threading.Event()
+
+    def plugin_thread() -> None:
+        # What a plugin's completion thread does: enter the captured scope,
+        # schedule, restore, release the capture.
+        try:
+            assert receive("abi-go", LONG)[0] == "abi-go"
+            prev = t.scope_enter(captured[0])
+            assert prev is None
+            try:
+                @when(c)
+                def from_plugin(c):
+                    from bocpy import send
+                    c.value += 1
+                    send("abi-done", c.value)
+            finally:
+                assert t.scope_enter(prev) == captured[0]
+            t.scope_release(captured[0])
+        except BaseException as e:
+            errors.append(e)
+
+    th = threading.Thread(target=plugin_thread)
+    th.start()
+    with scope() as s:
+        captured.append(t.scope_capture())
+        assert captured[0] is not None
+        assert s.in_flight == 1  # the capture itself
+        assert t.scope_cancelled(None) == 0
+        assert t.scope_cancelled(captured[0]) == 0
+        send("abi-go", True)
+    # The scope waited for the capture, so the behavior scheduled through it
+    # had run when the block ended.
+    th.join(LONG)
+    assert errors == []
+    assert receive("abi-done", 0) == ("abi-done", 1)
+    assert s.stats()["scheduled"] == 1 and s.stats()["finished"] == 1
+
+
+def test_abi_scope_cancelled_sees_an_enclosing_cancel() -> None:
+    from test_abi_support import abi
+
+    t = abi()
+    with scope() as outer:
+        with scope():
+            cap = t.scope_capture()
+            assert t.scope_cancelled(cap) == 0
+            outer.cancel()
+            assert t.scope_cancelled(cap) == 1
+            assert t.scope_cancelled(None) == 1
+            t.scope_release(cap)
+    t.scope_release(None)  # ignored
