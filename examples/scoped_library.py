@@ -90,7 +90,7 @@ def main() -> None:
     print("words:", total_words(["one two", "three four five"]))
     try:
         total_words(["fine text here", "   ", "more text"])
-    except* ValueError as group:
+    except Exception as group:  # an ExceptionGroup (the backport on 3.10)
         (error,) = group.exceptions
         print("caught:", error)
         print("from behavior:", error.__cause__.behavior.rsplit(".", 1)[-1])
