@@ -651,9 +651,28 @@ CTRL_C = """
 """
 
 
-@pytest.mark.parametrize("where", ["wait", "exit"])
+CTRL_C_THREAD = """
+    import threading
+    from bocpy import Cown, scope, when
+
+    def body():
+        with scope():
+            @when(Cown(0))
+            def slow(c):
+                from bocpy import receive
+                receive("never", 60)
+            print("READY", flush=True)  # scheduled: the block's end waits
+
+    th = threading.Thread(target=body)
+    th.start()
+    th.join()
+"""
+
+
+@pytest.mark.parametrize("where", ["wait", "exit", "thread"])
 def test_ctrl_c_while_waiting_on_a_scope_behaves_as_for_wait(where: str) -> None:
-    source = CTRL_C if where == "wait" else CTRL_C.replace("        s.wait()\n", "")
+    source = {"wait": CTRL_C, "exit": CTRL_C.replace("        s.wait()\n", ""),
+              "thread": CTRL_C_THREAD}[where]
     path = Path(tempfile.mkdtemp()) / "prog.py"
     path.write_text(textwrap.dedent(source))
     proc = subprocess.Popen([sys.executable, str(path)], cwd=path.parent,
