@@ -47,7 +47,10 @@ static void scope_dealloc(PyObject *op) {
         PyThread_get_thread_ident() == self->thread &&
         boc_scope_current() == self->scope) {
       boc_scope_swap(self->prev); /* never left: do not leave it dangling */
+      boc_scope_decref(self->scope); /* the thread-local's reference */
     }
+    /* Entered on another thread and never left: that thread's
+     * thread-local keeps its own reference (the record outlives us). */
     boc_scope_decref(self->scope);
   }
   tp->tp_free(op);
@@ -71,6 +74,9 @@ static PyObject *scope_enter(PyObject *op, PyObject *Py_UNUSED(a)) {
                     "scope, where it was made (scopes nest as blocks do)");
     return NULL;
   }
+  /* The thread-local gets a reference of its own: the object may die on
+   * another thread while this one still has the scope current. */
+  boc_scope_incref(self->scope);
   self->prev = boc_scope_swap(self->scope);
   self->thread = PyThread_get_thread_ident();
   self->state = 1;
@@ -91,6 +97,7 @@ static PyObject *scope_exit(PyObject *op, PyObject *Py_UNUSED(a)) {
     return NULL;
   }
   boc_scope_swap(self->prev);
+  boc_scope_decref(self->scope); /* the thread-local's reference */
   self->prev = NULL;
   self->state = 2;
   Py_RETURN_NONE;

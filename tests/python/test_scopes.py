@@ -763,3 +763,38 @@ def test_abi_scope_cancelled_sees_an_enclosing_cancel() -> None:
             assert t.scope_cancelled(None) == 1
             t.scope_release(cap)
     t.scope_release(None)  # ignored
+
+
+def test_a_scope_object_dropped_on_another_thread_while_entered_is_safe() -> None:
+    # The entering thread's thread-local keeps the scope record alive: what
+    # it schedules afterwards still runs (ASan checks the memory).
+    drain("drop-done")
+    holder: list[Scope] = []
+    entered, dropped, done = threading.Event(), threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            holder.append(scope())
+            holder[0].__enter__()
+            entered.set()
+            assert dropped.wait(LONG)
+
+            @when(Cown(0))
+            def after(c):
+                from bocpy import send
+                send("drop-done", True)
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            done.set()
+
+    t = threading.Thread(target=body)
+    t.start()
+    assert entered.wait(LONG)
+    holder.clear()  # the last reference to the Scope object: freed here
+    dropped.set()
+    assert done.wait(LONG)
+    t.join(LONG)
+    assert errors == []
+    assert receive("drop-done", LONG) == ("drop-done", True)
