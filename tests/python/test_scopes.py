@@ -798,3 +798,71 @@ def test_a_scope_object_dropped_on_another_thread_while_entered_is_safe() -> Non
     t.join(LONG)
     assert errors == []
     assert receive("drop-done", LONG) == ("drop-done", True)
+
+
+def _random_scope_round(rng: random.Random, shared: list[Cown]) -> dict:
+    """One scope of random work: behaviors over random shared cowns, some
+    failing, some spawning children; random cancels and timed waits."""
+    with scope(cancel_on_error=rng.random() < 0.3) as s:
+        results = []
+        for _ in range(rng.randrange(1, 12)):
+            picks = rng.sample(shared, rng.randrange(1, 3))
+            fail = rng.random() < 0.1
+            spawn = rng.random() < 0.3
+
+            @when(picks)
+            def work(cs, fail=fail, spawn=spawn):
+                for c in cs:
+                    c.value += 1
+                if spawn:
+                    from bocpy import Cown as C, when as w
+
+                    @w(C(0))
+                    def child(c):
+                        c.value = 1
+                if fail:
+                    raise ValueError("random failure")
+            results.append(work)
+        if rng.random() < 0.2:
+            cancel(rng.choice(results))
+        if rng.random() < 0.1:
+            s.cancel()
+        if rng.random() < 0.3:
+            try:
+                s.wait(timeout=rng.choice([0.0, 0.001, 0.01]))
+            except TimeoutError:
+                pass
+    return s.stats()
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_stress_threads_mixing_scopes_cancels_and_timed_waits(seed: int) -> None:
+    shared = [Cown(0) for _ in range(4)]
+    stats: list[dict] = []
+    errors: list[BaseException] = []
+    end = time.monotonic() + 3.0
+
+    def run(k: int) -> None:
+        rng = random.Random(seed * 100 + k)
+        while time.monotonic() < end:
+            try:
+                stats.append(_random_scope_round(rng, shared))
+            except ExceptionGroup as eg:
+                if not all(isinstance(e, ValueError) for e in eg.exceptions):
+                    errors.append(eg)
+            except BaseException as e:
+                errors.append(e)
+                return
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(LONG * 2)
+    assert not any(t.is_alive() for t in threads), "a scope never ended"
+    assert errors == []
+    assert stats
+    for st in stats:
+        assert st["in_flight"] == 0
+        assert st["scheduled"] == st["finished"] + st["failed"] + st["cancelled"], st
+    wait()
