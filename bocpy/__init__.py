@@ -42,6 +42,7 @@ from ._observe import Completed, as_completed, stats
 from ._bulk import map  # noqa: A004
 from .trace import trace
 from ._lifecycle import WORKER_COUNT, Behaviors, WaitResult, quiesce, start, wait
+from ._scope import CancelledError, Scope, cancel, scope
 # The exit sequence and the fork hooks register themselves on the main
 # interpreter when imported (atexit, os.register_at_fork).
 from ._exit import set_exit_grace
@@ -49,6 +50,7 @@ from . import _fork  # noqa: F401
 
 __all__ = [
     "Behaviors",
+    "CancelledError",
     "Completed",
     "Cown",
     "EmptyTagsError",
@@ -57,6 +59,7 @@ __all__ = [
     "PumpResult",
     "REMOVED",
     "RemoteTraceback",
+    "Scope",
     "TIMEOUT",
     "TagCapacityError",
     "UnpicklableException",
@@ -64,6 +67,7 @@ __all__ = [
     "WaitResult",
     "__version__",
     "as_completed",
+    "cancel",
     "drain",
     "get_cmake_dir",
     "get_include",
@@ -79,6 +83,7 @@ __all__ = [
     "pump",
     "quiesce",
     "receive",
+    "scope",
     "send",
     "set_exit_grace",
     "set_pump_watchdog",

@@ -15,7 +15,7 @@ import itertools
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, NamedTuple, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, NamedTuple, TypedDict, TypeVar, overload
 
 from . import _core
 from ._messaging import TIMEOUT, receive, send
@@ -58,10 +58,18 @@ class RuntimeStats(TypedDict):
     workers: list[WorkerStats]
     pinned: PinnedStats
     messages: dict[str, int]
+    shared_gil: bool
 
 
-def stats() -> RuntimeStats:
+@overload
+def stats(scope: None = None) -> RuntimeStats: ...
+@overload
+def stats(scope: _core.Scope) -> dict[str, Any]: ...
+def stats(scope: _core.Scope | None = None) -> RuntimeStats | dict[str, Any]:
     """Live counters of the runtime, at any time, from any interpreter.
+
+    With ``scope`` (a :class:`bocpy.Scope`), the counters of that scope
+    instead (see :meth:`bocpy.Scope.stats`).
 
     Returns a dict (values are recent, not one consistent snapshot):
 
@@ -81,6 +89,12 @@ def stats() -> RuntimeStats:
       sub-interpreters share the one GIL, so behaviors run serialized (but
       correctly); ``False`` from 3.12 on (a GIL per worker: in parallel).
     """
+    if scope is not None:
+        if not isinstance(scope, _core.Scope):
+            raise TypeError(f"stats() scope must be a bocpy.Scope or None, "
+                            f"not {type(scope).__name__}")
+        result: dict[str, Any] = scope._stats()
+        return result
     return _core.stats()
 
 #: Distinguishes the messages of one as_completed() call from leftovers of
@@ -180,8 +194,14 @@ def _iterate(items: list[_core.Cown[R]], timeout: float | None) -> Iterator[Comp
         start()
     tag = f"__bocpy_as_completed_{threading.get_ident()}"
     serial = next(_serials)
-    for i, c in enumerate(items):
-        whencall(_notify, [c], (tag, serial, i))
+    # The helpers belong to no scope: a scope's cancellation must not drop
+    # them (a cancelled behavior's result is reported as CancelledError).
+    saved = _core._scope_detach()
+    try:
+        for i, c in enumerate(items):
+            whencall(_notify, [c], (tag, serial, i))
+    finally:
+        _core._scope_attach(saved)
     deadline = None if timeout is None else time.monotonic() + timeout
     remaining = len(items)
     polls = 0

@@ -12,6 +12,10 @@ https://ui.perfetto.dev and ``chrome://tracing`` open:
 * counters with the depth of each worker's queue (sampled after every
   behavior) and of the pinned queue.
 
+A behavior scheduled inside a ``bocpy.scope()`` has the scope's ``id`` as
+its ``scope`` argument; ``trace(path, scope=s)`` keeps only the behaviors
+scheduled in scope ``s`` itself (a nested scope has an id of its own).
+
 Setting the environment variable ``BOCPY_TRACE=path`` traces a whole
 program (from ``import bocpy`` to exit) without changing it.
 
@@ -59,10 +63,11 @@ class trace:
 
     _open = False
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, scope: Any = None) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"trace() path must be a str or os.PathLike, "
                             f"not {type(path).__name__}")
+        self.scope_id = _scope_id(scope)
         self.path: str = os.fspath(path)
         self.events: list[dict[str, Any]] = []
         self._file: Any = None
@@ -80,7 +85,7 @@ class trace:
     def __exit__(self, *exc: object) -> None:
         _core._trace_stop()
         trace._open = False
-        self.events = collect()
+        self.events = collect(scope=self.scope_id)
         f, self._file = self._file, None
         with f:
             _dump(f, self.events)
@@ -94,9 +99,25 @@ def _code_info(blob: bytes, module: str, file: str | None) -> tuple[str, str]:
     return name, f"{code.co_filename}:{code.co_firstlineno}"
 
 
-def collect() -> list[dict[str, Any]]:
+def _scope_id(scope: Any) -> int | None:
+    """The id to filter on: None (no filter), a Scope's id, or an int."""
+    if scope is None:
+        return None
+    if isinstance(scope, _core.Scope):
+        return int(scope.id)
+    if isinstance(scope, int) and not isinstance(scope, bool) and scope > 0:
+        return scope
+    raise TypeError(f"scope must be a bocpy.Scope, a positive scope id or None, "
+                    f"not {type(scope).__name__}")
+
+
+def collect(scope: Any = None) -> list[dict[str, Any]]:
     """Take the events recorded so far (and forget them) as trace-event
-    dicts, ready for ``json.dump({"traceEvents": ...})``."""
+    dicts, ready for ``json.dump({"traceEvents": ...})``.  With ``scope``
+    (a :class:`bocpy.Scope` or its ``id``) only the behaviors scheduled in
+    that scope are kept (queue-depth counters are kept whatever the
+    filter)."""
+    want = _scope_id(scope)
     raw, codes = _core._trace_take()
     infos = {cid: _code_info(*v) for cid, v in codes.items()}
     if not raw:
@@ -113,10 +134,14 @@ def collect() -> list[dict[str, Any]]:
             out.append({"name": name, "ph": "C", "ts": ts, "pid": _PID,
                         "tid": tid, "args": {"depth": r[3]}})
             continue
-        t0, t1, worker, code_id, cowns, result, exc = r
+        t0, t1, worker, code_id, cowns, result, exc, scope_id = r
+        if want is not None and scope_id != want:
+            continue
         name, where = infos.get(code_id, ("<C behavior>", ""))
         args: dict[str, Any] = {"where": where, "cowns": list(cowns),
                                 "result": result}
+        if scope_id:
+            args["scope"] = scope_id
         if exc:
             args["exception"] = exc
         out.append({"name": name, "cat": "behavior", "ph": "X", "ts": ts,

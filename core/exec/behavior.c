@@ -10,6 +10,7 @@
 #include "value/state.h"
 #include "exec/noticeboard.h"
 #include "exec/observe.h"
+#include "exec/scope.h"
 #include "value/pycompat.h"
 
 /* ---- code blobs ------------------------------------------------------------ */
@@ -380,6 +381,9 @@ static void behavior_free(boc_behavior_t *b) {
   if (b->cfn != NULL) {
     boc_cfn_free(b->cfn);
   }
+  if (b->scope != NULL) {
+    boc_scope_decref(b->scope);
+  }
   if (b->bulk != NULL) {
     /* Last: the result cown is parked by now, so a waiter woken here can
      * take the chunk's outcome from it. */
@@ -516,6 +520,9 @@ boc_behavior_t *boc_behavior_new(boc_code_t *code, PyObject *args,
     behavior_free(b);
     return NULL;
   }
+  /* Not started yet (boc_behavior_cancel).  relaxed: nobody else sees the
+   * record before it is scheduled. */
+  atomic_fetch_or_explicit(&b->result->flags, BOC_COWN_PENDING, BOC_RELAXED);
   /* One request per distinct cown, the result cown included. */
   boc_waiter_t *w = &b->hdr.waiter;
   for (int32_t i = 0; i < b->ncowns; i++) {
@@ -554,6 +561,16 @@ boc_cown_t *boc_behavior_schedule(boc_behavior_t *b, const boc_dispatch_t *d) {
     PyErr_SetString(PyExc_RuntimeError, "runtime is shutting down");
     return NULL;
   }
+  /* The scheduling thread's current scope (a `with bocpy.scope()` block,
+   * or the scope of the behavior running here) gets it. */
+  boc_scope_t *scope = boc_scope_current();
+  if (scope != NULL) {
+    boc_scope_enter_work(scope);
+    boc_scope_incref(scope);
+    b->scope = scope;
+    /* relaxed: a statistic */
+    atomic_fetch_add_explicit(&scope->n_scheduled, 1, BOC_RELAXED);
+  }
   boc_cown_t *result = b->result;
   boc_cown_incref(result); /* the caller's; b may be gone once linked */
   b->hdr.dispatch = d;
@@ -565,11 +582,18 @@ static inline boc_cown_t *req_cown(const boc_request_t *r) {
   return (boc_cown_t *)((char *)r->slot - offsetof(boc_cown_t, slot));
 }
 
-/* Hands every cown on, counts the behavior out and frees it. */
+/* Hands every cown on, counts the behavior out (of its scopes first, so a
+ * scope's waiter wakes as early as possible) and frees it. */
 static void retire(boc_behavior_t *b) {
   const boc_dispatch_t *d = b->hdr.dispatch;
+  boc_scope_t *scope = b->scope;
+  b->scope = NULL; /* its reference is dropped below, after counting out */
   boc_requests_release(b->reqs, b->nreqs, d->ready, d->ctx);
   behavior_free(b);
+  if (scope != NULL) {
+    boc_scope_leave_work(scope);
+    boc_scope_decref(scope);
+  }
   boc_term_dec(d->term);
 }
 
@@ -930,6 +954,7 @@ static void trace_behavior(boc_behavior_t *b, int64_t t0, PyObject *error) {
   ev.worker = boc_sched_worker_index();
   ev.ncowns = b->ncowns;
   ev.result = b->result->id;
+  ev.scope = b->scope != NULL ? b->scope->id : 0;
   for (int32_t i = 0; i < b->ncowns && i < BOC_TRACE_COWNS; i++) {
     ev.cowns[i] = b->cowns[i]->id;
   }
@@ -951,9 +976,74 @@ static _Thread_local int tls_depth;
 
 int boc_behavior_depth(void) { return tls_depth; }
 
+/* CancelledError(message) of concurrent.futures (a new reference), or
+ * NULL with an exception. */
+static PyObject *cancelled_error(const char *message) {
+  PyObject *mod = PyImport_ImportModule("concurrent.futures");
+  PyObject *type = mod != NULL ? PyObject_GetAttrString(mod, "CancelledError")
+                               : NULL;
+  Py_XDECREF(mod);
+  PyObject *exc = type != NULL ? PyObject_CallFunction(type, "s", message)
+                               : NULL;
+  Py_XDECREF(type);
+  return exc;
+}
+
+static void drop_with(boc_behavior_t *b, PyObject *exc);
+
+/* Retires a cancelled behavior without running it (see scope.h). */
+static void drop_cancelled(boc_behavior_t *b) {
+  boc_cown_t *result = b->result;
+  /* relaxed: flags travel with the value, published by the release.
+   * REPORTED: a cancellation is not an error nobody handled. */
+  atomic_fetch_or_explicit(&result->flags,
+                           BOC_COWN_CANCELLED | BOC_COWN_REPORTED,
+                           BOC_RELAXED);
+  if (b->scope != NULL) {
+    atomic_fetch_add_explicit(&b->scope->n_cancelled, 1, BOC_RELAXED);
+  }
+  PyObject *exc = cancelled_error(
+      "behavior cancelled before it started (Scope.cancel(), "
+      "cancel_on_error, or bocpy.cancel() on its result)");
+  drop_with(b, exc);
+  Py_XDECREF(exc);
+}
+
+int boc_behavior_cancel(boc_cown_t *result) {
+  /* relaxed: the flag word itself is the only shared state; its RMWs
+   * decide whether the behavior starts (boc_behavior_run) or is cancelled,
+   * never both. */
+  uint32_t f = atomic_load_explicit(&result->flags, BOC_RELAXED);
+  for (;;) {
+    if (f & BOC_COWN_CANCELLED) {
+      return 1;
+    }
+    if (!(f & BOC_COWN_PENDING)) {
+      return 0;
+    }
+    uint32_t want = (f & ~(uint32_t)BOC_COWN_PENDING) | BOC_COWN_CANCELLED;
+    if (atomic_compare_exchange_weak_explicit(&result->flags, &f, want,
+                                              BOC_RELAXED, BOC_RELAXED)) {
+      return 1;
+    }
+  }
+}
+
 int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   /* The counters are the mutable part of the runtime's dispatch. */
   boc_dispatch_t *d = (boc_dispatch_t *)b->hdr.dispatch;
+  /* Started: from now on boc_behavior_cancel says no.  relaxed: see
+   * boc_behavior_cancel. */
+  uint32_t prior = atomic_fetch_and_explicit(
+      &b->result->flags, ~(uint32_t)BOC_COWN_PENDING, BOC_RELAXED);
+  if ((prior & BOC_COWN_CANCELLED) ||
+      (b->scope != NULL && boc_scope_cancelled(b->scope))) {
+    if (body_exc != NULL) {
+      *body_exc = NULL;
+    }
+    drop_cancelled(b);
+    return 0;
+  }
   if (atomic_load_explicit(&d->cancel, BOC_RELAXED)) {
     if (body_exc != NULL) {
       *body_exc = NULL;
@@ -1004,6 +1094,8 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
     }
     nacq = i + 1;
   }
+  /* What the body schedules belongs to this behavior's scope. */
+  boc_scope_t *outer_scope = boc_scope_swap(b->scope);
   if (error == NULL && b->cfn != NULL) { /* a C body (C ABI) */
     tls_depth++;
     body_raised = run_cfn(b, &retval) < 0;
@@ -1032,6 +1124,7 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
       error = PyErr_GetRaisedException();
     }
   }
+  boc_scope_swap(outer_scope);
   PyObject *stored = NULL; /* what the result cown gets for error */
   if (error != NULL && body_raised && fn != NULL) {
     stored = carried_error(error, fn);
@@ -1094,6 +1187,9 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   } else if (error != NULL) {
     park_error(result, error); /* could not even hold the result cown */
   }
+  if (error != NULL && b->scope != NULL) {
+    boc_scope_note_failed(b->scope, result, stored != NULL ? stored : error);
+  }
   Py_XDECREF(stored);
   if (body_exc != NULL) {
     *body_exc = body_raised ? Py_XNewRef(error) : NULL;
@@ -1110,6 +1206,9 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   if (error != NULL || result_failed) {
     boc_counters_t *ctr = boc_observe_counters(); /* rare: a failure */
     boc_count(ctr, &ctr->failed);
+  } else if (b->scope != NULL) {
+    /* relaxed: a statistic */
+    atomic_fetch_add_explicit(&b->scope->n_finished, 1, BOC_RELAXED);
   }
   if (shared != NULL) {
     boc_count(shared, &shared->finished);
@@ -1120,15 +1219,19 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   return body_raised;
 }
 
-void boc_behavior_drop(boc_behavior_t *b, const char *message) {
+/* Retires b without running it, its result holding exc (when not NULL). */
+static void drop_with(boc_behavior_t *b, PyObject *exc) {
   boc_counters_t *ctr = boc_observe_counters();
   boc_count(ctr, &ctr->dropped);
-  boc_cown_t *result = b->result;
-  PyObject *exc = PyObject_CallFunction(PyExc_RuntimeError, "s", message);
   if (exc != NULL) {
-    park_error(result, exc);
-    Py_DECREF(exc);
+    park_error(b->result, exc);
   }
   PyErr_Clear();
   retire(b);
+}
+
+void boc_behavior_drop(boc_behavior_t *b, const char *message) {
+  PyObject *exc = PyObject_CallFunction(PyExc_RuntimeError, "s", message);
+  drop_with(b, exc);
+  Py_XDECREF(exc);
 }

@@ -155,6 +155,7 @@ typedef struct boc_behavior {
   boc_code_t *code; /* NULL for a C behavior */
   boc_cfn_t *cfn;   /* C behaviors only (malloc'd), else NULL */
   boc_bulk_t *bulk; /* chunks of bocpy.map only (malloc'd), else NULL */
+  struct boc_scope *scope; /* the scope it belongs to (strong), or NULL */
   boc_payload_t *captures; /* (cells, extras) or NULL for none */
   boc_gval_t **globals;    /* module globals the body reads (in the record) */
   boc_cown_t *result;
@@ -225,6 +226,13 @@ int boc_behavior_depth(void);
  * after an interrupt): its result cown gets RuntimeError(message).  Any
  * thread holding some interpreter's GIL. */
 void boc_behavior_drop(boc_behavior_t *b, const char *message);
+
+/* Cancels the behavior whose result cown is result, if it has not started
+ * (Future.cancel): it is then retired without running when it becomes
+ * ready, its result holding CancelledError.  Returns 1 when it is
+ * cancelled (by this call or an earlier one), 0 when it has started or
+ * finished, or result is not the result of a scheduled behavior. */
+int boc_behavior_cancel(boc_cown_t *result);
 
 /* Bytes of one record for a behavior over ncowns cowns reading nglobals
  * module globals (benchmarks). */

@@ -71,6 +71,7 @@ typedef struct boc_trace_event {
   uint64_t result;       /* result cown id */
   uint64_t cowns[BOC_TRACE_COWNS];
   char exc[BOC_TRACE_EXC]; /* exception type name, "" when none */
+  uint64_t scope;        /* id of the behavior's scope, 0 when none */
 } boc_trace_event_t;
 
 /* Releases an event's code reference (boc_code_decref). */

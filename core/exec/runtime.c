@@ -56,7 +56,18 @@ typedef struct runtime {
   int nworkers;
   boc_payload_t *bootstrap; /* kept alive while workers may decode it */
   boc_dispatch_t dispatch;  /* handed to every behavior scheduled */
+  /* The other terminators being waited on now (scopes): a kick (pinned
+   * work arrived, an interrupt) wakes their waiters too.  Guarded by
+   * kick_mu, which is taken before any terminator's own mutex. */
+  boc_mutex_t kick_mu;
+  struct kick_node *kick_list;
 } runtime_t;
+
+/* One waiter's entry in runtime_t.kick_list (on the waiter's stack). */
+typedef struct kick_node {
+  boc_terminator_t *term;
+  struct kick_node *next;
+} kick_node_t;
 
 /* The runtime is process-global: every interpreter schedules into it. */
 static runtime_t rt;
@@ -70,6 +81,8 @@ static void rt_init(void) {
   atomic_init(&rt.exiting, 0);
   atomic_init(&rt.interrupt, 0);
   boc_term_init(&rt.term);
+  boc_mutex_init(&rt.kick_mu);
+  rt.kick_list = NULL;
   rt.dispatch.ready = runtime_ready;
   rt.dispatch.ctx = &rt;
   rt.dispatch.term = &rt.term;
@@ -101,6 +114,16 @@ static int runtime_admit(void *ctx) {
 static runtime_t *runtime(void) {
   boc_once(&rt_once, rt_init);
   return &rt;
+}
+
+/* Wakes every waiter: of wait()/quiesce() and of every scope. */
+static void kick_all(runtime_t *r) {
+  boc_term_kick(&r->term);
+  boc_mutex_lock(&r->kick_mu);
+  for (kick_node_t *n = r->kick_list; n != NULL; n = n->next) {
+    boc_term_kick(n->term);
+  }
+  boc_mutex_unlock(&r->kick_mu);
 }
 
 const boc_dispatch_t *boc_runtime_dispatch(void) { return &runtime()->dispatch; }
@@ -170,7 +193,7 @@ static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
   boc_behavior_t *b = boc_behavior_of_waiter(waiter);
   if (b->hdr.pinned) {
     boc_pinned_push(b);
-    boc_term_kick(&r->term); /* wake the main thread's wait() */
+    kick_all(r); /* wake the main thread's wait() (or scope wait) */
     return;
   }
   dispatch_ready(r, b);
@@ -435,7 +458,7 @@ int boc_runtime_forked(void) {
 void boc_runtime_cancel_pending(void) {
   runtime_t *r = runtime();
   atomic_store_explicit(&r->dispatch.cancel, 1, BOC_RELAXED);
-  boc_term_kick(&r->term); /* wake wait() to drop the pinned queue */
+  kick_all(r); /* wake every wait() to drop the pinned queue */
 }
 
 void boc_runtime_interrupt(int sig) {
@@ -520,6 +543,124 @@ static int leave_running(runtime_t *r, int rc) {
   return rc;
 }
 
+/* The wait loop of wait(), quiesce() and a scope's wait (t is the runtime's
+ * terminator or a scope's, entered by the caller): until t's count is zero,
+ * runs pinned work when on the pinned thread, stops at the deadline (ns,
+ * -1: none) with TimeoutError, on a signal or an interrupt of the program
+ * with its exception, and says on stderr when pinned work waits for the
+ * main thread.  0, or -1 with an exception (the caller leaves t). */
+static int wait_loop(runtime_t *r, boc_terminator_t *t, int64_t deadline,
+                     int teardown, const char *what) {
+  int scope = t != &r->term;
+  /* Only the pinned thread runs pinned work; a wait on any other thread
+   * waits for it to do so (through pump() or its own wait()), and says so
+   * on stderr when pinned work has waited PINNED_REPORT_AFTER_NS. */
+  int pinned_thread = boc_on_pinned_thread();
+  int reported = 0;
+  char note[192];
+  kick_node_t node = {t, NULL};
+  if (scope) {
+    boc_mutex_lock(&r->kick_mu);
+    node.next = r->kick_list;
+    r->kick_list = &node;
+    boc_mutex_unlock(&r->kick_mu);
+  }
+  int rc = 0;
+  uint64_t kicks = atomic_load_explicit(&t->kicks, BOC_ACQUIRE);
+  for (;;) {
+    int overdue = 0; /* the deadline stopped the pinned queue's drain */
+    if (pinned_thread) {
+      int prc = run_pinned(deadline);
+      if (prc < 0) {
+        rc = -1;
+        break;
+      }
+      overdue = prc == 1;
+    }
+    int64_t wait_ns = atomic_load_explicit(&poll_ns, BOC_RELAXED);
+    if (deadline >= 0) {
+      int64_t left = deadline - boc_now_ns();
+      if (left <= 0 || overdue) {
+        if (boc_term_count(t) == 0) {
+          break;
+        }
+        PyErr_Format(PyExc_TimeoutError,
+                     "behaviors still running when the timeout expired%s",
+                     pinned_note(note, sizeof(note), pinned_thread));
+        rc = -1;
+        break;
+      }
+      if (left < wait_ns) {
+        wait_ns = left;
+      }
+    }
+    int res;
+    Py_BEGIN_ALLOW_THREADS
+    res = boc_term_wait(t, wait_ns, &kicks);
+    Py_END_ALLOW_THREADS
+    if (raise_if_interrupted(r)) {
+      rc = -1;
+      break;
+    }
+    if (res == 0 && (scope || boc_pinned_depth() == 0)) {
+      break;
+    }
+    if (!teardown && !scope &&
+        atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPING) {
+      break; /* a wait() on another thread is tearing the runtime down */
+    }
+    if (PyErr_CheckSignals() < 0) {
+      rc = -1;
+      break;
+    }
+    if (!pinned_thread && !reported) {
+      int64_t since = boc_pinned_nonempty_since();
+      if (since != 0 && boc_now_ns() - since >= PINNED_REPORT_AFTER_NS) {
+        reported = 1;
+        PySys_WriteStderr(
+            "bocpy: %s() on a thread other than the main thread is waiting "
+            "for pinned work%s; the main thread has not run it for %.1f s\n",
+            what, pinned_note(note, sizeof(note), pinned_thread),
+            (double)(boc_now_ns() - since) / 1e9);
+      }
+    }
+  }
+  if (scope) {
+    boc_mutex_lock(&r->kick_mu);
+    kick_node_t **link = &r->kick_list;
+    while (*link != &node) {
+      link = &(*link)->next;
+    }
+    *link = node.next;
+    boc_mutex_unlock(&r->kick_mu);
+  }
+  return rc;
+}
+
+int boc_runtime_wait_term(boc_terminator_t *t, double timeout,
+                          const char *what) {
+  runtime_t *r = runtime();
+  if (boc_runtime_forked()) {
+    PyErr_SetString(PyExc_RuntimeError, FORKED_CHILD);
+    return -1;
+  }
+  if (raise_if_interrupted(r)) {
+    return -1;
+  }
+  if (isnan(timeout)) {
+    PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+    return -1;
+  }
+  int64_t deadline = -1;
+  if (timeout >= 0 && timeout < 1e9) {
+    deadline = boc_now_ns() + (int64_t)(timeout * 1e9);
+  }
+  boc_term_enter(t);
+  int rc = wait_loop(r, t, deadline, 0, what);
+  boc_term_leave(t, 1); /* the last waiter restores the seed */
+  return rc;
+}
+
 int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   runtime_t *r = runtime();
   if (stats != NULL) {
@@ -548,71 +689,13 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   if (timeout >= 0 && timeout < 1e9) {
     deadline = now + (int64_t)(timeout * 1e9);
   }
-  /* Only the pinned thread runs pinned work; a wait() on any other thread
-   * waits for it to do so (through pump() or its own wait()), and says so
-   * on stderr when pinned work has waited PINNED_REPORT_AFTER_NS. */
-  int pinned_thread = boc_on_pinned_thread();
-  int reported = 0;
-  char note[192];
   /* Everything from here to the return happens with the GIL held except
    * the waits, so a teardown on another thread (which also holds the GIL
    * from its state change until it waits for us) is seen atomically. */
   boc_term_enter(&r->term);
-  uint64_t kicks = atomic_load_explicit(&r->term.kicks, BOC_ACQUIRE);
-  for (;;) {
-    int overdue = 0; /* the deadline stopped the pinned queue's drain */
-    if (pinned_thread) {
-      int rc = run_pinned(deadline);
-      if (rc < 0) {
-        return leave_running(r, -1);
-      }
-      overdue = rc == 1;
-    }
-    int64_t wait_ns = atomic_load_explicit(&poll_ns, BOC_RELAXED);
-    if (deadline >= 0) {
-      int64_t left = deadline - boc_now_ns();
-      if (left <= 0 || overdue) {
-        if (boc_term_count(&r->term) == 0) {
-          break;
-        }
-        PyErr_Format(PyExc_TimeoutError,
-                     "behaviors still running when the timeout expired%s",
-                     pinned_note(note, sizeof(note), pinned_thread));
-        return leave_running(r, -1);
-      }
-      if (left < wait_ns) {
-        wait_ns = left;
-      }
-    }
-    int res;
-    Py_BEGIN_ALLOW_THREADS
-    res = boc_term_wait(&r->term, wait_ns, &kicks);
-    Py_END_ALLOW_THREADS
-    if (raise_if_interrupted(r)) {
-      return leave_running(r, -1);
-    }
-    if (res == 0 && boc_pinned_depth() == 0) {
-      break;
-    }
-    if (!teardown &&
-        atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPING) {
-      break; /* a wait() on another thread is tearing the runtime down */
-    }
-    if (PyErr_CheckSignals() < 0) {
-      return leave_running(r, -1);
-    }
-    if (!pinned_thread && !reported) {
-      int64_t since = boc_pinned_nonempty_since();
-      if (since != 0 && boc_now_ns() - since >= PINNED_REPORT_AFTER_NS) {
-        reported = 1;
-        PySys_WriteStderr(
-            "bocpy: %s() on a thread other than the main thread is waiting "
-            "for pinned work%s; the main thread has not run it for %.1f s\n",
-            teardown ? "wait" : "quiesce",
-            pinned_note(note, sizeof(note), pinned_thread),
-            (double)(boc_now_ns() - since) / 1e9);
-      }
-    }
+  if (wait_loop(r, &r->term, deadline, teardown,
+                teardown ? "wait" : "quiesce") < 0) {
+    return leave_running(r, -1);
   }
   if (stats != NULL && boc_runtime_running()) {
     *stats = stats_list(r);

@@ -48,6 +48,14 @@ int boc_runtime_start(int n, PyObject *bootstrap);
  * another exception. */
 int boc_runtime_wait(double timeout, int teardown, PyObject **stats);
 
+/* The same wait over another terminator t (a scope's, exec/scope.h): until
+ * its count (seed dropped while waiting) is zero, with the same pinned
+ * work, deadline, signal and interrupt rules as boc_runtime_wait; what
+ * names the waiting call in the stderr note.  Does not need the runtime to
+ * be running.  0, or -1 with the exceptions of boc_runtime_wait. */
+int boc_runtime_wait_term(boc_terminator_t *t, double timeout,
+                          const char *what);
+
 /* Destroys the parked worker interpreters (main interpreter, stopped
  * runtime): before a fork (close = 0: a later start() makes new ones), or at
  * exit (close = 1: the runtime can never start again).  -1 with

@@ -24,6 +24,7 @@
 #include "engine/platform.h"
 #include "value/pycompat.h"
 #include "exec/runtime.h"
+#include "exec/scope.h"
 #include "value/transport.h"
 
 #ifndef BOCPY_VERSION
@@ -54,7 +55,7 @@ _Static_assert(BOCPY_NO_OWNER == BOC_NO_OWNER, "one no-owner sentinel");
 static int64_t abi_capability(const char *name) {
   static const char *const features[] = {
       "shareable_types", "pinned_types", "c_behaviors", "pump_state",
-      "reduce_shared",   "messaging",    "noticeboard",
+      "reduce_shared",   "messaging",    "noticeboard",  "scopes",
   };
   if (name == NULL) {
     return 0;
@@ -583,6 +584,37 @@ static int abi_type_check(PyObject *obj, PyModuleDef *def, PyObject **module) {
     *module = m;
   }
   return m != NULL;
+}
+
+/* ---- scopes (ABI 1.2) ---------------------------------------------------------
+ * bocpy_scope is boc_scope_t under an opaque name. */
+
+static bocpy_scope *abi_scope_capture(void) {
+  boc_scope_t *s = boc_scope_current();
+  if (s == NULL) {
+    return NULL;
+  }
+  boc_scope_incref(s);
+  boc_scope_enter_work(s); /* the scope waits for the capture */
+  return (bocpy_scope *)s;
+}
+
+static bocpy_scope *abi_scope_enter(bocpy_scope *scope) {
+  return (bocpy_scope *)boc_scope_swap((boc_scope_t *)scope);
+}
+
+static void abi_scope_release(bocpy_scope *scope) {
+  boc_scope_t *s = (boc_scope_t *)scope;
+  if (s == NULL) {
+    return;
+  }
+  boc_scope_leave_work(s);
+  boc_scope_decref(s);
+}
+
+static int abi_scope_cancelled(bocpy_scope *scope) {
+  boc_scope_t *s = scope != NULL ? (boc_scope_t *)scope : boc_scope_current();
+  return s != NULL && boc_scope_cancelled(s);
 }
 
 /* ---- pump state ------------------------------------------------------------------ */

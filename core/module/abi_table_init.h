@@ -43,6 +43,10 @@ static const bocpy_abi boc_abi = {
     .call_on_pinned_thread = abi_call_on_pinned_thread,
     .on_pinned_thread = abi_on_pinned_thread,
     .type_check = abi_type_check,
+    .scope_capture = abi_scope_capture,
+    .scope_enter = abi_scope_enter,
+    .scope_release = abi_scope_release,
+    .scope_cancelled = abi_scope_cancelled,
 };
 
 /* Layout pins: entry i sits i function pointers after the header. */
@@ -110,6 +114,14 @@ _Static_assert(offsetof(bocpy_abi, on_pinned_thread) == sizeof(bocpy_abi_header)
                "ABI entry on_pinned_thread moved");
 _Static_assert(offsetof(bocpy_abi, type_check) == sizeof(bocpy_abi_header) + 31 * BOCPY_ABI_ENTRY_SIZE,
                "ABI entry type_check moved");
+_Static_assert(offsetof(bocpy_abi, scope_capture) == sizeof(bocpy_abi_header) + 32 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry scope_capture moved");
+_Static_assert(offsetof(bocpy_abi, scope_enter) == sizeof(bocpy_abi_header) + 33 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry scope_enter moved");
+_Static_assert(offsetof(bocpy_abi, scope_release) == sizeof(bocpy_abi_header) + 34 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry scope_release moved");
+_Static_assert(offsetof(bocpy_abi, scope_cancelled) == sizeof(bocpy_abi_header) + 35 * BOCPY_ABI_ENTRY_SIZE,
+               "ABI entry scope_cancelled moved");
 _Static_assert(sizeof(bocpy_abi) == sizeof(bocpy_abi_header) +
                    BOCPY_ABI_ENTRY_COUNT * BOCPY_ABI_ENTRY_SIZE,
                "the ABI table has padding or stray fields");

@@ -23,6 +23,7 @@
 #include "exec/runtime.h"
 #include "exec/worker.h"
 #include "module/observe_module.h"
+#include "module/scope_type.h"
 #include "value/transport.h"
 #include "module/when.h"
 
@@ -566,6 +567,9 @@ static int core_exec(PyObject *module) {
   boc_state_t *st = get_state(module);
   st->interp_id = boc_current_interp_id();
   if (boc_cown_types_init(module, st) < 0) {
+    return -1;
+  }
+  if (boc_scope_type_init(module) < 0) {
     return -1;
   }
   if (boc_messaging_add_functions(module) < 0) return -1;

@@ -203,9 +203,10 @@ static PyObject *trace_take(PyObject *module, PyObject *Py_UNUSED(a)) {
         }
       }
       item = ids != NULL
-                 ? Py_BuildValue("(LLiKNKs)", (long long)e->t0,
+                 ? Py_BuildValue("(LLiKNKsK)", (long long)e->t0,
                                  (long long)e->t1, (int)e->worker, code_id,
-                                 ids, (unsigned long long)e->result, e->exc)
+                                 ids, (unsigned long long)e->result, e->exc,
+                                 (unsigned long long)e->scope)
                  : NULL;
     }
     if (item == NULL || PyList_Append(list, item) < 0) {

@@ -27,6 +27,10 @@ enum {
   BOC_COWN_REPORTED = 1u << 2,  /* unhandled exception already reported */
   BOC_COWN_TRACKED = 1u << 3,   /* held by the unhandled-exception list */
   BOC_COWN_CYCLE_TRACKED = 1u << 4, /* in the cycle collector's set (cown.c) */
+  /* The result cown of a behavior that has not started yet (cleared when
+   * it starts or is cancelled: exec/behavior.c). */
+  BOC_COWN_PENDING = 1u << 5,
+  BOC_COWN_CANCELLED = 1u << 6, /* its behavior was cancelled (scopes) */
 };
 
 typedef struct boc_cown {

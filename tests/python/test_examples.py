@@ -149,3 +149,14 @@ def test_numpy_pipeline() -> None:
         "max difference from single-threaded NumPy: 0.0",
         "identical to NumPy: True",
     ]
+
+
+def test_scoped_library() -> None:
+    assert run_example("scoped_library.py") == [
+        "['quick', 'jumps', 'concurrency']",
+        "background still running: True",
+        "words: 5",
+        "caught: empty text: '   '",
+        "from behavior: count",
+        "background ran: True",
+    ]

@@ -79,6 +79,9 @@ typedef int (*bocpy_behavior_fn)(PyObject **cowns, Py_ssize_t n, void *ctx);
 typedef PyObject *(*bocpy_call_fn)(PyObject *module, PyObject **cowns,
                                    Py_ssize_t n, PyObject *args, void *ctx);
 
+/* A structured scope (ABI 1.2): opaque; see scope_capture. */
+typedef struct bocpy_scope bocpy_scope;
+
 /* ---- registration specs ---------------------------------------------------
  * Size-prefixed: set struct_size = sizeof(the spec) and leave reserved 0; the
  * core refuses a size it does not know (unless the extra bytes are all zero)
@@ -278,6 +281,32 @@ typedef struct bocpy_abi {
    * with it in every interpreter, then compares Py_TYPE(obj) with the type in
    * that module's state. Affinity: any interpreter; attached thread state. */
   int (*type_check)(PyObject *obj, PyModuleDef *def, PyObject **module);
+  /* [32] since 1.2. The calling thread's current scope (a `with bocpy.scope()`
+   * block on a main-interpreter thread, or the scope of the behavior running
+   * on this thread, C bodies included), captured so that work scheduled later
+   * from another thread still belongs to it: the scope counts the capture as
+   * one piece of its work (leaving the scope waits for it) until
+   * scope_release. A plugin that completes work on its own threads captures
+   * the scope when it is called and schedules from there between two
+   * scope_enter calls. Affinity: any thread; no thread state needed. */
+  bocpy_scope *(*scope_capture)(void);
+  /* [33] since 1.2. Makes scope (captured with scope_capture, or NULL for
+   * none) the calling thread's current scope, so that what this thread
+   * schedules (schedule_c, schedule_call, @when) belongs to it; returns the
+   * previous current scope, to pass to scope_enter again to restore it before
+   * the capture is released. Affinity: any thread; no thread state needed. */
+  bocpy_scope *(*scope_enter)(bocpy_scope *scope);
+  /* [34] since 1.2. Ends a capture: the scope no longer waits for it, and the
+   * reference taken by scope_capture is dropped. Call once per capture, after
+   * the behaviors meant for the scope were scheduled. Affinity: any thread;
+   * attached thread state (the last reference may free the results the scope
+   * remembers). */
+  void (*scope_release)(bocpy_scope *scope);
+  /* [35] since 1.2. 1 when scope (NULL: the calling thread's current scope) or
+   * a scope enclosing it was cancelled (Scope.cancel(), cancel_on_error), else
+   * 0: a long C body can stop early; what it schedules into a cancelled scope
+   * is dropped without running. Affinity: any thread; no thread state needed. */
+  int (*scope_cancelled)(bocpy_scope *scope);
 /* END GENERATED */
 } bocpy_abi;
 
