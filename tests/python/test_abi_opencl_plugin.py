@@ -69,7 +69,7 @@ def build_with_312(out: Path) -> Path:
 
 def installed_bocpy(python: str) -> Path | None:
     with tempfile.TemporaryDirectory() as cwd:
-        res = subprocess.run([python, "-P", "-c", "import bocpy, os; print(os.path.dirname(bocpy.__file__))"],
+        res = subprocess.run([python, "-I", "-c", "import bocpy, os; print(os.path.dirname(bocpy.__file__))"],
                              cwd=cwd, capture_output=True, text=True,
                              env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     return Path(res.stdout.strip()) if res.returncode == 0 else None

@@ -114,6 +114,6 @@ def test_abi_version_in_the_docs_is_the_builds() -> None:
     found = quotes(r"`--abi` \| [^|\n]*?\(`(\d+\.\d+)`\)")
     assert found, "docs/packaging.md documents --abi with an example"
     assert [(w, g) for w, g in found if g != (ABI,)] == []
-    out = subprocess.run([sys.executable, "-P", "-m", "bocpy", "--abi"], capture_output=True,
+    out = subprocess.run([sys.executable, "-I", "-m", "bocpy", "--abi"], capture_output=True,
                          text=True, check=True).stdout.splitlines()
     assert out[0] == ABI

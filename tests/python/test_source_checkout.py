@@ -43,7 +43,10 @@ def test_import_in_the_checkout_root_says_what_to_do(tmp_path: Path) -> None:
 
 def test_dash_P_in_the_checkout_root_finds_the_installed_package(tmp_path: Path) -> None:
     root = checkout_copy(tmp_path)
-    res = run_in(root, "-P", "-c", "import bocpy; print(bocpy.__file__)")
+    # -P is CPython 3.11+; on 3.10 isolated mode (-I) also leaves the
+    # working directory off sys.path.
+    flag = "-P" if sys.version_info >= (3, 11) else "-I"
+    res = run_in(root, flag, "-c", "import bocpy; print(bocpy.__file__)")
     assert res.returncode == 0, res.stderr
     assert not res.stdout.strip().startswith(str(root))
 
