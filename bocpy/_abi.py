@@ -21,6 +21,7 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
+from . import _core
 from ._config import LIMITED_API as LIMITED_API
 
 #: Optional features a core may report through the table's ``capability``
@@ -83,9 +84,8 @@ def get_cflags() -> list[str]:
 def abi_capabilities() -> dict[str, int]:
     """The optional features the loaded core supports, each with its
     feature version (asks the table's ``capability`` entry)."""
-    import ctypes
-
-    from . import _core
+    import ctypes  # not at the top: every worker imports this module, and
+    # workers cannot import ctypes on 3.12
 
     get = ctypes.pythonapi.PyCapsule_GetPointer
     get.restype = ctypes.c_void_p

@@ -32,6 +32,8 @@ import pickle
 import sys
 from typing import Any
 
+from . import _core
+
 __all__ = ["RemoteTraceback", "UnpicklableException", "carry", "report_unhandled"]
 
 
@@ -280,8 +282,6 @@ def check_reads(names: frozenset[str], params: tuple[str, ...], fn: Any,
     read would fail when it runs; failing here instead puts the error where
     the mistake is — on the scheduling line, and for a nested behavior in
     the parent behavior's result, which the program looks at."""
-    from . import _core
-
     named: set[Any] = set()
     for a in cowns:
         if isinstance(a, _core.Cown):
