@@ -106,7 +106,7 @@ def __getattr__(name: str) -> Any:
     # bocpy.Matrix lives in the abi3 plugin bocpy.plugins.matrix; imported on
     # first use, so that importing bocpy (in every worker too) stays cheap.
     if name == "Matrix":
-        from .plugins.matrix import Matrix
+        from .plugins.matrix import Matrix  # lazy: start-up cost (see above)
 
         globals()["Matrix"] = Matrix
         return Matrix

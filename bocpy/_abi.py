@@ -21,7 +21,7 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
-from . import _config
+from . import _config, _core
 from ._config import ABI3 as ABI3  # plugins are abi3 modules here (3.12+)
 from ._config import LIMITED_API as LIMITED_API
 
@@ -93,9 +93,8 @@ def plugin_suffix() -> str:
 def abi_capabilities() -> dict[str, int]:
     """The optional features the loaded core supports, each with its
     feature version (asks the table's ``capability`` entry)."""
-    import ctypes
-
-    from . import _core
+    import ctypes  # not at the top: every worker imports this module, and
+    # workers cannot import ctypes on 3.12
 
     get = ctypes.pythonapi.PyCapsule_GetPointer
     get.restype = ctypes.c_void_p

@@ -21,6 +21,7 @@ import types
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from . import _core
+from ._pump import pump
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -82,8 +83,6 @@ def map(fn: Callable[[T], R], iterable: Iterable[T], *, chunksize: int = 1,
 
 def _results(latch: Any, cowns: list[Any], deadline: float | None,
              timeout: float | None) -> Iterator[Any]:
-    from ._pump import pump
-
     wait, take = _core._map_wait, _core._map_take
     for i in range(len(cowns)):
         polls = 0

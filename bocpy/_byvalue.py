@@ -28,7 +28,7 @@ import sys
 import types
 from typing import Any, Callable
 
-from . import _core
+from . import _core, _worker
 
 _FunctionType = types.FunctionType
 _IS_MAIN = _core.is_main_interpreter()
@@ -128,8 +128,6 @@ def _reduce_function(fn: types.FunctionType) -> tuple[Any, ...]:
 def _make_function(blob: bytes, module: str, file: str | None, name: str,
                    nfree: int) -> types.FunctionType:
     """The unpickling side: the function, with empty cells for now."""
-    from . import _worker
-
     code = marshal.loads(blob)
     if not isinstance(code, types.CodeType):
         raise TypeError("a function pickled by value holds no code object")

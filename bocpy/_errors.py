@@ -32,6 +32,8 @@ import pickle
 import sys
 from typing import Any
 
+from . import _core, _worker
+
 __all__ = ["RemoteTraceback", "UnpicklableException", "carry", "report_unhandled"]
 
 
@@ -186,8 +188,6 @@ def _note_skipped(exc: NameError, fn: Any) -> None:
     """A body failed on a name its module's reduced copy should bind: say
     which statement was skipped in this worker and why (docs/behavior_code.md)."""
     try:
-        from . import _worker
-
         module = getattr(fn, "__module__", None)
         note = _worker.skipped_note(module if isinstance(module, str) else "__main__",
                                     getattr(exc, "name", None))
@@ -303,8 +303,6 @@ def check_reads(names: frozenset[str], params: tuple[str, ...], fn: Any,
     read would fail when it runs; failing here instead puts the error where
     the mistake is — on the scheduling line, and for a nested behavior in
     the parent behavior's result, which the program looks at."""
-    from . import _core
-
     named: set[Any] = set()
     for a in cowns:
         if isinstance(a, _core.Cown):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from . import _core
+from . import _core, _worker
 
 _installed = False
 
@@ -30,8 +30,6 @@ def release_at_exit() -> None:
     then let Python's collector (and the cown collector through its
     callback) reclaim what only those caches kept alive."""
     _core._exit_release()
-    from . import _worker
-
     # Pinned behaviors ran with the real modules' namespaces (__main__'s
     # dict among them), cached by the loader on the main interpreter too.
     _worker._namespaces.clear()

@@ -81,9 +81,12 @@ class _Forward(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            from ._when import whencall
-
-            whencall(_deliver, [self.pin], (_record_dict(record),))
+            # bocpy.whencall's own steps, without importing bocpy._when
+            # (which sits above this module: docs/development.md, "Layers
+            # of the Python package").
+            if not _core.running():
+                raise RuntimeError("runtime is not running: call start() or use @when")
+            _core._whencall(_deliver, [self.pin], (_record_dict(record),))
         except Exception:
             # The runtime is stopping (or the record cannot travel): report
             # it here (logging's handleError) rather than lose it silently.

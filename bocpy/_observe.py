@@ -18,8 +18,11 @@ import time
 from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, NamedTuple, TypedDict, TypeVar, overload
 
 from . import _core
+from ._errors import carry
 from ._messaging import TIMEOUT, receive, send
 from ._lifecycle import start
+from ._pump import pump
+from ._when import whencall
 
 __all__ = ["Completed", "PinnedStats", "RuntimeStats", "WorkerStats", "as_completed", "stats"]
 
@@ -145,8 +148,6 @@ else:  # CPython 3.10: a NamedTuple cannot be Generic there.  The same
 
 def _notify(c: Any, tag: str, serial: int, index: int) -> None:
     """The behavior scheduled on each cown: report its value to ``tag``."""
-    from ._errors import carry
-
     try:
         value, flag = c.value, c.exception
         if isinstance(value, BaseException):
@@ -185,9 +186,6 @@ def as_completed(cowns: Iterable[_core.Cown[R]],
 
 
 def _iterate(items: list[_core.Cown[R]], timeout: float | None) -> Iterator[Completed[R]]:
-    from ._pump import pump
-    from ._when import whencall
-
     if not items:
         return
     if not _core.running():

@@ -34,7 +34,7 @@ _namespaces: dict[tuple[str, str | None], dict[str, Any]] = {}
 #: Errors met while loading a namespace, re-raised on each later request.
 _failures: dict[tuple[str, str | None], BaseException] = {}
 
-from . import _compat, _core
+from . import _compat, _core, _logfwd
 
 _IS_MAIN = _core.is_main_interpreter()
 
@@ -64,8 +64,6 @@ def bootstrap(config: tuple[Any, ...], worker_index: int) -> None:
     sys.argv[:] = list(argv)
     index = worker_index
     if len(config) > 3 and config[3] is not None:
-        from . import _logfwd  # follow the main interpreter's logging
-
         _logfwd.install(config[3], worker_index)
     source = config[2] if len(config) > 2 else None
     if source != _main_source:

@@ -7,13 +7,17 @@ file's own layer or of a lower one, and no file of core/engine may include
 cycle allowed is inside the value layer (a payload holds cowns, a cown holds
 a payload).  Exits 1 and lists each violation; prints the layer graph with
 --graph.  Also checks that the files of a plugin split into tiers
-(PLUGIN_TIERS: plugins/opencl) include one way.
+(PLUGIN_TIERS: plugins/opencl) include one way, and that the Python package
+bocpy/ imports one way (PY_LAYERS: base < loader < value < runtime < face):
+no import of a higher layer, no import cycle, and no bocpy import inside a
+function unless a ``# lazy: <reason>`` comment says why (start-up cost).
 
     python scripts/check_layers.py [--root DIR] [--graph]
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 from pathlib import Path
@@ -138,6 +142,170 @@ def plugin_problems(root: Path, name: str) -> tuple[list[str], dict[str, set[str
     return found, graph
 
 
+# The Python package, bottom layer first (docs/development.md, "Layers of
+# the Python package").  A module may import modules of its own layer or of
+# lower ones, never in a cycle.  Names are relative to the package; "bocpy"
+# is the package face (bocpy/__init__.py); a name ending in ".*" covers the
+# modules under it (the C plugins).
+PY_LAYERS: list[tuple[str, list[str]]] = [
+    # The C module, the facts about the build, and the C plugins.
+    ("base", ["_core", "_config", "_abi", "_source_tree", "_compat", "plugins", "plugins.*"]),
+    # Loading behavior code in an interpreter, the worker's start-up, and
+    # the workers' logging forward.
+    ("loader", ["_logfwd", "_worker"]),
+    # Values between interpreters: functions by value, exceptions carried.
+    ("value", ["_errors", "_byvalue"]),
+    # The runtime as the main interpreter drives it.
+    ("runtime", ["_pump", "_signals", "_lifecycle", "_messaging", "_when", "_bulk",
+                 "_observe", "trace", "_finalize", "_exit", "_fork", "_scope"]),
+    # What programs import: the package face and the optional faces.
+    ("face", ["bocpy", "__main__", "aio", "tk", "testing", "trace.__main__"]),
+]
+PY_RANK = {name: i for i, (_, names) in enumerate(PY_LAYERS) for name in names}
+# The Python modules the C module (core/) imports by name to call back into.
+CORE_CALLS = {"_core", "_byvalue", "_errors", "_when", "_worker"}
+CORE_IMPORT = re.compile(r'PyImport_ImportModule\(\s*"bocpy\.([A-Za-z_.]+)"')
+LAZY = re.compile(r"#.*\blazy:")
+
+
+def py_module_name(rel: Path) -> str:
+    """bocpy/_when.py -> "_when", bocpy/__init__.py -> "bocpy",
+    bocpy/trace/__init__.py -> "trace" (names relative to the package)."""
+    parts = list(rel.with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts) or "bocpy"
+
+
+def py_layer(name: str) -> int | None:
+    """The rank of a module of the table, or None when it is in none."""
+    if name in PY_RANK:
+        return PY_RANK[name]
+    head = name.rsplit(".", 1)[0]
+    while True:
+        if head + ".*" in PY_RANK:
+            return PY_RANK[head + ".*"]
+        if "." not in head:
+            return None
+        head = head.rsplit(".", 1)[0]
+
+
+def _imported(node: ast.Import | ast.ImportFrom, name: str, is_pkg: bool,
+              known: set[str]) -> list[str]:
+    """The package modules an import statement in module ``name`` names."""
+    out: list[str] = []
+    if isinstance(node, ast.Import):
+        for alias in node.names:
+            if alias.name == "bocpy" or alias.name.startswith("bocpy."):
+                out.append(alias.name[6:] or "bocpy")
+        return out
+    if node.level == 0:
+        if node.module is None or not (node.module == "bocpy"
+                                       or node.module.startswith("bocpy.")):
+            return out
+        base = node.module[6:]
+    else:
+        # The package the relative import starts from: the module's own
+        # package (itself for an __init__), then one up per extra dot.
+        pkg = [] if name == "bocpy" else name.split(".")
+        if not is_pkg:
+            pkg = pkg[:-1]
+        pkg = pkg[:len(pkg) - (node.level - 1)] if node.level > 1 else pkg
+        base = ".".join(pkg + ([node.module] if node.module else []))
+    for alias in node.names:
+        sub = f"{base}.{alias.name}" if base else alias.name
+        if sub in known:
+            out.append(sub)  # ``from . import _core``: a module
+        else:
+            out.append(base or "bocpy")  # ``from ._when import when``
+    return out
+
+
+def py_problems(root: Path) -> tuple[list[str], dict[str, set[str]]]:
+    """(violations, module -> imported package modules) for bocpy/ at root."""
+    pkg = root / "bocpy"
+    files = sorted(p for p in pkg.rglob("*.py") if "__pycache__" not in p.parts)
+    names = {py_module_name(p.relative_to(pkg)): p for p in files}
+    known = set(names) | {py_module_name(p.relative_to(pkg))
+                          for p in pkg.rglob("*.pyi")}
+    found: list[str] = []
+    graph: dict[str, set[str]] = {}
+    for name, path in names.items():
+        where = f"bocpy/{path.relative_to(pkg)}"
+        rank = py_layer(name)
+        if rank is None:
+            found.append(f"{where}: module {name!r} is in no layer of "
+                         "scripts/check_layers.py PY_LAYERS")
+            continue
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        tree = ast.parse(text, str(path))
+        edges = graph.setdefault(name, set())
+        in_function: set[int] = set()
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                in_function.update(id(n) for n in ast.walk(fn) if n is not fn)
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            targets = _imported(node, name, path.name == "__init__.py", known)
+            if not targets:
+                continue
+            line = node.lineno
+            lazy = id(node) in in_function
+            if lazy and not (LAZY.search(lines[line - 1]) or
+                             (line >= 2 and LAZY.search(lines[line - 2])
+                              and lines[line - 2].lstrip().startswith("#"))):
+                found.append(f"{where}:{line}: imports {', '.join(targets)} inside a "
+                             "function without a '# lazy: <reason>' comment (import "
+                             "it at the top)")
+            for dep in targets:
+                if dep == name:
+                    continue
+                edges.add(dep)
+                drank = py_layer(dep)
+                if drank is None:
+                    found.append(f"{where}:{line}: imports {dep!r}, which is in no layer")
+                elif drank > rank:
+                    found.append(
+                        f"{where}:{line}: layer '{PY_LAYERS[rank][0]}' imports {dep!r} "
+                        f"of the higher layer '{PY_LAYERS[drank][0]}'")
+    found.extend(py_cycles(graph))
+    for entry in PY_RANK:
+        if not entry.endswith(".*") and entry not in known:
+            found.append(f"scripts/check_layers.py: PY_LAYERS names {entry!r}, "
+                         "which is no module of bocpy/")
+    for path in core_files(root):
+        for mod in CORE_IMPORT.findall(path.read_text(encoding="utf-8")):
+            if mod not in CORE_CALLS:
+                found.append(f"core/{path.relative_to(root / 'core')}: imports "
+                             f"bocpy.{mod}, not in CORE_CALLS of scripts/check_layers.py")
+    return found, graph
+
+
+def py_cycles(graph: dict[str, set[str]]) -> list[str]:
+    """Each import cycle among the package's modules, found once."""
+    out: list[str] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                out.append("import cycle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
@@ -159,6 +327,16 @@ def main(argv: list[str] | None = None) -> int:
         if not pfound:
             print(f"plugins/{name} files depend one way ({len(pgraph)} units)")
         bad = bad or bool(pfound)
+    yfound, ygraph = py_problems(args.root)
+    if args.graph:
+        for src in sorted(ygraph):
+            print(f"bocpy {src}: {' '.join(sorted(ygraph[src])) or '-'}")
+    for line in yfound:
+        print(line, file=sys.stderr)
+    if not yfound:
+        print(f"bocpy/ layers OK: {' < '.join(n for n, _ in PY_LAYERS)} "
+              f"({len(ygraph)} modules)")
+    bad = bad or bool(yfound)
     return 1 if bad else 0
 
 

@@ -1,5 +1,6 @@
-"""The shape of the C code: core/ layers depend one way, and every extension
-module exports exactly one dynamic symbol (its PyInit_ function)."""
+"""The shape of the code: core/ layers depend one way, the Python package
+bocpy/ imports one way (scripts/check_layers.py PY_LAYERS), and every
+extension module exports exactly one dynamic symbol (its PyInit_ function)."""
 from __future__ import annotations
 
 import importlib
@@ -53,6 +54,71 @@ def test_checker_reports_python_in_engine_and_cycles(tmp_path: Path) -> None:
     assert any(f.startswith("include cycle: exec/") for f in found), found
     assert not any("value/p" in f for f in found), found  # allowed inside value
     assert any("not inside a layer folder" in f for f in found), found
+
+
+def test_python_layers_depend_one_way() -> None:
+    found, graph = check_layers.py_problems(ROOT)
+    assert found == []
+    # Every layer holds a module of the package, and the face is on top.
+    layers = {check_layers.py_layer(m) for m in graph}
+    assert layers == set(range(len(check_layers.PY_LAYERS)))
+    assert check_layers.py_layer("bocpy") == len(check_layers.PY_LAYERS) - 1
+
+
+def _package_copy(tmp_path: Path) -> Path:
+    """A copy of bocpy/ and core/ (sources only) to plant imports in."""
+    skip = shutil.ignore_patterns("__pycache__", "*.so", "*.pyd", "*.dylib")
+    for part in ("bocpy", "core"):
+        shutil.copytree(ROOT / part, tmp_path / part, ignore=skip)
+    assert check_layers.py_problems(tmp_path)[0] == []
+    return tmp_path
+
+
+def _plant(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+def test_checker_reports_a_new_upward_import(tmp_path: Path) -> None:
+    root = _package_copy(tmp_path)
+    _plant(root, "bocpy/_byvalue.py", "\nfrom ._when import whencall\n")
+    found, _ = check_layers.py_problems(root)
+    assert any("bocpy/_byvalue.py:" in f and "layer 'value' imports '_when' of the "
+               "higher layer 'runtime'" in f for f in found), found
+    assert any(f.startswith("import cycle:") and "_byvalue" in f for f in found), found
+
+
+def test_checker_reports_an_import_inside_a_function(tmp_path: Path) -> None:
+    # Same layer and downward imports are allowed at the top of a module;
+    # inside a function only with a "# lazy: <reason>" comment.
+    root = _package_copy(tmp_path)
+    _plant(root, "bocpy/_bulk.py", "\n\ndef _planted():\n    from . import _errors\n")
+    found, _ = check_layers.py_problems(root)
+    assert len(found) == 1 and "bocpy/_bulk.py:" in found[0] \
+        and "imports _errors inside a function" in found[0], found
+    root2 = _package_copy(tmp_path / "marked")
+    _plant(root2, "bocpy/_bulk.py",
+           "\n\ndef _planted():\n    from . import _errors  # lazy: a test\n")
+    assert check_layers.py_problems(root2)[0] == []
+
+
+def test_checker_reports_a_same_layer_cycle(tmp_path: Path) -> None:
+    root = _package_copy(tmp_path)
+    _plant(root, "bocpy/_pump.py",
+           "\n\ndef _planted():\n    from . import _observe  # lazy: a test\n")
+    found, _ = check_layers.py_problems(root)
+    assert found and all(f.startswith("import cycle:") for f in found), found
+    assert any("_observe" in f and "_pump" in f for f in found), found
+
+
+def test_checker_reports_modules_outside_the_table(tmp_path: Path) -> None:
+    root = _package_copy(tmp_path)
+    (root / "bocpy" / "_planted.py").write_text("from . import _core\n")
+    (root / "core" / "exec" / "planted.c").write_text(
+        'static void f(void) { PyImport_ImportModule("bocpy._lifecycle"); }\n')
+    found, _ = check_layers.py_problems(root)
+    assert any("module '_planted' is in no layer" in f for f in found), found
+    assert any("imports bocpy._lifecycle, not in CORE_CALLS" in f for f in found), found
 
 
 def _extension_files() -> list[Path]:

@@ -23,6 +23,9 @@ from pathlib import Path
 import pytest
 
 import bocpy
+
+if sys.version_info < (3, 11):  # the PEP 654 backport bocpy depends on there
+    from exceptiongroup import ExceptionGroup
 from bocpy import (TIMEOUT, CancelledError, Cown, PinnedCown, Scope, as_completed,
                    cancel, receive, scope, send, start, wait, when)
 from bocpy.testing import check_runs
