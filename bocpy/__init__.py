@@ -137,18 +137,30 @@ def _require_main(what: str) -> None:
         raise RuntimeError(f"{what} can only be called from the main interpreter")
 
 
-def start(worker_count: int | None = None, module: tuple[str, str] | None = None) -> None:
+def start(worker_count: int | None = None, module: tuple[str, str] | None = None,
+          *, backend: str | None = None, address: str | None = None,
+          num_cpus: int | None = None) -> None:
     """Start the runtime with ``worker_count`` workers (default
     ``WORKER_COUNT``).  Idempotent: a no-op when already running with the
     same count.  ``module`` is accepted for compatibility and unused:
     behaviors may live in any module.
 
+    ``backend="ray"`` (or ``BOCPY_BACKEND=ray``) runs behaviors as Ray tasks
+    instead (docs/distributed.md): on a Ray started here (``num_cpus``), or
+    on the cluster at ``address`` (``"auto"``: the one this machine joined).
+
     Raises:
         RuntimeError: called from a worker; already running with another
             worker count; the workers could not be started.
-        TypeError / ValueError: a bad ``worker_count``.
+        TypeError / ValueError: a bad ``worker_count`` or ``backend``.
+        ImportError: ``backend="ray"`` without the ``ray`` package.
     """
     _require_main("start()")
+    from . import ray as _ray_backend
+
+    if _ray_backend.resolve_backend(backend) == "ray":
+        _start_ray(address, num_cpus)
+        return
     if worker_count is None:
         worker_count = WORKER_COUNT
     elif isinstance(worker_count, bool) or not isinstance(worker_count, int):
@@ -184,6 +196,27 @@ def start(worker_count: int | None = None, module: tuple[str, str] | None = None
         _core.start(worker_count, (list(sys.path), list(sys.argv),
                                    _worker.main_source(), _logfwd.worker_config()))
         _install_sigterm()
+    finally:
+        assert _lifecycle is not None
+        _lifecycle.release()
+
+
+def _start_ray(address: str | None, num_cpus: int | None) -> None:
+    """start() on the Ray backend: one idle local worker, behaviors to Ray."""
+    from . import ray as _ray_backend
+
+    if _core.running():
+        return
+    _take_lifecycle("start()", None)
+    try:
+        if _core.running():
+            return
+        _ray_backend.before_start(address, num_cpus)
+        try:
+            _core.start(1, (list(sys.path), list(sys.argv), _worker.main_source(), None))
+        except BaseException:
+            _ray_backend.after_stop()
+            raise
     finally:
         assert _lifecycle is not None
         _lifecycle.release()
@@ -276,6 +309,10 @@ def wait(timeout: float | None = None, *, stats: bool = False,
         except KeyboardInterrupt:
             _interrupted.add(signal.SIGINT)
             raise
+        if _core._executor() != "workers":  # a Ray run ended
+            from .ray import after_stop
+
+            after_stop()
         # Teardown set the board aside before clearing it: report or free it.
         board = _core._notice_take_cleared(noticeboard)
     finally:

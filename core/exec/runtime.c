@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "exec/executor.h"
 #include "exec/noticeboard.h"
 #include "exec/pinned.h"
 #include "exec/worker.h"
@@ -51,6 +52,10 @@ typedef struct runtime {
   int nworkers;
   boc_payload_t *bootstrap; /* kept alive while workers may decode it */
   boc_dispatch_t dispatch;  /* handed to every behavior scheduled */
+  /* BOC_EXEC_* (executor.h): where ready unpinned behaviors go.  Written
+   * only while STOPPED (boc_runtime_set_executor); the start's release
+   * store of `state` publishes it to every ready callback. */
+  int executor;
 } runtime_t;
 
 /* The runtime is process-global: every interpreter schedules into it. */
@@ -153,7 +158,54 @@ static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
     boc_term_kick(&r->term); /* wake the main thread's wait() */
     return;
   }
+  if (r->executor == BOC_EXEC_EXTERNAL) {
+    boc_external_push(b);
+    return;
+  }
   boc_sched_push(r->sched, boc_sched_worker_index(), &b->hdr.node);
+}
+
+int boc_runtime_set_executor(int executor) {
+  runtime_t *r = runtime();
+  if (executor != BOC_EXEC_WORKERS && executor != BOC_EXEC_EXTERNAL) {
+    PyErr_Format(PyExc_ValueError, "unknown executor %d", executor);
+    return -1;
+  }
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) != RT_STOPPED) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the executor can only be chosen while the runtime is "
+                    "stopped (before start())");
+    return -1;
+  }
+  r->executor = executor;
+  return 0;
+}
+
+int boc_runtime_executor(void) { return runtime()->executor; }
+
+int boc_runtime_hold(void) {
+  if (boc_term_inc(&runtime()->term) < 0) {
+    PyErr_SetString(PyExc_RuntimeError, "runtime is not running");
+    return -1;
+  }
+  return 0;
+}
+
+void boc_runtime_unhold(void) { boc_term_dec(&runtime()->term); }
+
+int boc_runtime_external_run(PyObject *call, double timeout) {
+  int64_t ns = timeout < 0 ? -1 : (int64_t)(timeout * 1e9);
+  boc_behavior_t *b = boc_external_take(0);
+  if (b == NULL && ns != 0) {
+    Py_BEGIN_ALLOW_THREADS
+    b = boc_external_take(ns);
+    Py_END_ALLOW_THREADS
+  }
+  if (b == NULL) {
+    return 0;
+  }
+  boc_behavior_run_via(b, call, NULL);
+  return 1;
 }
 
 /* ---- start / wait / stop ------------------------------------------------- */
@@ -276,8 +328,13 @@ static void drop_leftovers(runtime_t *r) {
   for (;;) {
     boc_sched_node_t *node = boc_sched_drain(r->sched);
     boc_behavior_t *pinned = boc_pinned_pop();
-    if (node == NULL && pinned == NULL) {
+    boc_behavior_t *ext = boc_external_take(0);
+    if (node == NULL && pinned == NULL && ext == NULL) {
       return;
+    }
+    if (ext != NULL) {
+      boc_behavior_drop(ext, "behavior dropped during stop(): the runtime "
+                             "was torn down before it could run");
     }
     while (node != NULL) {
       boc_sched_node_t *next = node->next;
@@ -507,6 +564,7 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   boc_workers_deactivate(r->nworkers);
   Py_END_ALLOW_THREADS
   drop_leftovers(r);
+  boc_external_wake(); /* the external executor's thread sees the stop */
   boc_sched_free(r->sched);
   r->sched = NULL;
   r->nworkers = 0;

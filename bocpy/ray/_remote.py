@@ -1,0 +1,256 @@
+"""The code a Ray worker runs for bocpy: one batch of behaviors per task.
+
+A batch arrives as a spec pickled on the driver (see
+:mod:`bocpy.ray._driver`) and the cown values it starts from, as the task's
+arguments (Ray resolves the ``ObjectRef`` ones before the task starts, which
+is what orders batches).  Each behavior of the batch runs in turn, in the
+order the driver's engine made them ready, over :class:`RemoteCown` objects;
+the task returns the next version of every cown the batch touched, the
+result of every behavior, and a status record: where it ran, which bodies
+raised, and the behaviors their bodies scheduled (``@when`` inside a body),
+which the driver schedules once this task has completed.
+
+Runs in Ray worker processes (the main interpreter of each): importing it
+must not start bocpy's runtime.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import sys
+import types
+from typing import Any, Callable
+
+from .. import _byvalue, _core, _errors, _worker
+
+#: The configuration applied in this process: (run id, sys.path entries).
+_configured: Any = None
+
+
+class RemoteCown:
+    """A cown inside a behavior running on Ray: ``.value`` is the value the
+    behavior holds (read and write it as in a local behavior); passing it to
+    ``@when`` inside the body schedules a nested behavior on the driver."""
+
+    __slots__ = ("_value", "_token", "_exception")
+
+    def __init__(self, value: Any, token: int, exception: bool = False) -> None:
+        self._value = value
+        self._token = token
+        self._exception = exception
+
+    @property
+    def value(self) -> Any:
+        return self._value
+
+    @value.setter
+    def value(self, v: Any) -> None:
+        self._value = v
+        self._exception = False
+
+    @property
+    def acquired(self) -> bool:
+        return True
+
+    @property
+    def exception(self) -> bool:
+        return self._exception
+
+    def __repr__(self) -> str:
+        return f"RemoteCown(value={self._value!r})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a cown cannot leave a behavior running on Ray (in a return "
+            "value, a cown's value or a captured variable); pass it to @when "
+            "as an argument instead"
+        )
+
+
+class NestedResult:
+    """What ``@when`` inside a body running on Ray returns: the nested
+    behavior is scheduled by the driver once this body's task completes, so
+    its result cannot be read here."""
+
+    __slots__ = ()
+
+    @property
+    def value(self) -> Any:
+        raise RuntimeError(
+            "the result of a @when scheduled inside a behavior running on "
+            "Ray is not available inside that behavior: the nested behavior "
+            "is scheduled when its parent completes (docs/distributed.md)"
+        )
+
+    def __reduce__(self) -> Any:
+        raise TypeError("the result of a nested @when cannot leave its behavior")
+
+
+#: Behaviors scheduled by the body now running: (function, argument tokens).
+_spawned: list[tuple[Any, Any]] | None = None
+
+
+def _token_of(arg: Any, pos: int) -> Any:
+    if isinstance(arg, RemoteCown):
+        return arg._token
+    if isinstance(arg, (list, tuple)):
+        return [_token_of(a, pos) for a in arg]
+    if isinstance(arg, _core.Cown):
+        raise TypeError(
+            "@when inside a behavior running on Ray takes the behavior's own "
+            f"cowns; argument {pos} is a Cown made here, which is not "
+            "supported on the Ray backend (make it on the driver)"
+        )
+    raise TypeError(
+        f"@when argument {pos} must be a Cown or a list of Cowns, not "
+        f"{type(arg).__name__}"
+    )
+
+
+def remote_when(*cowns: Any) -> Callable[[Any], NestedResult]:
+    """``@when`` inside a body running on Ray: records the behavior; the
+    driver schedules it when this body's task has completed."""
+    tokens = [_token_of(c, i) for i, c in enumerate(cowns)]
+
+    def schedule(fn: Any) -> NestedResult:
+        if _spawned is None:
+            raise RuntimeError("@when on a Ray worker outside a behavior")
+        _spawned.append((fn, tokens))
+        return NestedResult()
+
+    return schedule
+
+
+def remote_whencall(fn: Any, args: Any, captures: Any = ()) -> NestedResult:
+    """``whencall`` inside a body running on Ray (see :func:`remote_when`)."""
+    if captures:
+        raise TypeError("whencall() captures are not supported on the Ray backend")
+    return remote_when(*args)(fn)
+
+
+def _patch_namespace(ns: dict[str, Any]) -> None:
+    """Module-level names bound to ``when``/``whencall`` in a namespace that
+    behaviors run in here now schedule nested behaviors (this process runs
+    no bocpy runtime)."""
+    for name, value in list(ns.items()):
+        if value is _core.when:
+            ns[name] = remote_when
+        elif value is _whencall_orig:
+            ns[name] = remote_whencall
+
+
+_whencall_orig: Any = None
+_patched: set[int] = set()
+
+
+def _configure(cfg: tuple[Any, ...]) -> None:
+    """Prepare this process for the driver's run ``cfg`` = (run id,
+    sys.path, main script (file, source) or None)."""
+    global _configured, _whencall_orig
+    run_id, path, main_source = cfg
+    if _configured == run_id:
+        return
+    for entry in path:
+        if entry not in sys.path:
+            sys.path.append(entry)
+    import bocpy
+
+    if _whencall_orig is None:
+        _whencall_orig = bocpy.whencall
+        # Bodies that call bocpy.when(...) as an attribute.
+        bocpy.when = remote_when  # type: ignore[assignment]
+        bocpy.whencall = remote_whencall  # type: ignore[assignment]
+    # Module data captured by value refreshes this process's copies, as in a
+    # worker sub-interpreter.
+    _byvalue._IS_MAIN = False
+    # The driver's script: a reduced copy (as in a worker), never Ray's own
+    # __main__.
+    for key in [k for k in _worker._namespaces if k[0] == "__main__"]:
+        del _worker._namespaces[key]
+    if main_source is not None:
+        filename, source = main_source
+        module = types.ModuleType("__main__")
+        ns = module.__dict__
+        if not filename.startswith("<"):
+            ns["__file__"] = filename
+        _worker.loading = True
+        try:
+            _worker.run_reduced(source, filename, ns, "__main__")
+        finally:
+            _worker.loading = False
+        _worker._namespaces[("__main__", filename)] = ns
+        _worker._namespaces[("__main__", None)] = ns
+    _configured = run_id
+
+
+def _loads(spec: bytes) -> Any:
+    return pickle.loads(spec)
+
+
+def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any) -> tuple[Any, ...]:
+    """The body of every bocpy Ray task (see the module docstring).
+
+    ``spec`` = (ops, nslots, input slots, output slots); an op = (function,
+    shape, argument slots, output slots of the arguments, result slot,
+    extras).  Returns the output slots' values, then the status
+    (node id, indices of the ops whose body raised, pickled spawns)."""
+    global _spawned
+    _configure(cfg)
+    ops, nslots, in_slots, out_slots = _loads(spec)
+    vals: list[Any] = [None] * nslots
+    exc_flags: list[bool] = [False] * nslots
+    for slot, value in zip(in_slots, inputs):
+        vals[slot] = value
+    raised: list[int] = []
+    spawns: list[tuple[int, Any, Any]] = []
+    for index, (fn, shape, arg_slots, arg_outs, result_slot, extras) in enumerate(ops):
+        ns = getattr(fn, "__globals__", None)
+        if ns is not None and id(ns) not in _patched:
+            _patch_namespace(ns)
+            _patched.add(id(ns))
+        # One RemoteCown per distinct cown (a cown named twice is one object).
+        by_slot: dict[int, RemoteCown] = {}
+        flat = []
+        for s in arg_slots:
+            c = by_slot.get(s)
+            if c is None:
+                c = by_slot[s] = RemoteCown(vals[s], s, exc_flags[s])
+            flat.append(c)
+        args: list[Any] = []
+        k = 0
+        for n in shape:
+            if n < 0:
+                args.append(flat[k])
+                k += 1
+            else:
+                args.append(flat[k:k + n])
+                k += n
+        _spawned = []
+        try:
+            result = fn(*args, *extras)
+            failed = False
+        except Exception as exc:  # the body's own failure: keep the cowns
+            result = _errors.carry(exc, fn)
+            failed = True
+        finally:
+            mine, _spawned = _spawned, None
+        for s, out in zip(arg_slots, arg_outs):
+            c = by_slot[s]
+            vals[out] = c._value
+            exc_flags[out] = c._exception
+        vals[result_slot] = result
+        exc_flags[result_slot] = failed
+        if failed:
+            raised.append(index)
+        for child, tokens in mine:
+            spawns.append((index, child, tokens))
+    blob = None
+    if spawns:
+        buf = io.BytesIO()
+        _byvalue._Pickler(buf, 5).dump(spawns)
+        blob = buf.getvalue()
+    import ray
+
+    status = (ray.get_runtime_context().get_node_id(), raised, blob)
+    return (*[vals[s] for s in out_slots], status)
