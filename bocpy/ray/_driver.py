@@ -134,19 +134,29 @@ class _Batch:
         return s
 
 
-def _spec_dumps(obj: Any) -> bytes:
+def _spec_dumps(batch: _Batch, out_slots: list[int]) -> bytes:
     """Pickle a batch spec: behavior bodies always by value (a Ray worker
-    has no copy of the driver's ``__main__``), anything else as
-    :mod:`bocpy._byvalue` does."""
+    has no copy of the driver's ``__main__``), captured cowns as tokens,
+    anything else as :mod:`bocpy._byvalue` does."""
     buf = io.BytesIO()
-    _BodyPickler(buf, 5).dump(obj)
+    pickler = _BodyPickler(buf, 5)
+    pickler.batch = batch
+    pickler.dump((batch.ops, batch.in_slots, out_slots))
     return buf.getvalue()
 
 
 class _BodyPickler(_byvalue._Pickler):
+    batch: _Batch
+
     def reducer_override(self, obj: Any) -> Any:
         if type(obj) is types.FunctionType and obj.__module__ == "__main__":
             return _byvalue._reduce_function(obj)
+        if isinstance(obj, _core.Cown):
+            # A cown a body captured without naming it: a token there, usable
+            # as an argument of a nested @when (its value is not held).
+            from . import _remote
+
+            return (_remote.unheld_cown, (self.batch.slot(obj),))
         return super().reducer_override(obj)
 
 
@@ -215,10 +225,6 @@ class RayExecutor:
         """The call hook of core/exec: runs (submits) one behavior."""
         if not isinstance(fn, types.FunctionType):
             raise TypeError("only Python behaviors can run on the Ray backend")
-        batch = self.batch
-        if batch is None:
-            _core._external_hold()  # until the batch's task completes
-            batch = self.batch = _Batch()
         shape: list[int] = []
         handles: list[Any] = []
         for a in args[:nargs]:
@@ -229,6 +235,18 @@ class RayExecutor:
                 shape.append(-1)
                 handles.append(a)
         extras = list(args[nargs:])
+        # First the values, so that a value that cannot travel fails this
+        # behavior (its cowns untouched), never the batch.
+        values: dict[Any, Any] = {}
+        for h in handles:
+            if h not in values:
+                v = values[h] = h.value
+                if not isinstance(v, _Ref):
+                    _check_travels(v)
+        batch = self.batch
+        if batch is None:
+            _core._external_hold()  # until the batch's task completes
+            batch = self.batch = _Batch()
         arg_slots: list[int] = []
         arg_outs: list[int] = []
         seen: dict[Any, tuple[int, int]] = {}
@@ -238,9 +256,7 @@ class RayExecutor:
                 arg_slots.append(s)
                 arg_outs.append(o)
                 continue
-            if isinstance(h, _core.PinnedCown):
-                raise TypeError("a PinnedCown cannot be sent to Ray")
-            v = h.value
+            v = values[h]
             if isinstance(v, _Ref) and v.key in batch.slot_of_key:
                 s = batch.slot_of_key.pop(v.key)
                 batch.live.pop(s, None)
@@ -273,10 +289,13 @@ class RayExecutor:
         batch, self.batch = self.batch, None
         if batch is None:
             return
+        if not batch.ops:
+            _core._external_unhold()
+            return
         out_slots = list(batch.live)
         out_keys = [batch.live[s] for s in out_slots]
         try:
-            spec = _spec_dumps((batch.ops, batch.nslots, batch.in_slots, out_slots))
+            spec = _spec_dumps(batch, out_slots)
             refs = self.task.options(
                 num_returns=len(out_slots) + 1, **self.task_options).remote(
                 spec, self.cfg_ref, *batch.inputs)
@@ -344,7 +363,12 @@ class RayExecutor:
         for index in raised:
             _core._mark_exception(batch.results[index])
         if spawns is not None:
-            for index, fn, tokens in pickle.loads(spawns):
+            _unpickling.batch = batch
+            try:
+                nested = pickle.loads(spawns)
+            finally:
+                _unpickling.batch = None
+            for index, fn, tokens in nested:
                 args = [_cowns(batch, t) for t in tokens]
                 _core._whencall(fn, args, ())
                 _counters["nested"] += 1
@@ -358,10 +382,43 @@ class RayExecutor:
         self.collector.join()
 
 
+#: The batch whose spawned behaviors are being unpickled (collector thread).
+_unpickling = threading.local()
+
+
+def cown_of_token(token: int) -> Any:
+    """The driver's Cown for a cown a body on Ray captured in a nested
+    behavior (see bocpy.ray._remote._SpawnPickler)."""
+    batch = getattr(_unpickling, "batch", None)
+    if batch is None:
+        raise RuntimeError("a cown token outside a Ray batch's completion")
+    return batch.cown_of_slot[token]
+
+
 def _cowns(batch: _Batch, token: Any) -> Any:
     if isinstance(token, list):
         return [batch.cown_of_slot[t] for t in token]
     return batch.cown_of_slot[token]
+
+
+class _TravelCheck(pickle.Pickler):
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, _core.Cown):
+            _cown_serializer(obj)
+        return NotImplemented
+
+
+def _check_travels(value: Any) -> None:
+    """TypeError unless ``value`` (a cown's value set on the driver, sent
+    to Ray on its first use) can be sent to a Ray worker."""
+    if type(value) in (type(None), bool, int, float, str, bytes):
+        return
+    try:
+        _TravelCheck(io.BytesIO(), 5).dump(value)
+    except TypeError:
+        raise
+    except Exception as exc:
+        raise TypeError(f"a cown's value cannot be sent to a Ray worker: {exc!r}") from exc
 
 
 def _cown_serializer(cown: Any) -> Any:

@@ -28,30 +28,43 @@ from .. import _byvalue, _core, _errors, _worker
 _configured: Any = None
 
 
+_PLAIN = (type(None), bool, int, float, str, bytes)
+
+
 class RemoteCown:
     """A cown inside a behavior running on Ray: ``.value`` is the value the
     behavior holds (read and write it as in a local behavior); passing it to
     ``@when`` inside the body schedules a nested behavior on the driver."""
 
-    __slots__ = ("_value", "_token", "_exception")
+    __slots__ = ("_value", "_token", "_exception", "_held")
 
-    def __init__(self, value: Any, token: int, exception: bool = False) -> None:
+    def __init__(self, value: Any, token: int, exception: bool = False,
+                 held: bool = True) -> None:
         self._value = value
         self._token = token
         self._exception = exception
+        self._held = held
+
+    def _check(self) -> None:
+        if not self._held:
+            raise RuntimeError(
+                "this cown is not held by this behavior (it was captured, not "
+                "named in @when): name it in @when to use its value")
 
     @property
     def value(self) -> Any:
+        self._check()
         return self._value
 
     @value.setter
     def value(self, v: Any) -> None:
+        self._check()
         self._value = v
         self._exception = False
 
     @property
     def acquired(self) -> bool:
-        return True
+        return self._held
 
     @property
     def exception(self) -> bool:
@@ -66,6 +79,12 @@ class RemoteCown:
             "value, a cown's value or a captured variable); pass it to @when "
             "as an argument instead"
         )
+
+
+def unheld_cown(token: int) -> RemoteCown:
+    """Unpickles a cown a body captured without naming it (see
+    bocpy.ray._driver._BodyPickler)."""
+    return RemoteCown(None, token, held=False)
 
 
 class NestedResult:
@@ -85,6 +104,24 @@ class NestedResult:
 
     def __reduce__(self) -> Any:
         raise TypeError("the result of a nested @when cannot leave its behavior")
+
+
+class _SpawnPickler(_byvalue._Pickler):
+    """Pickles the behaviors a body scheduled: functions by value, and each
+    of the batch's cowns (as an argument or captured by the nested body) as
+    its token, which the driver turns back into its Cown."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is RemoteCown:
+            return (_cown_of_token, (obj._token,))
+        return super().reducer_override(obj)
+
+
+def _cown_of_token(token: int) -> Any:
+    """Unpickled on the driver (see bocpy.ray._driver._complete)."""
+    from . import _driver
+
+    return _driver.cown_of_token(token)
 
 
 #: Behaviors scheduled by the body now running: (function, argument tokens).
@@ -129,15 +166,42 @@ def remote_whencall(fn: Any, args: Any, captures: Any = ()) -> NestedResult:
     return remote_when(*args)(fn)
 
 
+#: Functions that would act on this Ray worker's own, local message queues
+#: or noticeboard: inside a behavior on Ray they raise instead.
+_LOCAL_ONLY = ("send", "receive", "drain", "set_tags", "notice_write",
+               "notice_update", "notice_delete", "notice_read", "noticeboard",
+               "notice_sync", "notice_seed")
+
+
+def _local_only(name: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(
+            f"{name}() is not supported inside a behavior running on the Ray "
+            "backend: message queues and the noticeboard belong to one "
+            "process, and this body runs in a Ray worker (see "
+            "docs/distributed.md); pass data through cowns, or use a "
+            "PinnedCown behavior, which runs on the driver")
+
+    refuse.__name__ = name
+    return refuse
+
+
+_originals: dict[int, Any] = {}
+
+
 def _patch_namespace(ns: dict[str, Any]) -> None:
     """Module-level names bound to ``when``/``whencall`` in a namespace that
     behaviors run in here now schedule nested behaviors (this process runs
-    no bocpy runtime)."""
+    no bocpy runtime); the messaging and noticeboard functions refuse."""
     for name, value in list(ns.items()):
         if value is _core.when:
             ns[name] = remote_when
         elif value is _whencall_orig:
             ns[name] = remote_whencall
+        else:
+            replacement = _originals.get(id(value))
+            if replacement is not None:
+                ns[name] = replacement
 
 
 _whencall_orig: Any = None
@@ -158,6 +222,10 @@ def _configure(cfg: tuple[Any, ...]) -> None:
 
     if _whencall_orig is None:
         _whencall_orig = bocpy.whencall
+        for name in _LOCAL_ONLY:
+            original = getattr(bocpy, name)
+            _originals[id(original)] = stub = _local_only(name)
+            setattr(bocpy, name, stub)
         # Bodies that call bocpy.when(...) as an attribute.
         bocpy.when = remote_when  # type: ignore[assignment]
         bocpy.whencall = remote_whencall  # type: ignore[assignment]
@@ -191,13 +259,14 @@ def _loads(spec: bytes) -> Any:
 def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any) -> tuple[Any, ...]:
     """The body of every bocpy Ray task (see the module docstring).
 
-    ``spec`` = (ops, nslots, input slots, output slots); an op = (function,
+    ``spec`` = (ops, input slots, output slots); an op = (function,
     shape, argument slots, output slots of the arguments, result slot,
     extras).  Returns the output slots' values, then the status
     (node id, indices of the ops whose body raised, pickled spawns)."""
     global _spawned
     _configure(cfg)
-    ops, nslots, in_slots, out_slots = _loads(spec)
+    ops, in_slots, out_slots = _loads(spec)
+    nslots = 1 + max([*in_slots, *out_slots, 0])
     vals: list[Any] = [None] * nslots
     exc_flags: list[bool] = [False] * nslots
     for slot, value in zip(in_slots, inputs):
@@ -235,6 +304,15 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any) -> tuple[Any, ...
             failed = True
         finally:
             mine, _spawned = _spawned, None
+        if not failed and type(result) not in _PLAIN:
+            # A result that cannot travel fails this behavior, not the batch.
+            try:
+                pickle.dumps(result, 5)
+            except Exception as exc:
+                result = _errors.carry(TypeError(
+                    f"the result of behavior {getattr(fn, '__qualname__', '?')!r} "
+                    f"cannot be sent back from Ray: {exc}"))
+                failed = True
         for s, out in zip(arg_slots, arg_outs):
             c = by_slot[s]
             vals[out] = c._value
@@ -248,7 +326,7 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any) -> tuple[Any, ...
     blob = None
     if spawns:
         buf = io.BytesIO()
-        _byvalue._Pickler(buf, 5).dump(spawns)
+        _SpawnPickler(buf, 5).dump(spawns)
         blob = buf.getvalue()
     import ray
 
