@@ -24,11 +24,13 @@ _options: dict[str, Any] = {
     "batch_delay": 0.002,
     "spread": False,
     "max_retries": None,
+    "scheduling_strategy": None,
 }
 
 
 def options(*, batch_size: int | None = None, batch_delay: float | None = None,
-            spread: bool | None = None, max_retries: int | None = None) -> dict[str, Any]:
+            spread: bool | None = None, max_retries: int | None = None,
+            scheduling_strategy: Any = None) -> dict[str, Any]:
     """Set how the next ``start(backend="ray")`` submits behaviors; returns
     the settings now in force.
 
@@ -40,6 +42,9 @@ def options(*, batch_size: int | None = None, batch_delay: float | None = None,
             tasks go to every node instead of packing the driver's.
         max_retries: Ray's task retries on a lost worker or node (``None``:
             Ray's default, 3; ``0``: off).
+        scheduling_strategy: any Ray scheduling strategy for the tasks (for
+            example a ``NodeAffinitySchedulingStrategy``); overrides
+            ``spread``.  ``"default"`` clears it.
 
     Raises:
         TypeError / ValueError: a bad setting.
@@ -64,6 +69,9 @@ def options(*, batch_size: int | None = None, batch_delay: float | None = None,
         if max_retries < -1:
             raise ValueError("max_retries must be -1 (forever) or more")
         _options["max_retries"] = max_retries
+    if scheduling_strategy is not None:
+        _options["scheduling_strategy"] = (None if scheduling_strategy == "default"
+                                           else scheduling_strategy)
     return dict(_options)
 
 

@@ -126,6 +126,7 @@ class _Batch:
         #: slot -> the driver's Cown handle it belongs to (nested @when).
         self.cown_of_slot: dict[int, Any] = {}
         self.results: list[Any] = []  # result handle per op
+        self.result_keys: list[int] = []  # its version key per op
 
     def slot(self, cown: Any) -> int:
         s = self.nslots
@@ -164,7 +165,8 @@ class RayExecutor:
     """The executor thread and the completion thread of one run."""
 
     def __init__(self, ray: Any, *, batch_size: int, batch_delay: float,
-                 spread: bool, max_retries: int | None) -> None:
+                 spread: bool, max_retries: int | None,
+                 scheduling_strategy: Any = None) -> None:
         self.ray = ray
         self.batch_size = batch_size
         self.batch_delay = batch_delay
@@ -175,7 +177,9 @@ class RayExecutor:
         self.pending_cv = threading.Condition()
         self.error: BaseException | None = None
         options: dict[str, Any] = {}
-        if spread:
+        if scheduling_strategy is not None:
+            options["scheduling_strategy"] = scheduling_strategy
+        elif spread:
             options["scheduling_strategy"] = "SPREAD"
         if max_retries is not None:
             options["max_retries"] = max_retries
@@ -283,6 +287,7 @@ class RayExecutor:
         batch.live[r] = rkey
         batch.ops.append((fn, shape, arg_slots, arg_outs, r, tuple(extras)))
         batch.results.append(result)
+        batch.result_keys.append(rkey)
         return _Ref(rkey)
 
     def _flush(self) -> None:
@@ -350,13 +355,27 @@ class RayExecutor:
         try:
             node, raised, spawns = self.ray.get(ref)
         except Exception as exc:
-            # The task was lost (retries off or exhausted): its behaviors'
-            # result cowns hold the error (reading them raises it).
+            # The task was lost (retries off or exhausted), or an input it
+            # needed was: its behaviors' result cowns hold a RuntimeError that
+            # says so; the versions of its argument cowns raise Ray's error
+            # when read (never a stale value).
             _counters["lost_batches"] += 1
+            err = RuntimeError(
+                "bocpy: this behavior was lost: its Ray task failed "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            lost = self.ray.put(err)
+            with _store_cv:
+                for key in batch.result_keys:
+                    if key in _store:
+                        _store[key] = lost
             for h in batch.results:
                 _core._mark_exception(h)
-            sys.stderr.write(f"bocpy: a Ray task of {len(batch.ops)} behaviors "
-                             f"failed: {type(exc).__name__}\n")
+            if _counters["lost_batches"] == 1:
+                sys.stderr.write(
+                    f"bocpy: a Ray task of {len(batch.ops)} behaviors failed "
+                    f"({type(exc).__name__}); the result cowns of lost "
+                    "behaviors hold a RuntimeError (bocpy.ray.stats() counts "
+                    "lost tasks)\n")
             return
         node_counts[node] += len(batch.ops)
         _counters["node:" + node] += len(batch.ops)
@@ -429,7 +448,8 @@ def _cown_serializer(cown: Any) -> Any:
 
 
 def start_run(*, address: str | None, num_cpus: int | None, batch_size: int,
-              batch_delay: float, spread: bool, max_retries: int | None) -> None:
+              batch_delay: float, spread: bool, max_retries: int | None,
+              scheduling_strategy: Any = None) -> None:
     """Connect to (or start) Ray and make the executor of the next run
     (main interpreter, runtime stopped)."""
     global _executor
@@ -451,7 +471,8 @@ def start_run(*, address: str | None, num_cpus: int | None, batch_size: int,
         atexit.register(_drain_at_exit)
         _exit_hook = True
     ex = RayExecutor(ray, batch_size=batch_size, batch_delay=batch_delay,
-                     spread=spread, max_retries=max_retries)
+                     spread=spread, max_retries=max_retries,
+                     scheduling_strategy=scheduling_strategy)
     _executor = ex
     ex.start()
 
