@@ -188,7 +188,10 @@ class RayExecutor:
         self.task = ray.remote(_remote.run_batch)
         self.task_options = options
         run_id = os.urandom(8).hex()
-        self.cfg_ref = ray.put((run_id, list(sys.path), _worker.main_source()))
+        # The run's configuration travels once per worker process: a ref
+        # nested in a list is not resolved with every task (see
+        # _remote._configure).
+        self.cfg = (run_id, [ray.put((run_id, list(sys.path), _worker.main_source()))])
         _counters.clear()
         self.submitter = threading.Thread(target=self._submit_loop,
                                           name="bocpy-ray-submit", daemon=True)
@@ -303,7 +306,7 @@ class RayExecutor:
             spec = _spec_dumps(batch, out_slots)
             refs = self.task.options(
                 num_returns=len(out_slots) + 1, **self.task_options).remote(
-                spec, self.cfg_ref, *batch.inputs)
+                spec, self.cfg, *batch.inputs)
         except Exception as exc:
             # Nothing of the batch can run: every version it would have made
             # holds the error, so no cown is silently stale.
@@ -338,8 +341,10 @@ class RayExecutor:
                     self.pending_cv.wait(0.1)
                 if not self.pending and not self.alive:
                     return
-                waiting = list(self.pending)
-            done, _ = ray.wait(waiting, num_returns=1, timeout=0.1,
+                # The oldest few: tasks finish roughly in submission order,
+                # and ray.wait costs time in the length of its list.
+                waiting = list(itertools.islice(self.pending, 128))
+            done, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0.02,
                                fetch_local=True)
             for ref in done:
                 with self.pending_cv:

@@ -209,12 +209,14 @@ _patched: set[int] = set()
 
 
 def _configure(cfg: tuple[Any, ...]) -> None:
-    """Prepare this process for the driver's run ``cfg`` = (run id,
-    sys.path, main script (file, source) or None)."""
+    """Prepare this process for the driver's run ``cfg`` = (run id, [ref of
+    (run id, sys.path, main script (file, source) or None)])."""
     global _configured, _whencall_orig
-    run_id, path, main_source = cfg
-    if _configured == run_id:
+    if _configured == cfg[0]:
         return
+    import ray
+
+    run_id, path, main_source = ray.get(cfg[1][0])
     for entry in path:
         if entry not in sys.path:
             sys.path.append(entry)

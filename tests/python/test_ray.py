@@ -267,14 +267,3 @@ def test_wait_timeout_then_wait():
         wait(0.05)
     bocpy.quiesce(120)
     assert c.value == 1
-
-
-def test_bad_backend_and_options():
-    with pytest.raises(ValueError, match="backend must be one of"):
-        bocpy.ray.resolve_backend("dask")
-    with pytest.raises(TypeError):
-        bocpy.ray.resolve_backend(3)
-    with pytest.raises(ValueError):
-        bocpy.ray.options(batch_size=0)
-    with pytest.raises(TypeError):
-        bocpy.ray.options(batch_delay="soon")
