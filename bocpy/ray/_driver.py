@@ -232,6 +232,8 @@ class RayExecutor:
         """The call hook of core/exec: runs (submits) one behavior."""
         if not isinstance(fn, types.FunctionType):
             raise TypeError("only Python behaviors can run on the Ray backend")
+        if fn.__code__ in _driver_side():
+            return self._run_here(fn, args, nargs)
         shape: list[int] = []
         handles: list[Any] = []
         for a in args[:nargs]:
@@ -292,6 +294,27 @@ class RayExecutor:
         batch.results.append(result)
         batch.result_keys.append(rkey)
         return _Ref(rkey)
+
+    def _run_here(self, fn: Any, args: tuple[Any, ...], nargs: int) -> Any:
+        """Runs one of bocpy's own driver-side behaviors (as_completed's
+        report) here, on the cowns' current values: submits what is open,
+        fetches the values (blocking this thread until they exist), calls
+        the body."""
+        self._flush()
+        for a in args[:nargs]:
+            for h in (a if isinstance(a, list) else [a]):
+                v = h.value
+                if isinstance(v, _Ref):
+                    with _store_cv:
+                        ref = _store.pop(v.key, None)
+                    if ref is None:
+                        raise RuntimeError("bocpy: a cown's value was lost")
+                    try:
+                        h.value = self.ray.get(ref)
+                    except Exception as exc:
+                        h.value = RuntimeError(f"bocpy: this cown's value was lost: {exc}")
+                        h.exception = True
+        return fn(*args)
 
     def _flush(self) -> None:
         batch, self.batch = self.batch, None
@@ -417,6 +440,20 @@ def cown_of_token(token: int) -> Any:
     if batch is None:
         raise RuntimeError("a cown token outside a Ray batch's completion")
     return batch.cown_of_slot[token]
+
+
+_driver_codes: frozenset[Any] | None = None
+
+
+def _driver_side() -> frozenset[Any]:
+    """Code of bocpy's own behaviors that must run on the driver (they talk
+    to the main thread through its message queues)."""
+    global _driver_codes
+    if _driver_codes is None:
+        from .. import _observe
+
+        _driver_codes = frozenset({_observe._notify.__code__})
+    return _driver_codes
 
 
 def _cowns(batch: _Batch, token: Any) -> Any:

@@ -267,3 +267,20 @@ def test_wait_timeout_then_wait():
         wait(0.05)
     bocpy.quiesce(120)
     assert c.value == 1
+
+
+def test_as_completed_and_stats():
+    cowns = [Cown(i) for i in range(6)]
+    results = []
+    for c in cowns:
+        @when(c)
+        def double(c):
+            c.value *= 2
+            return c.value
+
+        results.append(double)
+    got = sorted(done.value for done in bocpy.as_completed(results, timeout=120))
+    assert got == [0, 2, 4, 6, 8, 10]
+    s = bocpy.ray.stats()
+    assert s["behaviors"] >= 6
+    assert sum(s["nodes"].values()) >= 6
