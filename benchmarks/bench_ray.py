@@ -18,7 +18,14 @@ Prints ops/s per variant and the ratios the issue sets goals for
 (unbatched within 1.25x of the floor; batched at least 4x the floor).
 Every variant's final state is checked against a serial replay.
 
+``--cluster``: instead, 200 independent behaviors of 20 ms CPU each on a
+``ray.cluster_utils.Cluster`` of one node with one CPU, then of two nodes
+with one CPU each (``spread=True``); prints both times and the speed-up
+(goal: at least 1.5x).  On a 2-core machine shared with other work the two
+nodes compete for the same cores, so the speed-up says little there.
+
 Usage: python benchmarks/bench_ray.py [--quick] [--json] [--num-cpus N]
+       python benchmarks/bench_ray.py --cluster [--quick]
 """
 
 from __future__ import annotations
@@ -151,6 +158,54 @@ def bocpy_chain(k):
     return c.value
 
 
+def cpu_behaviors(n: int, ms: float) -> float:
+    """Seconds to run n independent behaviors of ``ms`` ms of CPU each."""
+    from bocpy import Cown, wait, when
+
+    t0 = time.perf_counter()
+    cowns = [Cown(0) for _ in range(n)]
+    for c in cowns:
+        @when(c)
+        def spin(c):
+            end = time.process_time() + ms / 1000
+            x = 0
+            while time.process_time() < end:
+                x += 1
+            c.value = x
+    wait()
+    return time.perf_counter() - t0
+
+
+def cluster_main(quick: bool, as_json: bool) -> None:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    import bocpy
+    import bocpy.ray
+
+    n = 40 if quick else 200
+    times = {}
+    for nodes in (1, 2):
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        for _ in range(nodes - 1):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False)
+        bocpy.ray.options(spread=True, batch_size=1)
+        bocpy.start(backend="ray", address="auto")
+        cpu_behaviors(4, 1)  # warm the workers of every node
+        bocpy.start(backend="ray", address="auto")
+        times[nodes] = cpu_behaviors(n, 20)
+        ray.shutdown()
+        cluster.shutdown()
+    speedup = times[1] / times[2]
+    if as_json:
+        print(json.dumps({"behaviors": n, "seconds": times, "speedup": speedup}))
+        return
+    print(f"{n} behaviors of 20 ms: 1 node {times[1]:.2f} s, 2 nodes "
+          f"{times[2]:.2f} s, speed-up {speedup:.2f}x")
+
+
 def timed(fn, *args):
     t0 = time.perf_counter()
     out = fn(*args)
@@ -162,7 +217,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--json", action="store_true", help="one JSON line")
     parser.add_argument("--num-cpus", type=int, default=2)
+    parser.add_argument("--cluster", action="store_true",
+                        help="1 node vs 2 nodes for CPU-bound behaviors")
     args = parser.parse_args()
+    if args.cluster:
+        os.chdir(tempfile.mkdtemp(prefix="bocpy-bench-ray-"))
+        cluster_main(args.quick, args.json)
+        return
     accounts, transfers, k = (100, 300, 200) if args.quick else (1000, 5000, 2000)
 
     # Ray workers put the driver's working directory first on sys.path: run
