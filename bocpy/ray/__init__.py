@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["BACKENDS", "options", "stats"]
+__all__ = ["BACKENDS", "hosted", "options", "stats"]
 
 #: The backends ``bocpy.start(backend=...)`` accepts.
 BACKENDS = ("local", "ray")
@@ -137,3 +137,21 @@ def stats() -> dict[str, Any]:
         "lost_batches": c["lost_batches"],
         "nodes": {k[5:]: v for k, v in c.items() if k.startswith("node:")},
     }
+
+
+def hosted(value: Any, **actor_options: Any) -> Any:
+    """A ``Cown`` whose value a Ray actor keeps in place: every behavior
+    naming it runs on that actor (in scheduling order, with the other cowns'
+    values sent to it), so a large value (an 8 MB array) is not copied per
+    behavior, and it can be changed in place.  A behavior may name at most
+    one hosted cown.  Reading ``.value`` on the driver fetches it from the
+    actor; setting it sends it there before the next behavior.
+    ``actor_options`` go to Ray (``num_cpus``, ``scheduling_strategy``...).
+
+    Raises:
+        RuntimeError: the Ray backend is not running.
+        TypeError: the value cannot be sent to a Ray worker.
+    """
+    from . import _driver
+
+    return _driver.hosted(value, **actor_options)

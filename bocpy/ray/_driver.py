@@ -68,8 +68,54 @@ class _Ref:
         return f"<value in Ray's object store #{self.key}>"
 
 
-class _Lost:
-    """Stands for the value of a cown whose last writer was lost."""
+class _Hosted:
+    """A hosted cown's value on the driver: the value lives in its actor.
+    Decoded on the executor's thread it stays a placeholder; anywhere else
+    it is fetched from the actor (after every behavior submitted so far)."""
+
+    __slots__ = ("host_id",)
+
+    def __init__(self, host_id: int) -> None:
+        self.host_id = host_id
+
+    def __reduce__(self) -> Any:
+        return (_resolve_hosted, (self.host_id,))
+
+
+#: hosted Cown handle -> its actor; id(actor) -> actor.
+_hosts: dict[Any, Any] = {}
+_actors: dict[int, Any] = {}
+
+
+def _resolve_hosted(host_id: int) -> Any:
+    ex = _executor
+    if ex is not None and threading.get_ident() == ex.thread_ident:
+        return _Hosted(host_id)
+    ray = import_ray()
+    actor = _actors.get(host_id)
+    if actor is None or not ray.is_initialized():
+        raise RuntimeError("bocpy: this hosted cown's actor is gone")
+    if ex is not None:
+        ex.flush_soon()
+    return ray.get(actor.get.remote())
+
+
+def hosted(value: Any, **actor_options: Any) -> Any:
+    """A Cown whose value a Ray actor keeps in place (see bocpy.ray.hosted)."""
+    ray = import_ray()
+    ex = _executor
+    if ex is None:
+        raise RuntimeError("bocpy.ray.hosted() needs a running Ray backend: "
+                           "call bocpy.start(backend='ray') first")
+    _check_travels(value)
+    from . import _remote
+
+    actor = ray.remote(_remote.Host).options(**actor_options).remote(value)
+    _actors[id(actor)] = actor
+    c = _core.Cown(None)
+    c.value = _Hosted(id(actor))
+    _hosts[c] = actor
+    return c
 
 
 _keys = itertools.count(1)
@@ -113,7 +159,10 @@ def materialize(key: int) -> Any:
 class _Batch:
     """Behaviors submitted together as one Ray task."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: Any = None) -> None:
+        #: the actor of the hosted cown this batch runs on, or None (a task)
+        self.host = host
+        self.host_slot = -1
         self.opened = time.monotonic()
         self.ops: list[tuple[Any, ...]] = []
         self.nslots = 0
@@ -250,12 +299,20 @@ class RayExecutor:
         for h in handles:
             if h not in values:
                 v = values[h] = h.value
-                if not isinstance(v, _Ref):
+                if not isinstance(v, (_Ref, _Hosted)):
                     _check_travels(v)
+        hosts = {_hosts[h] for h in values if h in _hosts}
+        if len(hosts) > 1:
+            raise TypeError("a behavior can name at most one hosted cown "
+                            "(bocpy.ray.hosted) on the Ray backend")
+        host = hosts.pop() if hosts else None
         batch = self.batch
+        if batch is not None and batch.host is not host:
+            self._flush()  # a batch runs on one host (or none)
+            batch = None
         if batch is None:
             _core._external_hold()  # until the batch's task completes
-            batch = self.batch = _Batch()
+            batch = self.batch = _Batch(host)
         arg_slots: list[int] = []
         arg_outs: list[int] = []
         seen: dict[Any, tuple[int, int]] = {}
@@ -266,6 +323,18 @@ class RayExecutor:
                 arg_outs.append(o)
                 continue
             v = values[h]
+            if h in _hosts:
+                if batch.host_slot < 0:
+                    batch.host_slot = batch.slot(h)
+                if not isinstance(v, _Hosted):
+                    # Set on the driver since: the actor takes it first
+                    # (actor calls from here run in submission order).
+                    host.set.remote(v)
+                    h.value = _Hosted(id(host))
+                seen[h] = (batch.host_slot, batch.host_slot)
+                arg_slots.append(batch.host_slot)
+                arg_outs.append(batch.host_slot)
+                continue
             if isinstance(v, _Ref) and v.key in batch.slot_of_key:
                 s = batch.slot_of_key.pop(v.key)
                 batch.live.pop(s, None)
@@ -294,6 +363,11 @@ class RayExecutor:
         batch.results.append(result)
         batch.result_keys.append(rkey)
         return _Ref(rkey)
+
+    def flush_soon(self) -> None:
+        """Another thread needs what was submitted so far: the open batch
+        goes out within batch_delay anyway; nothing to do (kept as the one
+        place to change should batches wait longer)."""
 
     def _run_here(self, fn: Any, args: tuple[Any, ...], nargs: int) -> Any:
         """Runs one of bocpy's own driver-side behaviors (as_completed's
@@ -327,9 +401,13 @@ class RayExecutor:
         out_keys = [batch.live[s] for s in out_slots]
         try:
             spec = _spec_dumps(batch, out_slots)
-            refs = self.task.options(
-                num_returns=len(out_slots) + 1, **self.task_options).remote(
-                spec, self.cfg, *batch.inputs)
+            if batch.host is not None:
+                refs = batch.host.run.options(num_returns=len(out_slots) + 1).remote(
+                    spec, self.cfg, batch.host_slot, *batch.inputs)
+            else:
+                refs = self.task.options(
+                    num_returns=len(out_slots) + 1, **self.task_options).remote(
+                    spec, self.cfg, *batch.inputs)
         except Exception as exc:
             # Nothing of the batch can run: every version it would have made
             # holds the error, so no cown is silently stale.

@@ -258,7 +258,36 @@ def _loads(spec: bytes) -> Any:
     return pickle.loads(spec)
 
 
-def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any) -> tuple[Any, ...]:
+class Host:
+    """A Ray actor keeping one cown's value in place and running that cown's
+    behaviors (``bocpy.ray.hosted``): the value never travels per behavior."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = _own(value)
+
+    def run(self, spec: bytes, cfg: tuple[Any, ...], host_slot: int,
+            *inputs: Any) -> tuple[Any, ...]:
+        return run_batch(spec, cfg, *inputs, _host=(self, host_slot))
+
+    def get(self) -> Any:
+        return self.value
+
+    def set(self, value: Any) -> None:
+        self.value = _own(value)
+
+
+def _own(value: Any) -> Any:
+    """The actor's own copy of a value Ray handed over zero-copy (a NumPy
+    array from the object store is read-only): copied once, then changed in
+    place by every behavior."""
+    flags = getattr(value, "flags", None)
+    if flags is not None and getattr(flags, "writeable", True) is False:
+        return value.copy()
+    return value
+
+
+def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
+              _host: Any = None) -> tuple[Any, ...]:
     """The body of every bocpy Ray task (see the module docstring).
 
     ``spec`` = (ops, input slots, output slots); an op = (function,
@@ -273,6 +302,12 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any) -> tuple[Any, ...
     exc_flags: list[bool] = [False] * nslots
     for slot, value in zip(in_slots, inputs):
         vals[slot] = value
+    if _host is not None:  # the hosted cown: one slot, read and written in place
+        host, host_slot = _host
+        if host_slot >= nslots:
+            vals.extend([None] * (host_slot + 1 - nslots))
+            exc_flags.extend([False] * (host_slot + 1 - nslots))
+        vals[host_slot] = host.value
     raised: list[int] = []
     spawns: list[tuple[int, Any, Any]] = []
     for index, (fn, shape, arg_slots, arg_outs, result_slot, extras) in enumerate(ops):
@@ -325,6 +360,8 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any) -> tuple[Any, ...
             raised.append(index)
         for child, tokens in mine:
             spawns.append((index, child, tokens))
+    if _host is not None:
+        _host[0].value = vals[_host[1]]
     blob = None
     if spawns:
         buf = io.BytesIO()

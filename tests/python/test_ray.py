@@ -284,3 +284,49 @@ def test_as_completed_and_stats():
     s = bocpy.ray.stats()
     assert s["behaviors"] >= 6
     assert sum(s["nodes"].values()) >= 6
+
+
+def test_hosted_cown_keeps_a_large_value_in_place():
+    """An 8 MB array hosted by a Ray actor, changed in place by 50
+    behaviors that also name an ordinary cown, in scheduling order."""
+    import numpy as np
+
+    big = bocpy.ray.hosted(np.zeros(1_000_000))
+    counter = Cown(0)
+    seen = []
+    for _ in range(50):
+        @when(big, counter)
+        def bump(big, counter):
+            big.value += 1  # in place, inside the actor
+            counter.value += 1
+            return (float(big.value[0]), counter.value)
+
+        seen.append(bump)
+
+    @when(counter)
+    def after(counter):
+        return counter.value
+
+    wait()
+    assert [r.value for r in seen] == [(float(i), i) for i in range(1, 51)]
+    assert after.value == 50
+    arr = big.value
+    assert arr.shape == (1_000_000,)
+    assert float(arr.sum()) == 50 * 1_000_000
+
+    bocpy.start(backend="ray")
+    other = bocpy.ray.hosted([1])
+
+    @when(big, other)
+    def two_hosts(a, b):
+        pass
+
+    wait()
+    assert two_hosts.exception
+    assert "at most one hosted cown" in str(two_hosts.value)
+
+
+def test_hosted_needs_the_ray_backend():
+    wait()
+    with pytest.raises(RuntimeError, match="needs a running Ray backend"):
+        bocpy.ray.hosted(1)
