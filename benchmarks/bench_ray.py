@@ -24,8 +24,15 @@ with one CPU each (``spread=True``); prints both times and the speed-up
 (goal: at least 1.5x).  On a 2-core machine shared with other work the two
 nodes compete for the same cores, so the speed-up says little there.
 
+``--large``: an 8 MB NumPy array in one cown updated 200 times, copied
+through Ray's object store for every behavior (``batch_size=1``, the body
+assigns a new array) against hosted by an actor (``bocpy.ray.hosted``, the
+body adds in place); prints the time per behavior of each and the ratio
+(goal: at least 10x).
+
 Usage: python benchmarks/bench_ray.py [--quick] [--json] [--num-cpus N]
        python benchmarks/bench_ray.py --cluster [--quick]
+       python benchmarks/bench_ray.py --large [--quick]
 """
 
 from __future__ import annotations
@@ -206,6 +213,45 @@ def cluster_main(quick: bool, as_json: bool) -> None:
           f"{times[2]:.2f} s, speed-up {speedup:.2f}x")
 
 
+def large_main(quick: bool, as_json: bool, num_cpus: int) -> None:
+    import numpy as np
+    import ray
+
+    import bocpy
+    import bocpy.ray
+    from bocpy import Cown, wait, when
+
+    n = 40 if quick else 200
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    per = {}
+    for mode in ("copied", "hosted"):
+        bocpy.ray.options(batch_size=1 if mode == "copied" else 64)
+        bocpy.start(backend="ray")
+        arr = np.zeros(1_000_000)  # 8 MB
+        c = bocpy.ray.hosted(arr) if mode == "hosted" else Cown(arr)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            if mode == "hosted":
+                @when(c)
+                def bump(c):
+                    c.value += 1
+            else:
+                @when(c)
+                def bump(c):
+                    c.value = c.value + 1
+        wait()
+        per[mode] = (time.perf_counter() - t0) / n
+        if float(c.value[0]) != n:
+            sys.exit(f"bench_ray: {mode} computed a wrong result")
+    ray.shutdown()
+    ratio = per["copied"] / per["hosted"]
+    if as_json:
+        print(json.dumps({"behaviors": n, "seconds_per_behavior": per, "ratio": ratio}))
+        return
+    print(f"8 MB cown, {n} updates: copied {per['copied'] * 1e3:.2f} ms/behavior, "
+          f"hosted {per['hosted'] * 1e3:.2f} ms/behavior, {ratio:.1f}x")
+
+
 def timed(fn, *args):
     t0 = time.perf_counter()
     out = fn(*args)
@@ -219,10 +265,15 @@ def main() -> None:
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--cluster", action="store_true",
                         help="1 node vs 2 nodes for CPU-bound behaviors")
+    parser.add_argument("--large", action="store_true",
+                        help="an 8 MB cown: copied per behavior vs hosted by an actor")
     args = parser.parse_args()
-    if args.cluster:
+    if args.cluster or args.large:
         os.chdir(tempfile.mkdtemp(prefix="bocpy-bench-ray-"))
-        cluster_main(args.quick, args.json)
+        if args.cluster:
+            cluster_main(args.quick, args.json)
+        else:
+            large_main(args.quick, args.json, args.num_cpus)
         return
     accounts, transfers, k = (100, 300, 200) if args.quick else (1000, 5000, 2000)
 
