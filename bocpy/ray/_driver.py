@@ -489,10 +489,12 @@ class RayExecutor:
             _core._mark_exception(batch.results[index])
         if spawns is not None:
             _unpickling.batch = batch
+            _unpickling.made = {}
             try:
                 nested = pickle.loads(spawns)
             finally:
                 _unpickling.batch = None
+                _unpickling.made = {}
             for index, fn, tokens in nested:
                 args = [_cowns(batch, t) for t in tokens]
                 _core._whencall(fn, args, ())
@@ -534,9 +536,20 @@ def _driver_side() -> frozenset[Any]:
     return _driver_codes
 
 
+def new_cown(key: int, value: Any) -> Any:
+    """The driver's Cown for one a body on Ray made (one per cown there)."""
+    made = _unpickling.made
+    c = made.get(key)
+    if c is None:
+        c = made[key] = _core.Cown(value)
+    return c
+
+
 def _cowns(batch: _Batch, token: Any) -> Any:
     if isinstance(token, list):
-        return [batch.cown_of_slot[t] for t in token]
+        return [_cowns(batch, t) for t in token]
+    if isinstance(token, _core.Cown):
+        return token
     return batch.cown_of_slot[token]
 
 

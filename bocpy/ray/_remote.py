@@ -114,7 +114,18 @@ class _SpawnPickler(_byvalue._Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if type(obj) is RemoteCown:
             return (_cown_of_token, (obj._token,))
+        if isinstance(obj, _core.Cown):
+            # A cown this body made: its value travels; the driver makes one
+            # Cown per cown made here (pickle's memo keeps it one).
+            return (_new_cown, (id(obj), obj.value))
         return super().reducer_override(obj)
+
+
+def _new_cown(key: int, value: Any) -> Any:
+    """Unpickled on the driver: the Cown for one made in a body on Ray."""
+    from . import _driver
+
+    return _driver.new_cown(key, value)
 
 
 def _cown_of_token(token: int) -> Any:
@@ -134,11 +145,7 @@ def _token_of(arg: Any, pos: int) -> Any:
     if isinstance(arg, (list, tuple)):
         return [_token_of(a, pos) for a in arg]
     if isinstance(arg, _core.Cown):
-        raise TypeError(
-            "@when inside a behavior running on Ray takes the behavior's own "
-            f"cowns; argument {pos} is a Cown made here, which is not "
-            "supported on the Ray backend (make it on the driver)"
-        )
+        return arg  # made in this body: travels by value, made on the driver
     raise TypeError(
         f"@when argument {pos} must be a Cown or a list of Cowns, not "
         f"{type(arg).__name__}"

@@ -330,3 +330,22 @@ def test_hosted_needs_the_ray_backend():
     wait()
     with pytest.raises(RuntimeError, match="needs a running Ray backend"):
         bocpy.ray.hosted(1)
+
+
+def test_nested_when_over_a_cown_made_in_the_body():
+    out = Cown([])
+
+    @when(out)
+    def parent(out):
+        fresh = Cown({"made": "remotely"})
+
+        @when(fresh, out)
+        def child(fresh, out):
+            out.value.append(fresh.value["made"])
+
+        @when(fresh)
+        def grandchild(fresh):
+            fresh.value["again"] = True
+
+    wait()
+    assert out.value == ["remotely"]
