@@ -95,8 +95,8 @@ def _resolve_hosted(host_id: int) -> Any:
     actor = _actors.get(host_id)
     if actor is None or not ray.is_initialized():
         raise RuntimeError("bocpy: this hosted cown's actor is gone")
-    if ex is not None:
-        ex.flush_soon()
+    # An open batch goes out within batch_delay: reading during a run sees
+    # what was submitted before this call.
     return ray.get(actor.get.remote())
 
 
@@ -363,11 +363,6 @@ class RayExecutor:
         batch.results.append(result)
         batch.result_keys.append(rkey)
         return _Ref(rkey)
-
-    def flush_soon(self) -> None:
-        """Another thread needs what was submitted so far: the open batch
-        goes out within batch_delay anyway; nothing to do (kept as the one
-        place to change should batches wait longer)."""
 
     def _run_here(self, fn: Any, args: tuple[Any, ...], nargs: int) -> Any:
         """Runs one of bocpy's own driver-side behaviors (as_completed's

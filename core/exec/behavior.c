@@ -860,8 +860,11 @@ int boc_behavior_run_via(boc_behavior_t *b, PyObject *call,
     return 0;
   }
   /* Workers count their behaviors in their loop (no thread-local lookup on
-   * the hot path); pinned ones are counted here, on the shared block. */
-  boc_counters_t *shared = b->hdr.pinned ? boc_observe_shared_counters() : NULL;
+   * the hot path); pinned ones and those of an external executor are
+   * counted here, on the shared block. */
+  boc_counters_t *shared = b->hdr.pinned || call != NULL
+                               ? boc_observe_shared_counters()
+                               : NULL;
   if (shared != NULL) {
     /* relaxed: a statistic (see observe.h) */
     atomic_store_explicit(&shared->running, 1, BOC_RELAXED);

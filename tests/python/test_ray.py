@@ -270,6 +270,7 @@ def test_wait_timeout_then_wait():
 
 
 def test_as_completed_and_stats():
+    finished = bocpy.stats()["finished"]
     cowns = [Cown(i) for i in range(6)]
     results = []
     for c in cowns:
@@ -284,6 +285,10 @@ def test_as_completed_and_stats():
     s = bocpy.ray.stats()
     assert s["behaviors"] >= 6
     assert sum(s["nodes"].values()) >= 6
+    wait()
+    local = bocpy.stats()  # behaviors submitted to Ray count as finished
+    assert local["in_flight"] == 0
+    assert local["finished"] >= finished + 6
 
 
 def test_hosted_cown_keeps_a_large_value_in_place():
