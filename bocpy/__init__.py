@@ -161,6 +161,9 @@ def start(worker_count: int | None = None, module: tuple[str, str] | None = None
     if _ray_backend.resolve_backend(backend) == "ray":
         _start_ray(address, num_cpus)
         return
+    if _core.running() and _core._executor() != "workers":
+        raise RuntimeError("the runtime is running on the Ray backend: "
+                           "wait() first to start it on local workers")
     if worker_count is None:
         worker_count = WORKER_COUNT
     elif isinstance(worker_count, bool) or not isinstance(worker_count, int):
@@ -205,11 +208,19 @@ def _start_ray(address: str | None, num_cpus: int | None) -> None:
     """start() on the Ray backend: one idle local worker, behaviors to Ray."""
     from . import ray as _ray_backend
 
-    if _core.running():
+    def running_here() -> bool:
+        if not _core.running():
+            return False
+        if _core._executor() != "external":
+            raise RuntimeError("the runtime is running on local workers: "
+                               "wait() first to start it on the Ray backend")
+        return True
+
+    if running_here():
         return
     _take_lifecycle("start()", None)
     try:
-        if _core.running():
+        if running_here():
             return
         _ray_backend.before_start(address, num_cpus)
         try:

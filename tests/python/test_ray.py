@@ -354,3 +354,9 @@ def test_nested_when_over_a_cown_made_in_the_body():
 
     wait()
     assert out.value == ["remotely"]
+
+
+def test_local_start_while_running_on_ray():
+    with pytest.raises(RuntimeError, match="running on the Ray backend: wait"):
+        bocpy.start(2)
+    bocpy.start(backend="ray")  # already running there: a no-op

@@ -78,3 +78,17 @@ def test_the_executor_is_chosen_only_while_stopped():
     finally:
         wait()
     assert bocpy._core._executor() == "workers"
+
+
+def test_ray_backend_while_running_on_workers():
+    from bocpy import Cown, wait, when
+
+    @when(Cown(0))
+    def b(c):
+        pass
+
+    try:
+        with pytest.raises(RuntimeError, match="running on local workers: wait"):
+            bocpy.start(backend="ray")
+    finally:
+        wait()
