@@ -236,6 +236,7 @@ class RayExecutor:
 
         self.task = ray.remote(_remote.run_batch)
         self.task_options = options
+        self._tasks: dict[int, Any] = {}
         run_id = os.urandom(8).hex()
         # The run's configuration travels once per worker process: a ref
         # nested in a list is not resolved with every task (see
@@ -385,6 +386,16 @@ class RayExecutor:
                         h.exception = True
         return fn(*args)
 
+    def _task(self, num_returns: int) -> Any:
+        """The task with these options (made once per count of returns)."""
+        task = self._tasks.get(num_returns)
+        if task is None:
+            if len(self._tasks) > 256:
+                self._tasks.clear()
+            task = self._tasks[num_returns] = self.task.options(
+                num_returns=num_returns, **self.task_options)
+        return task
+
     def _flush(self) -> None:
         batch, self.batch = self.batch, None
         if batch is None:
@@ -400,8 +411,7 @@ class RayExecutor:
                 refs = batch.host.run.options(num_returns=len(out_slots) + 1).remote(
                     spec, self.cfg, batch.host_slot, *batch.inputs)
             else:
-                refs = self.task.options(
-                    num_returns=len(out_slots) + 1, **self.task_options).remote(
+                refs = self._task(len(out_slots) + 1).remote(
                     spec, self.cfg, *batch.inputs)
         except Exception as exc:
             # Nothing of the batch can run: every version it would have made
