@@ -8,6 +8,8 @@ fork hooks (:mod:`bocpy._fork`) take it too.
 
 from __future__ import annotations
 
+import importlib
+import os
 import signal
 import sys
 import threading
@@ -42,18 +44,32 @@ def _require_main(what: str) -> None:
         raise RuntimeError(f"{what} can only be called from the main interpreter")
 
 
-def start(worker_count: int | None = None, module: tuple[str, str] | None = None) -> None:
+def start(worker_count: int | None = None, module: tuple[str, str] | None = None,
+          *, backend: str | None = None, address: str | None = None,
+          num_cpus: int | None = None) -> None:
     """Start the runtime with ``worker_count`` workers (default
     ``WORKER_COUNT``).  Idempotent: a no-op when already running with the
     same count.  ``module`` is accepted for compatibility and unused:
     behaviors may live in any module.
 
+    ``backend="ray"`` (or ``BOCPY_BACKEND=ray``) runs behaviors as Ray tasks
+    instead (docs/distributed.md): on a Ray started here (``num_cpus``), or
+    on the cluster at ``address`` (``"auto"``: the one this machine joined).
+
     Raises:
         RuntimeError: called from a worker; already running with another
             worker count; the workers could not be started.
-        TypeError / ValueError: a bad ``worker_count``.
+        TypeError / ValueError: a bad ``worker_count`` or ``backend``.
+        ImportError: ``backend="ray"`` without the ``ray`` package.
     """
     _require_main("start()")
+    name = resolve_backend(backend)
+    if name != "local":
+        _start_backend(_backend_module(name), address, num_cpus)
+        return
+    if _core.running() and _core._executor() != "workers":
+        raise RuntimeError("the runtime is running on the Ray backend: "
+                           "wait() first to start it on local workers")
     if worker_count is None:
         worker_count = WORKER_COUNT
     elif isinstance(worker_count, bool) or not isinstance(worker_count, int):
@@ -88,6 +104,64 @@ def start(worker_count: int | None = None, module: tuple[str, str] | None = None
         _core.start(worker_count, (list(sys.path), list(sys.argv),
                                    _worker.main_source(), _logfwd.worker_config()))
         _signals.install_sigterm()
+    finally:
+        assert lock is not None
+        lock.release()
+
+
+#: The backends besides the local workers.  Each is the package
+#: ``bocpy.<name>`` (a layer above the package face: it drives the runtime
+#: through the engine's external executor, docs/distributed.md), found by
+#: name when a start() asks for it, so that nothing below it imports it.
+BACKENDS = ("local", "ray")
+
+
+def resolve_backend(backend: str | None) -> str:
+    """``backend``, else ``BOCPY_BACKEND``, else ``"local"``.
+
+    Raises:
+        TypeError: not a str.
+        ValueError: not one of :data:`BACKENDS`.
+    """
+    if backend is None:
+        backend = os.environ.get("BOCPY_BACKEND") or "local"
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a str, not {type(backend).__name__}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    return backend
+
+
+def _backend_module(name: str) -> Any:
+    """The package of backend ``name`` (``bocpy.ray``): before_start(),
+    after_stop()."""
+    return importlib.import_module(f"{__package__}.{name}")
+
+
+def _start_backend(backend: Any, address: str | None, num_cpus: int | None) -> None:
+    """start() on another backend (Ray): one idle local worker, the
+    behaviors to the backend's executor."""
+
+    def running_here() -> bool:
+        if not _core.running():
+            return False
+        if _core._executor() != "external":
+            raise RuntimeError("the runtime is running on local workers: "
+                               "wait() first to start it on another backend")
+        return True
+
+    if running_here():
+        return
+    take_lock("start()", None)
+    try:
+        if running_here():
+            return
+        backend.before_start(address, num_cpus)
+        try:
+            _core.start(1, (list(sys.path), list(sys.argv), _worker.main_source(), None))
+        except BaseException:
+            backend.after_stop()
+            raise
     finally:
         assert lock is not None
         lock.release()
@@ -213,6 +287,8 @@ def wait(timeout: float | None = None, *, stats: bool = False,
     try:
         left = timeout if deadline is None else max(deadline - time.monotonic(), 0.0)
         s = _interruptible(_core.wait, left, True, stats)
+        if _core._executor() != "workers":  # a Ray run ended
+            _backend_module("ray").after_stop()
         # Teardown set the board aside before clearing it: report or free it.
         board = _core._notice_take_cleared(noticeboard)
     finally:

@@ -160,6 +160,9 @@ PY_LAYERS: list[tuple[str, list[str]]] = [
                  "_observe", "trace", "_finalize", "_exit", "_fork", "_scope"]),
     # What programs import: the package face and the optional faces.
     ("face", ["bocpy", "__main__", "aio", "tk", "testing", "trace.__main__"]),
+    # Backends besides the local workers, found by name at start(backend=...)
+    # (bocpy._lifecycle): the Ray executor and what a Ray worker runs.
+    ("backend", ["ray", "ray._driver", "ray._remote"]),
 ]
 PY_RANK = {name: i for i, (_, names) in enumerate(PY_LAYERS) for name in names}
 # The Python modules the C module (core/) imports by name to call back into.

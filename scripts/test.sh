@@ -125,6 +125,17 @@ run_step "Runtime builds and installs without libffi and the OpenCL headers (CPy
 run_step "Python tests against an ASan+UBSan build (CPython $first_ver)" \
   bash scripts/asan_pytest.sh "$(bocpy_venv "$first_ver")"
 
+# The Ray backend (#29): its tests need the 'ray' package, which only this
+# step installs, into one venv; they run apart (pytest -m ray) because
+# starting Ray is slow.
+ray_tests() {
+  local venv
+  venv="$(bocpy_venv "$first_ver")" &&
+    "$venv/bin/python" -m pip install -q "ray==2.60.0" &&
+    (cd "$BOCPY_ROOT" && "$venv/bin/pytest" -p no:cacheprovider -q -m ray)
+}
+run_step "Ray backend tests (pytest -m ray, CPython $first_ver)" ray_tests
+
 echo
 echo "================ summary ================"
 printf '%s\n' "${summary[@]}"

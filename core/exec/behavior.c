@@ -1030,6 +1030,31 @@ int boc_behavior_cancel(boc_cown_t *result) {
 }
 
 int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
+  return boc_behavior_run_via(b, NULL, body_exc);
+}
+
+/* Calls the body: fn(*args), or call(fn, args, nargs, result handle) for
+ * an external executor.  A new reference, or NULL with an exception. */
+static PyObject *call_body(PyObject *call, PyObject *fn, PyObject *args,
+                           int32_t nargs, boc_cown_t *result) {
+  if (call == NULL) {
+    return PyObject_Call(fn, args, NULL);
+  }
+  PyObject *handle = boc_handle_new(result);
+  if (handle == NULL) {
+    return NULL;
+  }
+  PyObject *n = PyLong_FromLong(nargs);
+  PyObject *r = n != NULL ? PyObject_CallFunctionObjArgs(call, fn, args, n,
+                                                         handle, NULL)
+                          : NULL;
+  Py_XDECREF(n);
+  Py_DECREF(handle);
+  return r;
+}
+
+int boc_behavior_run_via(boc_behavior_t *b, PyObject *call,
+                         PyObject **body_exc) {
   /* The counters are the mutable part of the runtime's dispatch. */
   boc_dispatch_t *d = (boc_dispatch_t *)b->hdr.dispatch;
   /* Started: from now on boc_behavior_cancel says no.  relaxed: see
@@ -1059,8 +1084,11 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
     return 0;
   }
   /* Workers count their behaviors in their loop (no thread-local lookup on
-   * the hot path); pinned ones are counted here, on the shared block. */
-  boc_counters_t *shared = b->hdr.pinned ? boc_observe_shared_counters() : NULL;
+   * the hot path); pinned ones and those of an external executor are
+   * counted here, on the shared block. */
+  boc_counters_t *shared = b->hdr.pinned || call != NULL
+                               ? boc_observe_shared_counters()
+                               : NULL;
   if (shared != NULL) {
     /* relaxed: a statistic (see observe.h) */
     atomic_store_explicit(&shared->running, 1, BOC_RELAXED);
@@ -1115,7 +1143,7 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
     PyObject *args = behavior_args(b, extras);
     if (args != NULL) {
       tls_depth++;
-      retval = PyObject_Call(fn, args, NULL);
+      retval = call_body(call, fn, args, b->nargs, b->result);
       tls_depth--;
       body_raised = retval == NULL;
       Py_DECREF(args);

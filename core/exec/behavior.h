@@ -217,6 +217,16 @@ boc_cown_t *boc_behavior_schedule(boc_behavior_t *b, const boc_dispatch_t *d);
  * it also receives a new reference to it), else 0.  While the dispatch is
  * cancelling, the behavior is dropped instead (returns 0). */
 int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc);
+/* Likewise, for an external executor (executor.h): when call is not NULL, a
+ * Python body is not called but handed to call(fn, args, nargs, result),
+ * where fn is the body rebuilt on this interpreter, args its positional
+ * arguments (the first nargs are the @when arguments: a cown handle, held
+ * now, or a list of them; then the captured extras) and result the handle
+ * of the result cown; what call returns is stored as the result and what it
+ * leaves in the cowns is released as their values, exactly as for a body.
+ * A C body runs here as with boc_behavior_run. */
+int boc_behavior_run_via(boc_behavior_t *b, PyObject *call,
+                         PyObject **body_exc);
 
 /* How many behavior bodies (or C bodies) this thread is inside right now:
  * waiting calls (wait, quiesce, pump) refuse to run from one. */

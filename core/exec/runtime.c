@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include "exec/executor.h"
 #include "exec/noticeboard.h"
 #include "exec/pinned.h"
 #include "exec/worker.h"
@@ -61,6 +62,10 @@ typedef struct runtime {
    * kick_mu, which is taken before any terminator's own mutex. */
   boc_mutex_t kick_mu;
   struct kick_node *kick_list;
+  /* BOC_EXEC_* (executor.h): where ready unpinned behaviors go.  Written
+   * only while STOPPED (boc_runtime_set_executor); the start's release
+   * store of `state` publishes it to every ready callback. */
+  int executor;
 } runtime_t;
 
 /* One waiter's entry in runtime_t.kick_list (on the waiter's stack). */
@@ -196,7 +201,54 @@ static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
     kick_all(r); /* wake the main thread's wait() (or scope wait) */
     return;
   }
+  if (r->executor == BOC_EXEC_EXTERNAL) {
+    boc_external_push(b);
+    return;
+  }
   dispatch_ready(r, b);
+}
+
+int boc_runtime_set_executor(int executor) {
+  runtime_t *r = runtime();
+  if (executor != BOC_EXEC_WORKERS && executor != BOC_EXEC_EXTERNAL) {
+    PyErr_Format(PyExc_ValueError, "unknown executor %d", executor);
+    return -1;
+  }
+  if (atomic_load_explicit(&r->state, BOC_ACQUIRE) != RT_STOPPED) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the executor can only be chosen while the runtime is "
+                    "stopped (before start())");
+    return -1;
+  }
+  r->executor = executor;
+  return 0;
+}
+
+int boc_runtime_executor(void) { return runtime()->executor; }
+
+int boc_runtime_hold(void) {
+  if (boc_term_inc(&runtime()->term) < 0) {
+    PyErr_SetString(PyExc_RuntimeError, "runtime is not running");
+    return -1;
+  }
+  return 0;
+}
+
+void boc_runtime_unhold(void) { boc_term_dec(&runtime()->term); }
+
+int boc_runtime_external_run(PyObject *call, double timeout) {
+  int64_t ns = timeout < 0 ? -1 : (int64_t)(timeout * 1e9);
+  boc_behavior_t *b = boc_external_take(0);
+  if (b == NULL && ns != 0) {
+    Py_BEGIN_ALLOW_THREADS
+    b = boc_external_take(ns);
+    Py_END_ALLOW_THREADS
+  }
+  if (b == NULL) {
+    return 0;
+  }
+  boc_behavior_run_via(b, call, NULL);
+  return 1;
 }
 
 /* ---- start / wait / stop ------------------------------------------------- */
@@ -343,8 +395,13 @@ static void drop_leftovers(runtime_t *r) {
   for (;;) {
     boc_sched_node_t *node = boc_sched_drain(r->sched);
     boc_behavior_t *pinned = boc_pinned_pop();
-    if (node == NULL && pinned == NULL) {
+    boc_behavior_t *ext = boc_external_take(0);
+    if (node == NULL && pinned == NULL && ext == NULL) {
       return;
+    }
+    if (ext != NULL) {
+      boc_behavior_drop(ext, "behavior dropped during stop(): the runtime "
+                             "was torn down before it could run");
     }
     while (node != NULL) {
       boc_sched_node_t *next = node->next;
@@ -735,6 +792,7 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   boc_workers_deactivate(r->nworkers);
   Py_END_ALLOW_THREADS
   drop_leftovers(r);
+  boc_external_wake(); /* the external executor's thread sees the stop */
   boc_sched_free(r->sched);
   r->sched = NULL;
   r->nworkers = 0;

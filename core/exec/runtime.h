@@ -97,6 +97,23 @@ int boc_runtime_interrupted(void);
 /* The Python behaviors running on workers now (see boc_workers_busy). */
 int boc_runtime_busy(boc_busy_t *out, int max);
 
+/* The executor (executor.h: BOC_EXEC_WORKERS or BOC_EXEC_EXTERNAL) that
+ * the next start() hands ready unpinned behaviors to (main interpreter).
+ * -1 with RuntimeError unless stopped, ValueError for an unknown kind. */
+int boc_runtime_set_executor(int executor);
+int boc_runtime_executor(void);
+/* Counts work of an external executor in on the termination count, so that
+ * wait()/quiesce() also wait for it (a behavior retired at submission whose
+ * remote run is still going); 0, or -1 with RuntimeError when stopped.
+ * unhold counts one out. */
+int boc_runtime_hold(void);
+void boc_runtime_unhold(void);
+/* The external executor's step (main interpreter, GIL held; released while
+ * waiting): takes the next ready behavior, waiting at most timeout seconds
+ * (negative: until one comes or the runtime stops), and runs it with
+ * boc_behavior_run_via(b, call).  Returns 1 if one ran, else 0. */
+int boc_runtime_external_run(PyObject *call, double timeout);
+
 /* Longest sleep of wait()'s pump loop, in milliseconds (main thread). */
 void boc_runtime_set_poll_ms(int64_t ms);
 

@@ -16,6 +16,7 @@
 #include "module/messaging_module.h"
 #include "value/handle.h"
 #include "value/state.h"
+#include "exec/executor.h"
 #include "exec/noticeboard.h"
 #include "exec/pinned.h"
 #include "engine/platform.h"
@@ -486,7 +487,103 @@ static PyObject *default_worker_count(PyObject *module,
   return PyLong_FromLong(boc_default_worker_count(getenv("BOCPY_WORKERS")));
 }
 
+/* ---- the external executor (exec/executor.h) ------------------------------ */
+
+static PyObject *set_executor(PyObject *module, PyObject *arg) {
+  (void)module;
+  if (require_main("_set_executor()") < 0) {
+    return NULL;
+  }
+  if (!PyUnicode_Check(arg)) {
+    PyErr_SetString(PyExc_TypeError, "executor must be a str");
+    return NULL;
+  }
+  int kind;
+  if (PyUnicode_CompareWithASCIIString(arg, "workers") == 0) {
+    kind = BOC_EXEC_WORKERS;
+  } else if (PyUnicode_CompareWithASCIIString(arg, "external") == 0) {
+    kind = BOC_EXEC_EXTERNAL;
+  } else {
+    PyErr_Format(PyExc_ValueError,
+                 "executor must be 'workers' or 'external', not %R", arg);
+    return NULL;
+  }
+  if (boc_runtime_set_executor(kind) < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *executor_name(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyUnicode_FromString(boc_runtime_executor() == BOC_EXEC_EXTERNAL
+                                  ? "external"
+                                  : "workers");
+}
+
+static PyObject *external_run(PyObject *module, PyObject *args) {
+  (void)module;
+  PyObject *call;
+  double timeout;
+  if (!PyArg_ParseTuple(args, "Od:_external_run", &call, &timeout)) {
+    return NULL;
+  }
+  if (require_main("_external_run()") < 0) {
+    return NULL;
+  }
+  if (!PyCallable_Check(call)) {
+    PyErr_SetString(PyExc_TypeError, "call must be callable");
+    return NULL;
+  }
+  return PyBool_FromLong(boc_runtime_external_run(call, timeout));
+}
+
+static PyObject *external_hold(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (boc_runtime_hold() < 0) {
+    return NULL;
+  }
+  Py_RETURN_NONE;
+}
+
+static PyObject *external_unhold(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  boc_runtime_unhold();
+  Py_RETURN_NONE;
+}
+
+static PyObject *mark_exception(PyObject *module, PyObject *arg) {
+  (void)module;
+  boc_cown_t *c = boc_handle_record(arg); /* borrowed */
+  if (c == NULL) {
+    PyErr_SetString(PyExc_TypeError, "_mark_exception() takes a Cown");
+    return NULL;
+  }
+  /* relaxed: the flag describes the value, which is published by the
+   * release that parked it (as in behavior.c set_result). */
+  uint32_t was = atomic_fetch_or_explicit(&c->flags, BOC_COWN_EXCEPTION,
+                                          BOC_RELAXED);
+  if (!(was & BOC_COWN_EXCEPTION)) {
+    boc_cown_note_failed(c);
+  }
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef core_methods[] = {
+    {"_set_executor", set_executor, METH_O,
+     "_set_executor('workers' | 'external'): where the next start() hands\n"
+     "ready behaviors (runtime stopped)."},
+    {"_executor", executor_name, METH_NOARGS,
+     "The executor chosen for this run: 'workers' or 'external'."},
+    {"_external_run", external_run, METH_VARARGS,
+     "_external_run(call, timeout) -> bool: take the next ready behavior\n"
+     "(waiting at most timeout s) and run it through call(fn, args, nargs, result)."},
+    {"_external_hold", external_hold, METH_NOARGS,
+     "Count one piece of external work in (wait() waits for it)."},
+    {"_external_unhold", external_unhold, METH_NOARGS,
+     "Count one piece of external work out."},
+    {"_mark_exception", mark_exception, METH_O,
+     "Flag a cown's value as an exception raised by a behavior."},
     {"interpreter_id", interpreter_id, METH_NOARGS, interpreter_id_doc},
     {"is_main_interpreter", is_main_interpreter, METH_NOARGS,
      is_main_interpreter_doc},
