@@ -4,9 +4,13 @@
 :meth:`concurrent.futures.Executor.map`: the items are collected at once and
 cut into chunks of ``chunksize``; each chunk is **one** behavior over no
 cowns whose body (C, ``core/exec/behavior.c``) calls ``fn(item)`` for each
-of its items and returns the list of results.  ``fn`` travels as a behavior
-body does (code by value, its closure variables and the module globals it
-reads captured once, at the ``map`` call), and each chunk's outcome is held
+of its items and returns the list of results.  A plain function ``fn``
+travels as a behavior body does (code by value, its closure variables and
+the module globals it reads captured once, at the ``map`` call).  Any other
+callable (a builtin, ``functools.partial``, ``operator.itemgetter``, a bound
+method, a callable instance) becomes the captured value of a tiny body that
+calls it, so it travels through the same value transport as captures do
+(pickled, with functions inside it by value).  Each chunk's outcome is held
 by its result cown exactly as a ``@when`` result: the list, or the first
 exception the body raised, with its traceback.  The iterator returned waits
 for the chunks in order and yields their results; a chunk that failed
@@ -40,11 +44,18 @@ def map(fn: Callable[[T], R], iterable: Iterable[T], *, chunksize: int = 1,
     Main interpreter only; starts the runtime if needed.  Pinned behaviors
     run on this thread while the iterator waits (as ``wait()`` does).
 
+    ``fn`` may be any callable that can be sent to a worker: a function
+    (``def`` or ``lambda``, sent as a behavior body), or a builtin
+    (``abs``, ``str.upper``), a ``functools.partial``, an
+    ``operator.itemgetter``, a bound method of a picklable object or a
+    picklable callable instance (sent as a captured value is).
+
     Raises (at the call):
-        TypeError: ``fn`` is not a plain function (``def`` or ``lambda``; a
-            builtin or a generator function cannot travel as a behavior
-            body), ``chunksize`` is not an ``int``, an item or a captured
-            value cannot be sent to a worker.
+        TypeError: ``fn`` is not callable; ``fn`` is a generator or coroutine
+            function; ``fn`` is not a function and cannot be sent to a worker
+            (the message names its type and why); ``chunksize`` is not an
+            ``int``; an item or a value ``fn`` captures cannot be sent to a
+            worker.
         ValueError: ``chunksize < 1`` or ``timeout < 0``.
         RuntimeError: called from a worker; the runtime is shutting down.
 
@@ -56,10 +67,11 @@ def map(fn: Callable[[T], R], iterable: Iterable[T], *, chunksize: int = 1,
     """
     if not _core.is_main_interpreter():
         raise RuntimeError("bocpy.map() can only be called from the main interpreter")
+    body = fn
     if not isinstance(fn, types.FunctionType):
-        raise TypeError(f"bocpy.map() fn must be a function (def or lambda), not "
-                        f"{type(fn).__name__}: its code travels to the workers as "
-                        "a behavior body does")
+        if not callable(fn):
+            raise TypeError(f"bocpy.map() fn must be callable, not {type(fn).__name__}")
+        body = _calling(fn)
     if isinstance(chunksize, bool) or not isinstance(chunksize, int):
         raise TypeError(f"bocpy.map() chunksize must be an int, not {type(chunksize).__name__}")
     if chunksize < 1:
@@ -76,9 +88,39 @@ def map(fn: Callable[[T], R], iterable: Iterable[T], *, chunksize: int = 1,
     nchunks = (n + chunksize - 1) // chunksize
     latch = _core._map_latch(nchunks)
     chunk = _core._map_chunk
-    cowns = [chunk(fn, tuple(items[k:k + chunksize]), latch, i)
-             for i, k in enumerate(range(0, n, chunksize))]
+    try:
+        cowns = [chunk(body, tuple(items[k:k + chunksize]), latch, i)
+                 for i, k in enumerate(range(0, n, chunksize))]
+    except TypeError as exc:
+        if body is not fn:
+            _check_travels(fn, exc)
+        raise
     return _results(latch, cowns, deadline, timeout)
+
+
+def _calling(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A behavior body that calls ``fn``: ``fn`` is its closure variable,
+    sent to the workers as any captured value is."""
+    def call(item: Any) -> Any:
+        return fn(item)
+    call.__qualname__ = f"bocpy.map({type(fn).__name__})"
+    return call
+
+
+def _check_travels(fn: Any, exc: TypeError) -> None:
+    """Scheduling a chunk of the non-function callable ``fn`` failed with
+    ``exc``: raise a TypeError naming ``fn``'s type and why when it is
+    ``fn`` that cannot be sent to a worker (else return: an item failed)."""
+    from ._byvalue import dumps
+
+    try:
+        dumps(fn)
+    except Exception as why:  # noqa: BLE001 (any pickling failure)
+        raise TypeError(
+            f"bocpy.map() fn, a {type(fn).__name__}, cannot be sent to a worker "
+            f"interpreter: it is not a function, so it travels pickled, and "
+            f"pickling it failed ({why}); use a function (def or lambda) or a "
+            f"picklable callable") from exc
 
 
 def _results(latch: Any, cowns: list[Any], deadline: float | None,

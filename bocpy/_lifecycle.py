@@ -23,6 +23,11 @@ from ._pump import _check_watchdog
 #: an integer >= 1, else physical cores (in the affinity mask) minus one.
 WORKER_COUNT: int = _core.default_worker_count()
 
+#: Default upper bound on ``worker_count`` is ``max(64, 8 * CPU count)``
+#: (logical CPUs); ``BOCPY_MAX_WORKERS`` overrides it (see max_workers()).
+MAX_WORKERS_FLOOR = 64
+MAX_WORKERS_PER_CPU = 8
+
 IS_MAIN = _core.is_main_interpreter()
 # Serialises start, stop, exit and fork among the main interpreter's
 # threads.  Never held while a behavior body runs on this thread (waits
@@ -44,6 +49,26 @@ def _require_main(what: str) -> None:
         raise RuntimeError(f"{what} can only be called from the main interpreter")
 
 
+def max_workers() -> int:
+    """The most workers ``start()`` accepts: ``BOCPY_MAX_WORKERS`` when set,
+    else ``max(64, 8 * CPU count)``.  Each worker is a sub-interpreter of
+    several MiB, so a mistyped count must not start thousands of them.
+
+    Raises:
+        ValueError: ``BOCPY_MAX_WORKERS`` is set but not an integer >= 1.
+    """
+    env = os.environ.get("BOCPY_MAX_WORKERS")
+    if env is not None and env.strip():
+        try:
+            limit = int(env)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            raise ValueError(f"BOCPY_MAX_WORKERS must be an integer >= 1, not {env!r}")
+        return limit
+    return max(MAX_WORKERS_FLOOR, MAX_WORKERS_PER_CPU * _core.cpu_count())
+
+
 def start(worker_count: int | None = None, module: tuple[str, str] | None = None,
           *, backend: str | None = None, address: str | None = None,
           num_cpus: int | None = None) -> None:
@@ -59,7 +84,10 @@ def start(worker_count: int | None = None, module: tuple[str, str] | None = None
     Raises:
         RuntimeError: called from a worker; already running with another
             worker count; the workers could not be started.
-        TypeError / ValueError: a bad ``worker_count`` or ``backend``.
+        TypeError / ValueError: a bad ``worker_count`` or ``backend``;
+            ValueError also for a count above ``max_workers()``
+            (``BOCPY_MAX_WORKERS``), including a default count taken from
+            ``BOCPY_WORKERS``.
         ImportError: ``backend="ray"`` without the ``ray`` package.
     """
     _require_main("start()")
@@ -76,6 +104,13 @@ def start(worker_count: int | None = None, module: tuple[str, str] | None = None
         raise TypeError(f"worker_count must be an int, not {type(worker_count).__name__}")
     elif worker_count < 1:
         raise ValueError(f"worker_count must be at least 1, not {worker_count}")
+    limit = max_workers()
+    if worker_count > limit:
+        raise ValueError(
+            f"worker_count must be at most {limit}, not {worker_count} (each "
+            f"worker is a sub-interpreter; the limit is max({MAX_WORKERS_FLOOR}, "
+            f"{MAX_WORKERS_PER_CPU} x CPU count) unless the environment variable "
+            f"BOCPY_MAX_WORKERS sets it)")
     if module is not None and not (
         isinstance(module, tuple) and len(module) == 2
         and all(isinstance(m, str) for m in module)

@@ -31,6 +31,8 @@ CASES: list[tuple[str, Callable[[], Any], type[BaseException], str]] = [
     ("start(str)", lambda: start("2"), TypeError, "worker_count must be an int"),
     ("start(bool)", lambda: start(True), TypeError, "worker_count must be an int"),
     ("start(0)", lambda: start(0), ValueError, "at least 1"),
+    ("start(too many)", lambda: start(bocpy._lifecycle.max_workers() + 1), ValueError,
+     "worker_count must be at most .* BOCPY_MAX_WORKERS"),
     ("start(module=str)", lambda: start(1, "mod"), TypeError, "module must be"),
     ("pump(deadline 0)", lambda: pump(deadline_ms=0), TypeError, "deadline_ms"),
     ("pump(max -1)", lambda: pump(max_behaviors=-1), TypeError, "max_behaviors"),
@@ -110,6 +112,49 @@ def test_wrong_interpreter(call: str, match: str) -> None:
     assert r.exception is True
     assert isinstance(r.value, RuntimeError)
     assert match in str(r.value)
+
+
+def test_worker_count_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BOCPY_MAX_WORKERS", raising=False)
+    cpus = bocpy._core.cpu_count()
+    assert bocpy._lifecycle.max_workers() == max(64, 8 * cpus)
+    with pytest.raises(ValueError, match=f"must be at most {max(64, 8 * cpus)}, not 2400000"):
+        start(2400000)  # a typo must not start millions of interpreters
+    monkeypatch.setenv("BOCPY_MAX_WORKERS", "2")
+    with pytest.raises(ValueError, match="worker_count must be at most 2, not 3"):
+        start(3)
+    for bad in ("abc", "0", "-4", "1.5"):
+        monkeypatch.setenv("BOCPY_MAX_WORKERS", bad)
+        with pytest.raises(ValueError, match=f"BOCPY_MAX_WORKERS must be an integer >= 1, "
+                           f"not '{bad}'"):
+            start(1)
+    # Raising the bound lets a larger count start.
+    wanted = max(64, 8 * cpus) + 1
+    monkeypatch.setenv("BOCPY_MAX_WORKERS", str(wanted))
+    assert bocpy._lifecycle.max_workers() == wanted
+    monkeypatch.setenv("BOCPY_MAX_WORKERS", "3")
+    assert not bocpy._core.running()
+    start(3)
+    try:
+        assert bocpy._core.worker_count() == 3
+    finally:
+        wait()
+
+
+def test_a_default_count_over_the_bound_is_refused() -> None:
+    import textwrap
+
+    from conftest import run_python
+    proc = run_python(textwrap.dedent("""
+        from bocpy import Cown, when
+        try:
+            @when(Cown(1))
+            def _(c):
+                pass
+        except ValueError as exc:
+            print(exc)
+    """), env={"BOCPY_WORKERS": "3", "BOCPY_MAX_WORKERS": "2"})
+    assert "worker_count must be at most 2, not 3" in proc.stdout, proc
 
 
 def test_behaviors_class_round_trip() -> None:

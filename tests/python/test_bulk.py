@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import math
+import operator
 import threading
 
 import pytest
@@ -24,6 +27,31 @@ def fresh_runtime():
 
 def double(x):
     return 2 * x
+
+
+def scaled(factor, x):
+    return factor * x
+
+
+class Scaler:
+    """A picklable object: its bound method and its instances travel."""
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    def times(self, x):
+        return self.factor * x
+
+    def __call__(self, x):
+        return self.factor * x + 1
+
+
+class HoldsALock:
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def __call__(self, x):
+        return x
 
 
 def fails_on_five(x):
@@ -85,9 +113,48 @@ def test_the_other_chunks_still_run() -> None:
     assert bocpy.stats()["failed"] >= 1
 
 
+@pytest.mark.parametrize("fn, items, expected", [
+    (abs, [-1, -2, 3], [1, 2, 3]),
+    (str.upper, ["a", "bc"], ["A", "BC"]),
+    (math.sqrt, [4.0, 9.0], [2.0, 3.0]),
+    (functools.partial(scaled, 3), [1, 2], [3, 6]),
+    (functools.partial(lambda f, x: f + x, 10), [1, 2], [11, 12]),
+    (operator.itemgetter(1), [(1, 2), "xy"], [2, "y"]),
+    (Scaler(4).times, [1, 2], [4, 8]),
+    (Scaler(5), [1, 2], [6, 11]),
+    (len, ["ab", [1, 2, 3]], [2, 3]),
+], ids=["builtin", "method_descriptor", "math", "partial", "partial-lambda",
+        "itemgetter", "bound-method", "callable-instance", "len"])
+def test_any_callable_that_can_travel(fn, items, expected) -> None:
+    for chunksize in (1, 2):
+        assert list(bocpy.map(fn, items, chunksize=chunksize)) == expected
+
+
+def test_a_callable_raising_reports_its_exception() -> None:
+    with pytest.raises(ValueError, match="math domain error"):
+        list(bocpy.map(math.sqrt, [4.0, -1.0]))
+
+
+def test_a_callable_that_cannot_travel_is_a_clear_type_error() -> None:
+    lock = threading.Lock()
+    with pytest.raises(TypeError, match=r"fn, a HoldsALock, cannot be sent to a worker "
+                       r"interpreter: it is not a function, so it travels pickled"):
+        bocpy.map(HoldsALock(), [1])
+    with pytest.raises(TypeError, match="fn, a builtin_function_or_method, cannot be sent"):
+        bocpy.map(lock.acquire, [1])
+    with pytest.raises(TypeError, match="fn, a partial, cannot be sent"):
+        bocpy.map(functools.partial(scaled, lock), [1])
+    with pytest.raises(TypeError, match="cannot send captured variable 'lock'"):
+        bocpy.map(lambda x: lock.locked(), [1])  # a function: named as for @when
+    with pytest.raises(TypeError, match="must be callable, not int"):
+        bocpy.map(3, [1])  # type: ignore[arg-type]
+    # An item that cannot travel is still reported as such, not as fn's fault.
+    with pytest.raises(TypeError) as info:
+        bocpy.map(abs, [lock])
+    assert "fn, a" not in str(info.value)
+
+
 def test_bad_input() -> None:
-    with pytest.raises(TypeError, match="must be a function .* not builtin_function_or_method"):
-        bocpy.map(abs, [1])
     with pytest.raises(ValueError, match="chunksize must be >= 1, not 0"):
         bocpy.map(double, [1], chunksize=0)
     with pytest.raises(TypeError, match="chunksize must be an int, not str"):
