@@ -25,6 +25,7 @@ import types
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from . import _core
+from ._byvalue import dumps
 from ._pump import pump
 
 T = TypeVar("T")
@@ -111,8 +112,6 @@ def _check_travels(fn: Any, exc: TypeError) -> None:
     """Scheduling a chunk of the non-function callable ``fn`` failed with
     ``exc``: raise a TypeError naming ``fn``'s type and why when it is
     ``fn`` that cannot be sent to a worker (else return: an item failed)."""
-    from ._byvalue import dumps
-
     try:
         dumps(fn)
     except Exception as why:  # noqa: BLE001 (any pickling failure)
