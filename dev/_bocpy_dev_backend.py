@@ -63,6 +63,11 @@ def _variables(repo: Path) -> dict[str, str]:
         "BOCPY_ABI_MAJOR": abi["MAJOR"],
         "BOCPY_ABI_MINOR": abi["MINOR"],
         "BOCPY_LIMITED_API": LIMITED_API,
+        # One wheel for every CPython: bocpy.pc carries the abi3 flag of
+        # 3.12+ (as the runtime built there does); on 3.10/3.11, whose
+        # plugins are version-specific, `bocpy-config --cflags` and the
+        # CMake package decide by the interpreter instead (docs/packaging.md).
+        "BOCPY_PC_LIMITED_API": f" -DPy_LIMITED_API={LIMITED_API}",
         "BOCPY_FORWARD_NAME": NAME,
         "BOCPY_FORWARD_PACKAGE": "bocpy_dev",
         "BOCPY_FORWARD_PYTHON": "python3*",
