@@ -97,8 +97,9 @@ for ver in $BOCPY_PYTHONS; do
     local venv once=()
     # Tests that do the same whatever interpreter runs them, once, on the
     # first version: test_packaging.py builds and checks the 3.12 and 3.13
-    # wheels, test_dists.py the distributions (from 3.12, built on 3.13); two more build a plugin with 3.12 and load it under 3.12/3.13;
-    # below 3.12 the ctypes bridge's 3.12 build runs under 3.12 as well.
+    # wheels, test_dists.py the distributions (built with 3.12, a plugin
+    # built from them on 3.13); two more build a plugin with 3.12 and load
+    # it under 3.12/3.13; below 3.12 the ctypes bridge's 3.12 build runs under 3.12 as well.
     if [ "$ver" != "$first_ver" ]; then
       once=(--ignore=tests/python/test_packaging.py --ignore=tests/python/test_dists.py
             --deselect tests/python/test_abi_packaging.py::test_one_abi3_binary_loads_on_312_and_313
