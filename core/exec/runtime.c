@@ -153,7 +153,22 @@ static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
     boc_term_kick(&r->term); /* wake the main thread's wait() */
     return;
   }
-  boc_sched_push(r->sched, boc_sched_worker_index(), &b->hdr.node);
+  int self = boc_sched_worker_index();
+  /* Affinity: a ready behavior goes to the worker where one of its cowns'
+   * values rests, when that worker is idle (parked) -- no hand-over then.
+   * A busy home gets nothing an idle worker could start: the normal policy
+   * runs it (this worker's next slot, or any worker's queue). */
+  for (int32_t i = 0; i < b->ncowns && i < 4; i++) {
+    int home = boc_cown_home_worker(b->cowns[i]);
+    if (home >= 0 && home < r->nworkers) {
+      if (home != self && boc_sched_parked(r->sched, home)) {
+        boc_sched_push_to(r->sched, home, &b->hdr.node);
+        return;
+      }
+      break;
+    }
+  }
+  boc_sched_push(r->sched, self, &b->hdr.node);
 }
 
 /* ---- start / wait / stop ------------------------------------------------- */

@@ -614,6 +614,10 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->s_loading);
   Py_VISIT(st->pickle_dumps);
   Py_VISIT(st->pickle_loads);
+  Py_VISIT(st->plain_types);
+  Py_VISIT(st->copyreg_table);
+  Py_VISIT(st->pickler);
+  Py_VISIT(st->pickler_buf);
   Py_VISIT(st->byvalue_dumps);
   Py_VISIT(st->cown_ref);
   Py_VISIT(st->fn_cache);
@@ -644,6 +648,10 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->s_loading);
   Py_CLEAR(st->pickle_dumps);
   Py_CLEAR(st->pickle_loads);
+  Py_CLEAR(st->plain_types);
+  Py_CLEAR(st->copyreg_table);
+  Py_CLEAR(st->pickler);
+  Py_CLEAR(st->pickler_buf);
   Py_CLEAR(st->byvalue_dumps);
   Py_CLEAR(st->protocol);
   Py_CLEAR(st->cown_ref);
