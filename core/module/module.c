@@ -616,6 +616,7 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->pickle_loads);
   Py_VISIT(st->plain_types);
   Py_VISIT(st->copyreg_table);
+  Py_VISIT(st->plain_classes);
   Py_VISIT(st->pickler);
   Py_VISIT(st->pickler_buf);
   Py_VISIT(st->byvalue_dumps);
@@ -650,6 +651,7 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->pickle_loads);
   Py_CLEAR(st->plain_types);
   Py_CLEAR(st->copyreg_table);
+  Py_CLEAR(st->plain_classes);
   Py_CLEAR(st->pickler);
   Py_CLEAR(st->pickler_buf);
   Py_CLEAR(st->byvalue_dumps);

@@ -48,6 +48,9 @@ typedef struct boc_state {
    * b"module\0qualname" when its instances travel natively, else None. */
   PyObject *plain_types;
   PyObject *copyreg_table;   /* copyreg.dispatch_table (lazy) */
+  PyObject *plain_classes;   /* decoding: b"module\0qualname" -> (type,
+                                module dict, qualname): re-checked in the
+                                module dict on every use (lazy) */
   /* A pickler reused by every encoding of this interpreter (state.c):
    * bocpy._byvalue._Pickler over an io.BytesIO, made on first use. */
   PyObject *pickler;

@@ -919,6 +919,61 @@ static PyObject *find_class(const char *name, size_t size) {
   return obj;
 }
 
+/* find_class behind a per-interpreter cache for classes named at the top
+ * of their module (most are): the entry is trusted only while the module's
+ * dict still maps the name to the same class (a re-run script or a reload
+ * defines a new one).  New reference, or NULL with an exception. */
+static PyObject *cached_class(const char *name, size_t size) {
+  boc_state_t *st = boc_state();
+  if (st == NULL) {
+    return NULL;
+  }
+  if (st->plain_classes == NULL && (st->plain_classes = PyDict_New()) == NULL) {
+    return NULL;
+  }
+  PyObject *key = PyBytes_FromStringAndSize(name, (Py_ssize_t)size);
+  if (key == NULL) {
+    return NULL;
+  }
+  PyObject *entry = PyDict_GetItemWithError(st->plain_classes, key);
+  if (entry != NULL) {
+    PyObject *now = PyDict_GetItemWithError(PyTuple_GET_ITEM(entry, 1),
+                                            PyTuple_GET_ITEM(entry, 2));
+    if (now == PyTuple_GET_ITEM(entry, 0)) {
+      Py_DECREF(key);
+      return Py_NewRef(now);
+    }
+  }
+  PyErr_Clear();
+  PyObject *cls = find_class(name, size);
+  const char *sep = memchr(name, '\0', size);
+  if (cls != NULL && sep != NULL &&
+      memchr(sep + 1, '.', size - (size_t)(sep + 1 - name)) == NULL) {
+    PyObject *modname = PyUnicode_DecodeUTF8(name, sep - name, NULL);
+    PyObject *mod = modname != NULL ? PyImport_GetModule(modname) : NULL;
+    PyObject *md = mod != NULL && PyModule_Check(mod) ? PyModule_GetDict(mod)
+                                                      : NULL;
+    PyObject *qual = PyUnicode_DecodeUTF8(sep + 1, name + size - (sep + 1),
+                                          NULL);
+    if (md != NULL && qual != NULL) {
+      if (PyDict_GET_SIZE(st->plain_classes) >= 1024) {
+        PyDict_Clear(st->plain_classes);
+      }
+      PyObject *t = PyTuple_Pack(3, cls, md, qual);
+      if (t == NULL || PyDict_SetItem(st->plain_classes, key, t) < 0) {
+        PyErr_Clear();
+      }
+      Py_XDECREF(t);
+    }
+    PyErr_Clear();
+    Py_XDECREF(qual);
+    Py_XDECREF(mod);
+    Py_XDECREF(modname);
+  }
+  Py_DECREF(key);
+  return cls;
+}
+
 static PyObject *dec_object(decoder_t *d) {
   uint64_t n;
   if (dec_take(d, &n, 8) < 0) {
@@ -930,7 +985,7 @@ static PyObject *dec_object(decoder_t *d) {
   }
   const char *name = (const char *)d->p->data + d->pos;
   d->pos += n;
-  PyObject *cls = find_class(name, (size_t)n);
+  PyObject *cls = cached_class(name, (size_t)n);
   if (cls == NULL) {
     return NULL;
   }
