@@ -1,6 +1,7 @@
 /* transport.c - interpreter-neutral payloads (see transport.h). */
 #include "value/transport.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -718,6 +719,12 @@ boc_payload_t *boc_payload_encode_snapshot(PyObject *obj) {
 static boc_payload_t *payload_encode(PyObject *obj, int snapshot) {
   encoder_t e = {0};
   e.snapshot = snapshot;
+  /* The buffer starts with room for the payload's header, so that it
+   * becomes the payload itself (no copy of the data at the end). */
+  if (enc_reserve(&e, offsetof(boc_payload_t, data)) < 0) {
+    return NULL;
+  }
+  e.len = offsetof(boc_payload_t, data);
   e.outer = tls_encoder;
   tls_encoder = &e;
   int rc;
@@ -733,20 +740,18 @@ static boc_payload_t *payload_encode(PyObject *obj, int snapshot) {
     enc_discard(&e);
     return NULL;
   }
-  boc_payload_t *p = malloc(sizeof(*p) + e.len);
+  /* Shrink to fit (keeps the buffer where realloc cannot shrink). */
+  boc_payload_t *p = realloc(e.buf, e.len);
   if (p == NULL) {
-    enc_discard(&e);
-    PyErr_NoMemory();
-    return NULL;
+    p = (boc_payload_t *)e.buf;
   }
-  p->size = e.len;
+  e.buf = NULL;
+  p->size = e.len - offsetof(boc_payload_t, data);
   p->ncowns = e.ncowns;
   p->nshared = e.nshared;
   p->pid = boc_process_id();
   p->cowns = e.cowns; /* ownership of the references moves to p */
   p->shared = e.shared; /* and of the shared payloads */
-  memcpy(p->data, e.buf, e.len);
-  free(e.buf);
   enc_release_shared(&e, 0);
   return p;
 }
