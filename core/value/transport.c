@@ -721,7 +721,7 @@ static boc_payload_t *payload_encode(PyObject *obj, int snapshot) {
   e.snapshot = snapshot;
   /* The buffer starts with room for the payload's header, so that it
    * becomes the payload itself (no copy of the data at the end). */
-  if (enc_reserve(&e, offsetof(boc_payload_t, data)) < 0) {
+  if (enc_reserve(&e, offsetof(boc_payload_t, data) + 88) < 0) {
     return NULL;
   }
   e.len = offsetof(boc_payload_t, data);
@@ -740,10 +740,24 @@ static boc_payload_t *payload_encode(PyObject *obj, int snapshot) {
     enc_discard(&e);
     return NULL;
   }
-  /* Shrink to fit (keeps the buffer where realloc cannot shrink). */
-  boc_payload_t *p = realloc(e.buf, e.len);
-  if (p == NULL) {
-    p = (boc_payload_t *)e.buf;
+  /* A large buffer becomes the payload as it is (shrunk in place: no copy
+   * of the data); a small one is copied into an exact allocation, which
+   * costs less than realloc's bookkeeping. */
+  boc_payload_t *p;
+  if (e.len >= 4096) {
+    p = realloc(e.buf, e.len);
+    if (p == NULL) {
+      p = (boc_payload_t *)e.buf;
+    }
+  } else {
+    p = malloc(e.len);
+    if (p == NULL) {
+      enc_discard(&e);
+      PyErr_NoMemory();
+      return NULL;
+    }
+    memcpy(p, e.buf, e.len);
+    free(e.buf);
   }
   e.buf = NULL;
   p->size = e.len - offsetof(boc_payload_t, data);
@@ -770,6 +784,12 @@ int boc_payload_cheap(PyObject *obj) {
   }
   if (PyBytes_CheckExact(obj)) {
     return PyBytes_GET_SIZE(obj) <= BOC_CHEAP_MAX;
+  }
+  if ((PyTuple_CheckExact(obj) || PyList_CheckExact(obj)) &&
+      PySequence_Fast_GET_SIZE(obj) <= BOC_CHEAP_ITEMS) {
+    /* A short native container (e.g. [count, next_cown]): writing it
+     * costs less than a request to the worker it would rest in. */
+    return can_native(obj, 0);
   }
   return 0;
 }
