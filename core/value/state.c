@@ -111,9 +111,11 @@ int boc_pickle_dumps(PyObject *obj, PyObject **bytes_out) {
     Py_DECREF(r);
     *bytes_out = PyObject_CallMethod(st->pickler_buf, "getvalue", NULL);
   }
-  /* Always reset: a failed dump leaves a partial pickle and memo. */
+  /* Always reset: a failed dump leaves a partial pickle and memo.  After a
+   * large pickle, start afresh instead: the buffer would keep its size. */
   PyObject *exc = PyErr_GetRaisedException();
-  if (reset_pickler(st) < 0) {
+  if ((*bytes_out != NULL && PyBytes_GET_SIZE(*bytes_out) > (1 << 20)) ||
+      reset_pickler(st) < 0) {
     PyErr_Clear();
     Py_CLEAR(st->pickler); /* made again next time */
     Py_CLEAR(st->pickler_buf);
