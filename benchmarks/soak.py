@@ -11,6 +11,11 @@ scheduling order), the messages are checked (all arrived, each sender's order
 kept) and so is the counter; then the records are dropped, so memory must
 stay flat from round to round: the resident set size is printed per round and
 the run fails if it grows by more than --rss-slack-mib after round 2.
+
+Then --pool-cycles (300) cycles of ``start(1 + i % 3)``, one behavior and
+``wait()``: changing the worker count must not leak (the pool keeps its
+interpreters and reuses them), so the resident set size at the end must be
+within 10% of the size after the first 30 cycles (issue #26).
 """
 
 from __future__ import annotations
@@ -93,6 +98,32 @@ def run_round(rng: random.Random, cowns: list[Cown], first_id: int, count: int):
     return results, [main_order, *child_orders], talkers, bumps, next_id
 
 
+def pool_cycles(cycles: int) -> None:
+    """``start(1 + i % 3)`` cycles: RSS flat within 10% after the first 30
+    (every pool size has been made by then)."""
+    if cycles <= 0:
+        return
+    counter = Cown(0)
+    base = None
+    for i in range(cycles):
+        start(1 + i % 3)
+
+        @when(counter)
+        def _(c):
+            c.value += 1
+
+        wait()
+        if i == min(29, cycles - 1):
+            base = rss_mib()
+    end = rss_mib()
+    if counter.value != cycles:
+        raise SystemExit(f"pool cycles: {counter.value} of {cycles} behaviors ran")
+    print(f"pool cycles: {cycles} starts of 1-3 workers, rss {base:.1f} -> {end:.1f} MiB",
+          flush=True)
+    if base is not None and end > base * 1.10:
+        raise SystemExit(f"pool cycles: resident memory grew from {base:.1f} to {end:.1f} MiB")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--behaviors", type=int, default=1_000_000)
@@ -100,6 +131,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--rss-slack-mib", type=float, default=64.0)
+    ap.add_argument("--pool-cycles", type=int, default=300)
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
@@ -150,6 +182,8 @@ def main() -> int:
               f"{done / (time.perf_counter() - t0):.0f} behaviors/s", flush=True)
         if rss_base is not None and rss - rss_base > args.rss_slack_mib:
             raise SystemExit(f"resident memory grew by {rss - rss_base:.1f} MiB")
+    wait()
+    pool_cycles(args.pool_cycles)
     print(f"soak OK: {done} behaviors, {rnd} rounds, "
           f"{time.perf_counter() - t0:.1f} s")
     return 0

@@ -166,6 +166,42 @@ def build_points(quick: bool, iters_for_us: Callable[[float], int],
             "wl_bank.py", [2, 256, transfers, kind], bocpy_impls))
 
     pts += natural_points(quick, bocpy_impls)
+    pts += shape_points(quick, iters_for_us, bocpy_impls, baselines)
+    return pts
+
+
+def shape_points(quick: bool, iters_for_us: Callable[[float], int],
+                 bocpy_impls: tuple[str, ...], baselines: bool = True) -> list[Point]:
+    """Issue 33: parallel program shapes (wl_shapes.py) at 1 and 2 workers,
+    and many trivial tasks through ``bocpy.map`` (wl_bulk.py) against
+    ``ProcessPoolExecutor.map`` and one ``@when`` per item.  The per-
+    repetition 2-worker/1-worker ratios are ``benchmarks/paired.py``'s."""
+    pts: list[Point] = []
+    payload = iters_for_us(100)
+    shapes = (("chains", 1030 if quick else 2400, "2 independent chains"),
+              ("chains", 4010 if quick else 4200, "4 independent chains"),
+              ("tree", 4 if quick else 9, "recursive tree"),
+              ("philo_evenodd", 1 if quick else 8, "philosophers even-then-odd"),
+              ("philo_ring", 1 if quick else 8, "philosophers ring order"))
+    for shape, size, what in shapes:
+        for w in (1, 2):
+            pts.append(_bocpy(Point(
+                "shapes", f"shapes/{shape}{size}/w{w}",
+                f"{what} ({shape} {size}), 100 us steps, {w} worker{'s' if w > 1 else ''}",
+                "ops_per_s", "steps/s",
+                {"workers": w, "shape": shape, "size": size, "payload": payload}),
+                "wl_shapes.py", [shape, w, size, payload], bocpy_impls))
+    n = 20000 if quick else 200000
+    ours = tuple(i for i in bocpy_impls if i != "ref")
+    p = _bocpy(Point("bulk", "bulk/map/w2", f"{n} trivial tasks, bocpy.map(chunksize=1000), 2 workers",
+                     "ops_per_s", "tasks/s", {"workers": 2, "tasks": n, "chunksize": 1000}),
+               "wl_bulk.py", ["map", 2, n, 1000], ours)
+    if baselines:
+        p.commands["ppe"] = ("wl_bulk.py", ["ppe", "2", str(n), "1000"])
+    pts.append(p)
+    pts.append(_bocpy(Point("bulk", "bulk/when/w2", f"{n} trivial tasks, one @when each, 2 workers",
+                            "ops_per_s", "tasks/s", {"workers": 2, "tasks": n}),
+                      "wl_bulk.py", ["when", 2, n, 1], bocpy_impls))
     return pts
 
 

@@ -1,22 +1,26 @@
 """``python -m bocpy``: where plugin authors find bocpy, for build scripts.
 
-    python -m bocpy --includes      -I<CPython include> -I<bocpy include>
-    python -m bocpy --cflags        the same and -DPy_LIMITED_API=0x030c0000
-    python -m bocpy --cmakedir      directory of bocpyConfig.cmake (bocpy_DIR)
-    python -m bocpy --pkgconfigdir  directory of bocpy.pc (PKG_CONFIG_PATH)
-    python -m bocpy --abi           the ABI version, then the capabilities
-    python -m bocpy --version       the bocpy version
+    python -m bocpy --includes          -I<CPython include> -I<bocpy include>
+    python -m bocpy --cflags            the same and -DPy_LIMITED_API=0x030c0000 (3.12+)
+    python -m bocpy --ldflags           -shared (a plugin links no library of ours)
+    python -m bocpy --extension-suffix  .abi3.so (3.12+; else this version's suffix)
+    python -m bocpy --cmakedir          directory of bocpyConfig.cmake (bocpy_DIR)
+    python -m bocpy --pkgconfigdir      directory of bocpy.pc (PKG_CONFIG_PATH)
+    python -m bocpy --abi               the ABI version, then the capabilities
+    python -m bocpy --requires          a plugin's run-time requirement
+    python -m bocpy --version           the bocpy version
 
 Each option prints one line (``--abi`` two); several options print their
-lines in the order given.  See docs/packaging.md.
+lines in the order given.  ``bocpy-config`` (from the headers-only
+distribution bocpy-runtime-dev) takes the same options.  See
+docs/packaging.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from . import __version__, _abi, _core
+from . import __version__, _abi, _config, _core
 
 
 def _abi_lines() -> list[str]:
@@ -26,44 +30,19 @@ def _abi_lines() -> list[str]:
             " ".join(f"{name}={v}" for name, v in caps.items())]
 
 
+def layout() -> _config.Layout:
+    """Where this installed runtime keeps its headers and build files."""
+    return _config.Layout(
+        include_dir=_abi.get_include(), cmake_dir=_abi.get_cmake_dir(),
+        pkgconfig_dir=_abi.get_pkgconfig_dir(), version=__version__,
+        abi_lines=_abi_lines, abi_major=int(_core._abi_info()["major"]))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bocpy",
-        description="Print what a bocpy plugin build needs (docs/packaging.md).")
-    out: list[tuple[str, object]] = []
-
-    class Record(argparse.Action):
-        def __call__(self, p, ns, values, option_string=None):  # type: ignore[override]
-            out.append((self.dest, values))
-
-    def flag(name: str, help_text: str) -> None:
-        parser.add_argument(name, nargs=0, action=Record, help=help_text)
-
-    flag("--includes", "-I flags of CPython's and bocpy's include directories")
-    flag("--cflags", "--includes and -DPy_LIMITED_API (abi3, CPython 3.12+)")
-    flag("--cmakedir", "the directory holding bocpyConfig.cmake")
-    flag("--pkgconfigdir", "the directory holding bocpy.pc")
-    flag("--abi", "the BOCPY_ABI version (MAJOR.MINOR), then name=version of "
-         "each capability of this core")
-    flag("--version", "the bocpy version")
-    parser.parse_args(argv)
-    if not out:
-        parser.print_help()
-        return 2
-    for dest, _ in out:
-        if dest == "includes":
-            print(" ".join(f"-I{d}" for d in _abi.get_includes()))
-        elif dest == "cflags":
-            print(" ".join(_abi.get_cflags()))
-        elif dest == "cmakedir":
-            print(_abi.get_cmake_dir())
-        elif dest == "pkgconfigdir":
-            print(_abi.get_pkgconfig_dir())
-        elif dest == "abi":
-            print("\n".join(_abi_lines()))
-        elif dest == "version":
-            print(__version__)
-    return 0
+    return _config.main(
+        layout(), argv, "python -m bocpy",
+        abi_help="the BOCPY_ABI version (MAJOR.MINOR), then name=version of each "
+        "capability of this core")
 
 
 if __name__ == "__main__":

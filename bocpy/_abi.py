@@ -21,10 +21,9 @@ from __future__ import annotations
 import sysconfig
 from pathlib import Path
 
-#: Py_LIMITED_API of every bocpy plugin (abi3 from CPython 3.12 on); the
-#: same spelling as CMake's ``Python_add_library(... USE_SABI 3.12)``, as in
-#: bocpy.pc and the bocpy::headers CMake target.
-LIMITED_API = "0x030c0000"
+from . import _config
+from ._config import ABI3 as ABI3  # plugins are abi3 modules here (3.12+)
+from ._config import LIMITED_API as LIMITED_API
 
 #: Optional features a core may report through the table's ``capability``
 #: entry (the names listed in abi/abi.manifest).
@@ -78,9 +77,17 @@ def get_includes() -> list[str]:
 
 
 def get_cflags() -> list[str]:
-    """Compiler flags for a plugin: the include directories and
-    ``Py_LIMITED_API`` (an abi3 module for CPython 3.12 and later)."""
-    return [f"-I{d}" for d in get_includes()] + [f"-DPy_LIMITED_API={LIMITED_API}"]
+    """Compiler flags for a plugin: the include directories and, on CPython
+    3.12 and later, ``Py_LIMITED_API`` (an abi3 module); on 3.10 and 3.11 no
+    ``Py_LIMITED_API`` (a version-specific module)."""
+    limited = [f"-DPy_LIMITED_API={LIMITED_API}"] if ABI3 else []
+    return [f"-I{d}" for d in get_includes()] + limited
+
+
+def plugin_suffix() -> str:
+    """The file suffix of a plugin built for this interpreter: ``.abi3.so``
+    from CPython 3.12 on, else this version's own (``.cpython-311-...so``)."""
+    return _config.get_extension_suffix()
 
 
 def abi_capabilities() -> dict[str, int]:
@@ -98,6 +105,8 @@ def abi_capabilities() -> dict[str, int]:
     # entries, the first of which is int64_t capability(const char *name).
     header = 4 * ctypes.sizeof(ctypes.c_uint32) + ctypes.sizeof(ctypes.c_char_p)
     entry = ctypes.c_void_p.from_address(table + header).value
+    if entry is None:
+        raise RuntimeError("bocpy._core's ABI table has no capability entry")
     capability = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_char_p)(entry)
     found = {name: int(capability(name.encode())) for name in CAPABILITIES}
     return {name: v for name, v in found.items() if v > 0}

@@ -57,7 +57,7 @@ def global_names(code: types.CodeType) -> set[str]:
     return names
 
 
-def _cached(cache: dict, key: Any, make: Callable[[], Any]) -> Any:
+def _cached(cache: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
     value = cache.get(key)
     if value is None:
         if len(cache) >= _CACHE_MAX:

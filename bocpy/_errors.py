@@ -169,12 +169,30 @@ def carry(exc: BaseException, fn: Any = None) -> Any:
     traceback text as ``__cause__`` (see the module docstring).  ``fn`` is
     the behavior body that raised it, if any."""
     remote: RemoteTraceback | None = None
+    if isinstance(exc, NameError) and fn is not None:
+        _note_skipped(exc, fn)
     if exc.__traceback__ is not None:
         behavior, defined_at, failed_at = _origin(fn, exc)
         remote = RemoteTraceback(_format(exc), behavior, defined_at, failed_at)
     elif isinstance(exc.__cause__, RemoteTraceback):
         remote = exc.__cause__  # travelling on: keep the original text
     return _Carried(exc, remote)
+
+
+def _note_skipped(exc: NameError, fn: Any) -> None:
+    """A body failed on a name its module's reduced copy should bind: say
+    which statement was skipped in this worker and why (docs/behavior_code.md)."""
+    try:
+        from . import _worker
+
+        module = getattr(fn, "__module__", None)
+        note = _worker.skipped_note(module if isinstance(module, str) else "__main__",
+                                    getattr(exc, "name", None))
+        add_note = getattr(exc, "add_note", None)
+        if note is not None and add_note is not None:
+            add_note(note)
+    except Exception:  # noqa: BLE001 - a note must never replace the error
+        pass
 
 
 def format_unhandled(cown_id: int, exc: BaseException) -> str:

@@ -11,6 +11,18 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import _core
+from ._lifecycle import start
+from ._core import (
+    drain,
+    notice_delete,
+    notice_read,
+    notice_sync,
+    notice_write,
+    noticeboard,
+    receive,
+    send,
+    set_tags,
+)
 
 __all__ = [
     "REMOVED",
@@ -31,15 +43,6 @@ __all__ = [
 #: The tag of what ``receive`` returns when it times out without ``after``.
 TIMEOUT: str = "__timeout__"
 
-send = _core.send
-receive = _core.receive
-drain = _core.drain
-set_tags = _core.set_tags
-notice_write = _core.notice_write
-notice_delete = _core.notice_delete
-noticeboard = _core.noticeboard
-notice_read = _core.notice_read
-notice_sync = _core.notice_sync
 
 
 class _Removed:
@@ -51,7 +54,7 @@ class _Removed:
 
     def __new__(cls) -> "_Removed":
         try:
-            return REMOVED  # type: ignore[return-value]
+            return REMOVED
         except NameError:  # creating the one instance
             return super().__new__(cls)
 
@@ -103,6 +106,4 @@ def notice_seed(key: str, value: Any) -> None:
         raise RuntimeError("notice_seed() can only be called from the main interpreter")
     _core.notice_write(key, value)
     if not _core.running():
-        from . import start
-
         start()

@@ -12,17 +12,55 @@ line: ``for done in tqdm(as_completed(results), total=len(results))``.
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, Iterable, Iterator, NamedTuple, TypedDict, TypeVar
 
 from . import _core
 from ._messaging import TIMEOUT, receive, send
+from ._lifecycle import start
 
-__all__ = ["Completed", "as_completed", "stats"]
+__all__ = ["Completed", "PinnedStats", "RuntimeStats", "WorkerStats", "as_completed", "stats"]
+
+R = TypeVar("R")
 
 
-def stats() -> dict[str, Any]:
+class WorkerStats(TypedDict):
+    """One worker's counters in :func:`stats`."""
+
+    index: int
+    queued: int
+    running: bool
+    finished: int
+    failed: int
+
+
+class PinnedStats(TypedDict):
+    """The pinned queue in :func:`stats`."""
+
+    queued: int
+    oldest_age_s: float
+
+
+class RuntimeStats(TypedDict):
+    """What :func:`stats` returns (see its docstring for each key)."""
+
+    runtime_running: bool
+    scheduled: int
+    finished: int
+    failed: int
+    dropped: int
+    in_flight: int
+    running: int
+    queued: int
+    waiting: int
+    workers: list[WorkerStats]
+    pinned: PinnedStats
+    messages: dict[str, int]
+
+
+def stats() -> RuntimeStats:
     """Live counters of the runtime, at any time, from any interpreter.
 
     Returns a dict (values are recent, not one consistent snapshot):
@@ -38,7 +76,10 @@ def stats() -> dict[str, Any]:
       ``finished``, ``failed``;
     * ``pinned``: ``queued`` pinned behaviors and ``oldest_age_s``, how long
       the pinned queue has been non-empty (seconds);
-    * ``messages``: pending messages per tag.
+    * ``messages``: pending messages per tag;
+    * ``shared_gil``: ``True`` on CPython 3.10 and 3.11, where the workers'
+      sub-interpreters share the one GIL, so behaviors run serialized (but
+      correctly); ``False`` from 3.12 on (a GIL per worker: in parallel).
     """
     return _core.stats()
 
@@ -49,21 +90,43 @@ _serials = itertools.count(1)
 _POLL_S = 0.02
 
 
-class Completed(NamedTuple):
-    """One completed cown: the handle, the value it held when everything
-    scheduled on it before ``as_completed`` was called had run, and whether
-    that value is an exception stored by a behavior."""
+# A generic NamedTuple needs CPython 3.11 or later.
+if sys.version_info >= (3, 11) or TYPE_CHECKING:
+    class Completed(NamedTuple, Generic[R]):
+        """One completed cown: the handle, the value it held when everything
+        scheduled on it before ``as_completed`` was called had run, and whether
+        that value is an exception stored by a behavior.  For the result cown of
+        a body returning ``R`` (a ``Cown[R]``) it is a ``Completed[R]``; when
+        ``exception`` is true ``value`` is the exception instead."""
 
-    cown: Any
-    value: Any
-    exception: bool
+        cown: _core.Cown[R]
+        value: R
+        exception: bool
 
-    def result(self) -> Any:
-        """The value, or raise it when it is a stored exception (with the
-        behavior's traceback as its ``__cause__``)."""
-        if self.exception and isinstance(self.value, BaseException):
-            raise self.value
-        return self.value
+        def result(self) -> R:
+            """The value, or raise it when it is a stored exception (with the
+            behavior's traceback as its ``__cause__``)."""
+            if self.exception and isinstance(self.value, BaseException):
+                raise self.value
+            return self.value
+
+else:  # CPython 3.10: a NamedTuple cannot be Generic there.  The same
+    # fields and method (type checkers see the class above); Completed[R]
+    # is still accepted at run time.
+    class Completed(NamedTuple):
+        cown: Any
+        value: Any
+        exception: bool
+
+        def result(self) -> Any:
+            if self.exception and isinstance(self.value, BaseException):
+                raise self.value
+            return self.value
+
+        def __class_getitem__(cls, item: Any) -> Any:
+            return cls
+
+    Completed.__doc__ = "One completed cown (see the CPython 3.11+ definition above)."
 
 
 def _notify(c: Any, tag: str, serial: int, index: int) -> None:
@@ -79,7 +142,8 @@ def _notify(c: Any, tag: str, serial: int, index: int) -> None:
         send(tag, (serial, index, carry(exc), True))
 
 
-def as_completed(cowns: Iterable[Any], timeout: float | None = None) -> Iterator[Completed]:
+def as_completed(cowns: Iterable[_core.Cown[R]],
+                 timeout: float | None = None) -> Iterator[Completed[R]]:
     """Yield a :class:`Completed` for each cown in ``cowns`` as soon as every
     behavior scheduled on it so far has run, in completion order.
 
@@ -106,8 +170,7 @@ def as_completed(cowns: Iterable[Any], timeout: float | None = None) -> Iterator
     return _iterate(items, timeout)
 
 
-def _iterate(items: list[Any], timeout: float | None) -> Iterator[Completed]:
-    from . import start
+def _iterate(items: list[_core.Cown[R]], timeout: float | None) -> Iterator[Completed[R]]:
     from ._pump import pump
     from ._when import whencall
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from . import _core
 
@@ -115,7 +115,7 @@ def _check_watchdog() -> None:
             _notify(on_starve, WARNING, message)
 
 
-def _unraisable(exc: BaseException | None, obj: object):
+def _unraisable(exc: BaseException | None, obj: object) -> Any:
     class _U:
         exc_type = type(exc)
         exc_value = exc

@@ -22,12 +22,16 @@ auto-start, and ``whencall``'s argument checks.
 
 from __future__ import annotations
 
-import marshal
 import types
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
-from . import _core, _errors
+from . import _compat, _core, _errors
+# ``when(*cowns)``: the decorator, in C (``core/module/when.c``).
+from ._core import when as when
 from ._byvalue import global_names
+from ._lifecycle import start
+
+R = TypeVar("R")
 
 _GEN_FLAGS = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async generator
 _VARARGS = 0x04
@@ -53,7 +57,8 @@ def _plan_info(fn: types.FunctionType) -> tuple[Any, ...]:
         file = None
     params = code.co_varnames[: code.co_argcount]
     value_reads, read_check_max = _errors.read_plan(code, params)
-    return (marshal.dumps(code), module, file, params, bool(code.co_flags & _VARARGS),
+    return (_compat.dump_code(code, fn.__qualname__), module, file, params,
+            bool(code.co_flags & _VARARGS),
             tuple(sorted(global_names(code))), fn.__qualname__, value_reads,
             read_check_max)
 
@@ -61,17 +66,13 @@ def _plan_info(fn: types.FunctionType) -> tuple[Any, ...]:
 def _autostart() -> None:
     """The first ``@when`` on the main interpreter starts the runtime."""
     if not _core.running():
-        from . import start
-
         start()
 
 
-#: ``when(*cowns)``: the decorator, in C (``core/module/when.c``).
-when = _core.when
 
 
-def whencall(fn: Any, args: Sequence[Any],
-             captures: Sequence[Any] = ()) -> _core.Cown:
+def whencall(fn: Callable[..., R], args: Sequence[Any],
+             captures: Sequence[Any] = ()) -> _core.Cown[R]:
     """Schedule ``fn`` over ``args`` (cowns or groups) without decorator
     sugar; ``captures`` are passed after the cown parameters.  Does not start
     the runtime.  Returns the result ``Cown``."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import marshal
 import os
 import stat
 import sys
@@ -35,7 +34,7 @@ _namespaces: dict[tuple[str, str | None], dict[str, Any]] = {}
 #: Errors met while loading a namespace, re-raised on each later request.
 _failures: dict[tuple[str, str | None], BaseException] = {}
 
-from . import _core
+from . import _compat, _core
 
 _IS_MAIN = _core.is_main_interpreter()
 
@@ -47,6 +46,8 @@ _main_source: tuple[str, bytes] | None = None
 #: Statements of a reduced module that raised when run here, with the
 #: error: (module, line, repr(exc)).  Their names stay unbound.
 skipped: list[tuple[str, int, str]] = []
+#: (module, name) -> (line, repr(error)) for names a skipped statement binds.
+_skipped_names: dict[tuple[str, str], tuple[int, str]] = {}
 #: True while a behavior module is being loaded (``@when`` then schedules
 #: nothing: importing a module must not re-run its top-level behaviors).
 loading: bool = False
@@ -74,6 +75,8 @@ def bootstrap(config: tuple[Any, ...], worker_index: int) -> None:
             del _namespaces[key]
         for key in [k for k in _failures if k[0] == "__main__"]:
             del _failures[key]
+        for key in [k for k in _skipped_names if k[0] == "__main__"]:
+            del _skipped_names[key]
 
 
 def main_source() -> tuple[str, bytes] | None:
@@ -174,13 +177,13 @@ def shutdown() -> None:
 
 def load_function(code_bytes: bytes, module: str, file: str | None) -> types.FunctionType:
     """Build the function for a behavior body shipped as marshalled code."""
-    code = marshal.loads(code_bytes)
-    if not isinstance(code, types.CodeType):
-        raise TypeError("behavior code is not a code object")
+    code, qualname = _compat.load_code(code_bytes)
     namespace = module_namespace(module, file)
     # Empty cells stand in for the closure; each call gets its captured ones.
     closure = tuple(types.CellType() for _ in code.co_freevars) or None
-    return types.FunctionType(code, namespace, code.co_name, None, closure)
+    fn = types.FunctionType(code, namespace, code.co_name, None, closure)
+    fn.__qualname__ = qualname  # the code's own on 3.11+; carried on 3.10
+    return fn
 
 
 def module_namespace(module: str, file: str | None) -> dict[str, Any]:
@@ -260,11 +263,34 @@ def run_reduced(source: str | bytes, filename: str, ns: dict[str, Any],
     as CPython decodes a file (PEP 263 cookie, UTF-8 BOM)."""
     tree = ast.parse(source, filename)
     for stmt in reduce_module(tree):
-        code = compile(ast.Module(body=[stmt], type_ignores=[]), filename, "exec")
         try:
+            code = compile(ast.Module(body=[stmt], type_ignores=[]), filename, "exec")
             exec(code, ns)
         except Exception as exc:
-            skipped.append((module, stmt.lineno, repr(exc)))
+            line = getattr(stmt, "lineno", 0)
+            skipped.append((module, line, repr(exc)))
+            try:
+                names = _bound_names(stmt)
+            except Exception:  # noqa: BLE001 - only used for a note
+                names = set()
+            for name in names:
+                if name not in ns:
+                    _skipped_names[(module, name)] = (line, repr(exc))
+
+
+def skipped_note(module: str, name: str | None) -> str | None:
+    """The note for a behavior that failed with ``NameError`` on ``name``:
+    why this worker's copy of ``module`` has no binding for it (the
+    statement that binds it was skipped here), or None when none was."""
+    if name is None:
+        return None
+    found = _skipped_names.get((module, name))
+    if found is None:
+        return None
+    line, error = found
+    return (f"bocpy: this worker's copy of module {module!r} has no {name!r}: "
+            f"the statement at line {line} that binds it failed here and was "
+            f"skipped ({error})")
 
 
 def reduce_module(tree: ast.Module) -> list[ast.stmt]:
@@ -324,27 +350,42 @@ _FILL_METHODS = frozenset({"append", "extend", "update", "add", "insert",
 
 def _reduce_body(body: list[ast.stmt], when_names: set[str],
                  bocpy_names: set[str]) -> list[ast.stmt]:
+    """The kept statements of ``body``.  One statement never loses the
+    others: a statement the reducer cannot handle is dropped, and every
+    node it makes carries the location of the statement it stands for."""
     kept: list[ast.stmt] = []
     for stmt in body:
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            kept.append(stmt)
-        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            if not any(_is_when(d, when_names, bocpy_names) for d in stmt.decorator_list):
-                kept.append(stmt)
-        elif isinstance(stmt, ast.ClassDef):
-            kept.append(stmt)
-        elif _is_data_statement(stmt):
-            kept.append(stmt)
-        elif isinstance(stmt, ast.Try) and _is_guarded_import(stmt):
-            kept.append(stmt)
-        elif isinstance(stmt, ast.If) and _is_data(stmt.test) and not _mentions_name(stmt.test):
-            inner = _reduce_body(stmt.body, when_names, bocpy_names)
-            orelse = _reduce_body(stmt.orelse, when_names, bocpy_names)
-            if inner or orelse:
-                kept.append(ast.copy_location(
-                    ast.If(test=stmt.test, body=inner or [ast.Pass()], orelse=orelse),
-                    stmt))
+        try:
+            node = _reduce_stmt(stmt, when_names, bocpy_names)
+        except Exception:  # noqa: BLE001 - an unforeseen shape: drop it
+            node = None
+        if node is not None:
+            kept.append(node)
     return kept
+
+
+def _reduce_stmt(stmt: ast.stmt, when_names: set[str],
+                 bocpy_names: set[str]) -> ast.stmt | None:
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return stmt
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if any(_is_when(d, when_names, bocpy_names) for d in stmt.decorator_list):
+            return None
+        return stmt
+    if isinstance(stmt, ast.ClassDef) or _is_data_statement(stmt):
+        return stmt
+    if isinstance(stmt, ast.Try) and _is_guarded_import(stmt):
+        return stmt
+    if isinstance(stmt, ast.If) and _is_data(stmt.test) and not _mentions_name(stmt.test):
+        inner = _reduce_body(stmt.body, when_names, bocpy_names)
+        orelse = _reduce_body(stmt.orelse, when_names, bocpy_names)
+        if not (inner or orelse):
+            return None
+        if not inner:  # the kept branch is the else: keep the test's effect
+            inner = [ast.copy_location(ast.Pass(), stmt)]
+        node = ast.copy_location(ast.If(test=stmt.test, body=inner, orelse=orelse), stmt)
+        return ast.fix_missing_locations(node)
+    return None
 
 
 def _mentions_name(node: ast.expr) -> bool:

@@ -18,11 +18,13 @@ RuntimeError anywhere else.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _core
 from ._pump import pump
 from ._when import when
+
+R = TypeVar("R")
 
 
 async def pump_forever(interval: float = 0.005, deadline_ms: int = 10) -> None:
@@ -40,9 +42,9 @@ def start_pumping(interval: float = 0.005, deadline_ms: int = 10) -> asyncio.Tas
     return asyncio.get_running_loop().create_task(pump_forever(interval, deadline_ms))
 
 
-def _deliver(c: _core.Cown, box: _core.PinnedCown) -> None:
+def _deliver(c: _core.Cown[Any], box: _core.PinnedCown[Any]) -> None:
     @when(c, box)
-    def _(c, box):
+    def _(c: Any, box: Any) -> None:
         future = box.value
         if not future.done():
             if c.exception:
@@ -51,12 +53,12 @@ def _deliver(c: _core.Cown, box: _core.PinnedCown) -> None:
                 future.set_result(c.value)
 
 
-async def result(c: _core.Cown) -> Any:
+async def result(c: _core.Cown[R]) -> R:
     """Await the value of cown ``c`` once every behavior scheduled on it so
     far has run (typically a result cown).  A stored exception is raised.
     Needs the loop to pump (see :func:`start_pumping`)."""
     if not isinstance(c, _core.Cown):
         raise TypeError(f"result() awaits a Cown, not {type(c).__name__}")
-    future = asyncio.get_running_loop().create_future()
+    future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
     _deliver(c, _core.PinnedCown(future))
     return await future

@@ -2,7 +2,11 @@
 #
 # Builds a bocpy plugin: a CPython extension module compiled against the
 # stable ABI (Py_LIMITED_API = 3.12) and bocpy's public headers only, so the
-# resulting <module>.abi3.so loads on every supported CPython.
+# resulting <module>.abi3.so loads on every CPython from 3.12 on.  Built with
+# CPython 3.10 or 3.11 (older than the abi3 floor), it is a version-specific
+# module instead (<module>.cpython-311-<platform>.so, the full API, no
+# Py_LIMITED_API) from the same sources: <bocpy/bocpy.h> then supplies the
+# few 3.12 names the sources use (bocpy/compat.h).
 #
 # The same function serves the source tree (cmake/BocpyPlugin.cmake, included
 # by the root CMakeLists.txt) and plugin authors: it is installed next to
@@ -24,12 +28,18 @@ function(bocpy_add_plugin)
             "is missing; call find_package(bocpy CONFIG REQUIRED) first")
   endif()
   if(NOT COMMAND Python_add_library)
-    message(FATAL_ERROR "bocpy_add_plugin(${ARG_NAME}): call find_package(Python 3.12 "
-            "REQUIRED COMPONENTS Interpreter Development.SABIModule) first")
+    message(FATAL_ERROR "bocpy_add_plugin(${ARG_NAME}): call find_package(Python 3.10 "
+            "REQUIRED COMPONENTS Interpreter Development.Module "
+            "OPTIONAL_COMPONENTS Development.SABIModule) first")
   endif()
-  # USE_SABI 3.12 defines Py_LIMITED_API=0x030c0000 and gives the module the
-  # .abi3.so suffix.
-  Python_add_library(${ARG_NAME} MODULE USE_SABI 3.12 WITH_SOABI ${ARG_SOURCES})
+  if(Python_VERSION VERSION_LESS 3.12)
+    # Below the abi3 floor: a module for this CPython version only.
+    Python_add_library(${ARG_NAME} MODULE WITH_SOABI ${ARG_SOURCES})
+  else()
+    # USE_SABI 3.12 defines Py_LIMITED_API=0x030c0000 and gives the module the
+    # .abi3.so suffix.
+    Python_add_library(${ARG_NAME} MODULE USE_SABI 3.12 WITH_SOABI ${ARG_SOURCES})
+  endif()
   target_link_libraries(${ARG_NAME} PRIVATE bocpy::headers)
   set_target_properties(${ARG_NAME} PROPERTIES C_STANDARD 11 C_STANDARD_REQUIRED ON
                         C_VISIBILITY_PRESET hidden)

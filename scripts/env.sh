@@ -1,16 +1,18 @@
 # scripts/env.sh - shared set-up for scripts/test.sh and scripts/demo.sh.
 # Sourced, not run.  Installs what a fresh Debian machine lacks (as root),
-# finds CPython 3.12 and 3.13, and makes one virtual environment per version.
+# finds CPython 3.10 to 3.13, and makes one virtual environment per version.
 set -euo pipefail
 
 BOCPY_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BOCPY_VENVS="$BOCPY_ROOT/.venv"
-BOCPY_PYTHONS="${BOCPY_PYTHONS:-3.12 3.13}"
+BOCPY_PYTHONS="${BOCPY_PYTHONS:-3.12 3.13 3.11 3.10}"
 
-# Debian packages the build and the tests need.  The OpenCL plugin builds
-# against opencl-headers and its tests run on PoCL, a CPU OpenCL driver,
-# through the ICD loader (ocl-icd-libopencl1), so no GPU is needed; the
-# ctypes bridge links the system libffi (libffi-dev).
+# Debian packages the build and the tests need.  The OpenCL plugin's tests
+# run on PoCL, a CPU OpenCL driver, through the ICD loader
+# (ocl-icd-libopencl1), so no GPU is needed; its build needs no OpenCL
+# headers, but a test compares its own declarations with opencl-headers.
+# The ctypes bridge links the system libffi (libffi-dev); without it the
+# bridge is left out of the build (scripts/check_minimal_build.sh).
 bocpy_apt_packages="build-essential clang pkg-config libcmocka-dev ninja-build libffi-dev
   valgrind xvfb xauth tk-dev patchelf opencl-headers ocl-icd-libopencl1 pocl-opencl-icd"
 

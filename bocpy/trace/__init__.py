@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import marshal
 import os
 import sys
-import types
 from typing import Any, Iterator
 
 from .. import _core
+from .._compat import load_code
 
 __all__ = ["trace", "collect", "render_png"]
 
@@ -49,9 +48,13 @@ class trace:
     everything.  Returns itself; after the block, ``events`` holds the
     trace events written.
 
+    The file is opened (created or emptied) when the block starts, so a
+    path that cannot be written fails at once, not at the end of the run.
+
     Raises:
         RuntimeError: used from a worker, or while another trace is open.
         TypeError: ``path`` is not a str or os.PathLike.
+        OSError: ``path`` cannot be opened for writing (entering the block).
     """
 
     _open = False
@@ -60,14 +63,16 @@ class trace:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"trace() path must be a str or os.PathLike, "
                             f"not {type(path).__name__}")
-        self.path = os.fspath(path)
+        self.path: str = os.fspath(path)
         self.events: list[dict[str, Any]] = []
+        self._file: Any = None
 
     def __enter__(self) -> "trace":
         if not _core.is_main_interpreter():
             raise RuntimeError("bocpy.trace() can only be used on the main interpreter")
         if trace._open:
             raise RuntimeError("a bocpy.trace() is already open: traces do not nest")
+        self._file = open(self.path, "w", encoding="utf-8")  # OSError: at once
         trace._open = True
         _core._trace_start()
         return self
@@ -76,16 +81,16 @@ class trace:
         _core._trace_stop()
         trace._open = False
         self.events = collect()
-        write(self.path, self.events)
+        f, self._file = self._file, None
+        with f:
+            _dump(f, self.events)
 
 
 def _code_info(blob: bytes, module: str, file: str | None) -> tuple[str, str]:
     try:
-        code = marshal.loads(blob)
+        code, name = load_code(blob)
     except Exception:  # a blob this Python cannot read: name the module only
         return f"{module}.<behavior>", file or module
-    assert isinstance(code, types.CodeType)
-    name = getattr(code, "co_qualname", code.co_name)
     return name, f"{code.co_filename}:{code.co_firstlineno}"
 
 
@@ -132,7 +137,11 @@ def collect() -> list[dict[str, Any]]:
 def write(path: str, events: list[dict[str, Any]]) -> None:
     """Write ``events`` as a trace-event JSON file."""
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
+        _dump(f, events)
+
+
+def _dump(f: Any, events: list[dict[str, Any]]) -> None:
+    json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
 
 
 def load(path: str) -> list[dict[str, Any]]:
@@ -189,7 +198,9 @@ def render_png(events: list[dict[str, Any]], out: str, width: float = 12.0) -> N
     ax.invert_yaxis()
     ax.set_title(f"bocpy trace: {len(slices)} behaviors "
                  "(red: stored an exception)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    from matplotlib.patches import Rectangle
+
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
     if colours:
         ax.legend(handles[:12], list(colours)[:12], loc="upper right",
                   fontsize="small", ncol=min(len(colours), 3))
@@ -228,11 +239,16 @@ def summary(events: list[dict[str, Any]]) -> str:
 
 
 def _start_from_env(path: str) -> None:
-    """``BOCPY_TRACE=path``: trace from now until exit."""
-    import atexit
+    """``BOCPY_TRACE=path``: trace from now until exit.  A path that
+    cannot be written ends the program at once (status 1) with the reason."""
+    import atexit  # lazy: only programs traced from the environment need it
 
     t = trace(path)
-    t.__enter__()
+    try:
+        t.__enter__()
+    except OSError as exc:
+        raise SystemExit(f"bocpy: BOCPY_TRACE={path}: the trace cannot be "
+                         f"written: {exc}") from None
     # Registered before bocpy's own exit hook (atexit runs last-in first-out),
     # so it runs after the remaining behaviors have run.
     atexit.register(t.__exit__, None, None, None)

@@ -34,9 +34,11 @@
  *   pushed_remote         push from self = -1, on the receiving worker;
  *   dispatched_to_pending push from worker i that found i's "next" slot
  *                         empty (the node went into the slot, nothing moved);
- *   pushed_local          push from worker i that found the slot occupied:
- *                         the new node took the slot and the displaced one
- *                         was appended to i's own queue.
+ *   pushed_local          push from worker i that found the slot occupied
+ *                         (the new node took the slot and the displaced one
+ *                         was appended to i's own queue), or any
+ *                         boc_sched_push_shared from worker i (the node went
+ *                         to the tail of i's queue).
  * Every node leaving the scheduler is counted exactly once:
  *   popped_local          taken by the worker from its own slot or queue
  *                         (including nodes that an earlier steal moved into
@@ -52,7 +54,18 @@
  * steal_failures counts those rounds that came back empty-handed (lost the
  * race); last_steal_attempt_ns stamps the last counted round.  parked counts
  * sleeps (step 4 entered), batch_resets the times the "next" slot was
- * bypassed for fairness, busy_ns the sum passed to boc_sched_add_busy.
+ * bypassed for fairness (its occupant then moves to the head of the queue:
+ * not a push, not a pop), busy_ns the sum passed to boc_sched_add_busy.
+ *
+ * Policy (docs/model.md, "Scheduling policy").  The slot only ever holds
+ * what its owner will run next: the runtime pushes there only as a worker
+ * finishes a behavior (its releases make the successor ready), and a node
+ * that a running body makes ready goes to the queue (boc_sched_push_shared).
+ * A node in a queue is stealable and wakes a parked worker unless its
+ * owner was just woken for it (wake_locked); a thief leaves a just-woken
+ * owner's queue alone for WAKE_GRACE_NS (its own node is usually on the
+ * way).  When the queue goes first for fairness, the slot's occupant moves
+ * to the queue's head, stealable while the owner runs the other node.
  * Counters are relaxed atomics: they order nothing and are read after the
  * fact; all but pushed_remote have a single writer (their worker).
  */
@@ -72,9 +85,11 @@ int boc_sched_worker_index(void) { return tls_worker_index; }
 enum {
   BATCH_LIMIT = 100,                      /* slot pops before queue goes first */
   SPIN_NS = 75 * 1000,                    /* retrying before parking */
+  WAKE_GRACE_NS = 100 * 1000, /* a woken owner's head start over thieves */
   CACHE_LINE = 64,
 };
-static const int64_t PARK_TIMEOUT_NS = 100 * 1000 * 1000; /* belt-and-braces */
+/* Belt-and-braces default (boc_sched_set_park_timeout changes it). */
+static const int64_t PARK_TIMEOUT_NS = 100 * 1000 * 1000;
 
 typedef struct worker_stats {
   _Atomic uint64_t pushed_local;
@@ -100,10 +115,14 @@ typedef struct worker {
   _Atomic size_t len;     /* written under mu; read anywhere */
   _Atomic int parked;     /* written under mu; read anywhere */
   _Atomic int poked;      /* boc_sched_poke: return from pop once */
+  /* When the pending wake-up was sent (0: none): written under mu, read
+   * lock-free by thieves as a hint (see steal). */
+  _Atomic int64_t woken_at;
   /* Owner thread only. */
   boc_sched_node_t *slot; /* the "next" slot */
   int streak;             /* consecutive pops from the slot */
   int victim;             /* where the next steal round starts */
+  int index;              /* this worker's index (fixed) */
   worker_stats_t st;
 } worker_t;
 
@@ -112,6 +131,7 @@ struct boc_sched {
   _Atomic int stop;
   _Atomic int parked_count; /* workers between park steps 1 and 4 */
   _Atomic uint64_t rr;      /* round-robin cursor for remote pushes */
+  _Atomic int64_t park_timeout_ns; /* belt-and-braces re-check period */
   worker_t *workers;
 };
 
@@ -144,6 +164,20 @@ static void queue_append(worker_t *w, boc_sched_node_t *first,
   atomic_store_explicit(&w->len, len + count, BOC_SEQ_CST);
 }
 
+/* Puts one node back at the head (the slot's occupant when the queue goes
+ * first: it keeps its turn and is stealable meanwhile). */
+static void queue_prepend(worker_t *w, boc_sched_node_t *node) {
+  node->next = w->head;
+  w->head = node;
+  if (w->tail == NULL) {
+    w->tail = node;
+  }
+  /* As in queue_append: relaxed load under mu, seq_cst store (the pusher's
+   * half of the pairing with a parking worker). */
+  size_t len = atomic_load_explicit(&w->len, BOC_RELAXED);
+  atomic_store_explicit(&w->len, len + 1, BOC_SEQ_CST);
+}
+
 /* Detaches up to want nodes from the head; returns the chain (NULL-ended)
  * and its length in *got. */
 static boc_sched_node_t *queue_take(worker_t *w, size_t want, size_t *got) {
@@ -174,17 +208,24 @@ static boc_sched_node_t *queue_take(worker_t *w, size_t want, size_t *got) {
 
 /* ---- waking ---------------------------------------------------------------- */
 
+/* Caller holds w->mu: sets w's token and signals it (w is parked). */
+static void signal_locked(worker_t *w) {
+  w->token = true;
+  /* relaxed: a hint for thieves (steal); the lock orders the rest. */
+  atomic_store_explicit(&w->woken_at, boc_now_ns(), BOC_RELAXED);
+  boc_cond_signal(&w->cv);
+}
+
 /* Caller holds w->mu: wakes w if it is parked and not already being woken.
- * Returns true if w was parked. */
+ * Returns true if this call woke it: false when w is running, or parked
+ * with a wake-up already pending (which an earlier node will use up, so the
+ * caller's node needs another worker: wake_one). */
 static bool wake_locked(worker_t *w) {
   /* relaxed: parked is written under mu, which we hold. */
-  if (!atomic_load_explicit(&w->parked, BOC_RELAXED)) {
+  if (!atomic_load_explicit(&w->parked, BOC_RELAXED) || w->token) {
     return false;
   }
-  if (!w->token) {
-    w->token = true;
-    boc_cond_signal(&w->cv);
-  }
+  signal_locked(w);
   return true;
 }
 
@@ -207,8 +248,7 @@ static void wake_one(boc_sched_t *s, int start) {
     bool woke = false;
     /* relaxed: under y->mu, which every writer of parked holds. */
     if (atomic_load_explicit(&y->parked, BOC_RELAXED) && !y->token) {
-      y->token = true;
-      boc_cond_signal(&y->cv);
+      signal_locked(y);
       woke = true;
     }
     boc_mutex_unlock(&y->mu);
@@ -240,6 +280,7 @@ boc_sched_t *boc_sched_new(int n) {
   atomic_init(&s->stop, 0);
   atomic_init(&s->parked_count, 0);
   atomic_init(&s->rr, 0);
+  atomic_init(&s->park_timeout_ns, PARK_TIMEOUT_NS);
   for (int i = 0; i < n; i++) {
     worker_t *w = &s->workers[i];
     if (boc_mutex_init(&w->mu) != 0) {
@@ -256,6 +297,8 @@ boc_sched_t *boc_sched_new(int n) {
     atomic_init(&w->len, 0);
     atomic_init(&w->parked, 0);
     atomic_init(&w->poked, 0);
+    atomic_init(&w->woken_at, 0);
+    w->index = i;
     w->victim = (i + 1) % n;
     worker_stats_t *st = &w->st;
     atomic_init(&st->pushed_local, 0);
@@ -312,12 +355,14 @@ void boc_sched_push(boc_sched_t *s, int self, boc_sched_node_t *node) {
   worker_t *w = &s->workers[t];
   boc_mutex_lock(&w->mu);
   queue_append(w, node, node, 1);
-  bool target_parked = wake_locked(w);
+  bool woke_target = wake_locked(w);
   boc_mutex_unlock(&w->mu);
   /* relaxed: statistics only (the one counter with several writers). */
   atomic_fetch_add_explicit(&w->st.pushed_remote, 1, BOC_RELAXED);
-  if (!target_parked) {
-    wake_one(s, (int)t + 1); /* the target is busy: let an idle one steal */
+  if (!woke_target) {
+    /* The target is busy, or already being woken for an earlier node: let
+     * an idle worker steal this one. */
+    wake_one(s, (int)t + 1);
   }
 }
 
@@ -352,10 +397,24 @@ void boc_sched_poke(boc_sched_t *s, int i) {
 
 bool boc_sched_stopping(const boc_sched_t *s) { return stopped(s); }
 
+void boc_sched_push_shared(boc_sched_t *s, int self, boc_sched_node_t *node) {
+  if (self < 0 || self >= s->n) {
+    boc_sched_push(s, self, node);
+    return;
+  }
+  node->next = NULL;
+  worker_t *w = &s->workers[self];
+  own_add(&w->st.pushed_local, 1);
+  boc_mutex_lock(&w->mu);
+  queue_append(w, node, node, 1);
+  boc_mutex_unlock(&w->mu);
+  wake_one(s, self + 1); /* we are busy: someone idle can take it now */
+}
+
 /* ---- pop ------------------------------------------------------------------- */
 
 /* Own slot (subject to fairness), then own queue. */
-static boc_sched_node_t *take_local(worker_t *w) {
+static boc_sched_node_t *take_local(boc_sched_t *s, worker_t *w) {
   boc_sched_node_t *node = NULL;
   size_t got = 0;
   if (w->slot != NULL && w->streak < BATCH_LIMIT) {
@@ -367,14 +426,24 @@ static boc_sched_node_t *take_local(worker_t *w) {
   }
   /* relaxed: a hint to skip the lock; the authoritative re-check before
    * parking is made under the mutex. */
+  bool displaced = false;
   if (atomic_load_explicit(&w->len, BOC_RELAXED) != 0) {
     boc_mutex_lock(&w->mu);
     node = queue_take(w, 1, &got);
+    if (node != NULL && w->slot != NULL) {
+      /* The queue goes first (fairness): the slot's occupant would wait
+       * for the whole of the node we run, so it moves to the head of the
+       * queue, where it keeps its turn and an idle worker can take it. */
+      queue_prepend(w, w->slot);
+      w->slot = NULL;
+      displaced = true;
+    }
     boc_mutex_unlock(&w->mu);
   }
   if (node != NULL) {
-    if (w->slot != NULL) {
-      own_add(&w->st.batch_resets, 1); /* the queue went first */
+    if (displaced) {
+      own_add(&w->st.batch_resets, 1);
+      wake_one(s, w->index + 1);
     }
     w->streak = 0;
     own_add(&w->st.popped_local, 1);
@@ -407,6 +476,16 @@ static boc_sched_node_t *steal(boc_sched_t *s, int self) {
     worker_t *vic = &s->workers[v];
     /* relaxed: a hint; we re-read it under the victim's lock. */
     if (atomic_load_explicit(&vic->len, BOC_RELAXED) == 0) {
+      continue;
+    }
+    /* A victim that was just woken for its work is about to take it: give
+     * it WAKE_GRACE_NS before stealing, or two workers woken for two nodes
+     * can end up with both nodes on one of them (the thief takes the
+     * woken one's node, its own arrives next, the woken one finds none).
+     * relaxed: a hint only; the parking re-check still sees the work, so
+     * we never sleep past it. */
+    int64_t woken = atomic_load_explicit(&vic->woken_at, BOC_RELAXED);
+    if (woken != 0 && boc_now_ns() - woken < WAKE_GRACE_NS) {
       continue;
     }
     if (!attempted) {
@@ -475,13 +554,18 @@ static void park(boc_sched_t *s, int self) {
       atomic_load_explicit(&w->poked, BOC_SEQ_CST) == 0 &&
       !others_have_work(s, self)) {
     own_add(&w->st.parked, 1);
+    /* relaxed: a setting, read once per sleep. */
+    int64_t timeout =
+        atomic_load_explicit(&s->park_timeout_ns, BOC_RELAXED);
     while (!w->token) {
-      if (!boc_cond_timedwait(&w->cv, &w->mu, PARK_TIMEOUT_NS)) {
+      if (!boc_cond_timedwait(&w->cv, &w->mu, timeout)) {
         break; /* timed out: go round the loop again */
       }
     }
   }
   w->token = false;
+  /* relaxed: a hint for thieves (see steal); under mu like its writers. */
+  atomic_store_explicit(&w->woken_at, 0, BOC_RELAXED);
   /* relaxed: under mu; a stale 1 seen lock-free only costs a lock. */
   atomic_store_explicit(&w->parked, 0, BOC_RELAXED);
   boc_mutex_unlock(&w->mu);
@@ -494,7 +578,7 @@ boc_sched_node_t *boc_sched_try_pop(boc_sched_t *s, int self) {
   if (stopped(s)) {
     return NULL;
   }
-  boc_sched_node_t *node = take_local(&s->workers[self]);
+  boc_sched_node_t *node = take_local(s, &s->workers[self]);
   return node != NULL ? node : steal(s, self);
 }
 
@@ -544,6 +628,12 @@ void boc_sched_stop(boc_sched_t *s) {
     boc_cond_signal(&w->cv);
     boc_mutex_unlock(&w->mu);
   }
+}
+
+void boc_sched_set_park_timeout(boc_sched_t *s, int64_t ns) {
+  /* relaxed: a setting; the next sleep reads it. */
+  atomic_store_explicit(&s->park_timeout_ns, ns > 0 ? ns : PARK_TIMEOUT_NS,
+                        BOC_RELAXED);
 }
 
 void boc_sched_resume(boc_sched_t *s) {

@@ -8,10 +8,16 @@
  * Threads: workers 0..n-1 each call boc_sched_pop(s, i) in a loop; any thread
  * may push.  A push from worker i (self = i) goes to i's own "next" slot
  * (the previous occupant moves to i's queue), which keeps a chain of
- * behaviors hot on one worker; a push from elsewhere (self = -1) goes
- * round-robin to a worker's queue.  Idle workers steal half of a victim's
- * queue.  Parking cannot lose a wake-up: a push that races with a worker
+ * behaviors hot on one worker: it is meant for work that becomes ready as
+ * worker i finishes a node (i pops the slot next).  Work that worker i makes
+ * ready while it keeps running goes to i's queue instead
+ * (boc_sched_push_shared), where an idle worker can take it at once.  A push
+ * from elsewhere (self = -1) goes round-robin to a worker's queue.  Idle
+ * workers steal half of a victim's queue.  Every node left in a queue whose
+ * owner is busy (or already being woken for another node) wakes a parked
+ * worker.  Parking cannot lose a wake-up: a push that races with a worker
  * going to sleep either is seen by that worker's last re-check or wakes it.
+ * The policy is documented in docs/model.md ("Scheduling policy").
  */
 #ifndef BOCPY_CORE_SCHED_H
 #define BOCPY_CORE_SCHED_H
@@ -71,6 +77,10 @@ bool boc_sched_parked(const boc_sched_t *s, int i);
 void boc_sched_poke(boc_sched_t *s, int i);
 /* Whether boc_sched_stop was called (and not undone). */
 bool boc_sched_stopping(const boc_sched_t *s);
+/* Queues node from worker self while self goes on running (a behavior body
+ * that schedules): to the tail of self's queue, visible to thieves at once,
+ * waking a parked worker if any.  From self = -1 it is boc_sched_push. */
+void boc_sched_push_shared(boc_sched_t *s, int self, boc_sched_node_t *node);
 
 /* Non-blocking: the next node for worker self (own slot, own queue, then one
  * steal round), or NULL. */
@@ -85,6 +95,11 @@ boc_sched_node_t *boc_sched_pop(boc_sched_t *s, int self);
 
 /* Records that worker self spent ns running the node it popped. */
 void boc_sched_add_busy(boc_sched_t *s, int self, int64_t ns);
+
+/* How long a parked worker sleeps before it re-checks on its own (a
+ * belt-and-braces timeout; 100 ms by default, ns <= 0 restores that).  Tests
+ * set it very long, so that a lost wake-up shows as a hang. */
+void boc_sched_set_park_timeout(boc_sched_t *s, int64_t ns);
 
 /* Makes every present and future boc_sched_pop return NULL and wakes all
  * parked workers. */

@@ -6,6 +6,7 @@ int boc_term_init(boc_terminator_t *t) {
   atomic_init(&t->seeded, 0);
   atomic_init(&t->closed, 1);
   atomic_init(&t->kicks, 0);
+  t->waiters = 0;
   if (boc_mutex_init(&t->mu) != 0) {
     return -1;
   }
@@ -78,6 +79,35 @@ void boc_term_seed_inc(boc_terminator_t *t) {
                                               BOC_SEQ_CST, BOC_SEQ_CST)) {
     atomic_fetch_add_explicit(&t->count, 1, BOC_SEQ_CST);
   }
+}
+
+void boc_term_enter(boc_terminator_t *t) {
+  /* mu orders arrivals and departures, so "first" and "last" are exact;
+   * the seed itself is changed with its own seq_cst operations. */
+  boc_mutex_lock(&t->mu);
+  int first = t->waiters++ == 0;
+  boc_mutex_unlock(&t->mu);
+  if (first) {
+    boc_term_seed_dec(t);
+  }
+}
+
+int boc_term_leave(boc_terminator_t *t, int restore) {
+  boc_mutex_lock(&t->mu);
+  int left = --t->waiters;
+  if (left == 0 && restore) {
+    /* Under mu: a waiter arriving now sees the seed back and drops it. */
+    boc_term_seed_inc(t);
+  }
+  boc_mutex_unlock(&t->mu);
+  return left;
+}
+
+int boc_term_waiters(boc_terminator_t *t) {
+  boc_mutex_lock(&t->mu);
+  int n = t->waiters;
+  boc_mutex_unlock(&t->mu);
+  return n;
 }
 
 int boc_term_wait(boc_terminator_t *t, int64_t timeout_ns,

@@ -5,6 +5,11 @@
  * retirement decrements.  wait()/quiesce() drop the seed and block until the
  * count reaches zero; quiesce() then restores the seed, so it is a
  * checkpoint, not a shutdown.  Once closed, increments fail.
+ *
+ * Several threads may wait at once (timed or not): each arrives with
+ * boc_term_enter and leaves with boc_term_leave; the first to arrive drops
+ * the seed and the last to leave restores it, so one waiter giving up
+ * (a timeout) never takes the seed back from under another.
  */
 #ifndef BOCPY_CORE_TERMINATOR_H
 #define BOCPY_CORE_TERMINATOR_H
@@ -18,6 +23,7 @@ typedef struct boc_terminator {
   _Atomic int32_t seeded;  /* 1 while the seed is part of count */
   _Atomic int32_t closed;  /* 1: no more increments */
   _Atomic uint64_t kicks;  /* bumped by boc_term_kick */
+  int32_t waiters;         /* between boc_term_enter and _leave; under mu */
 } boc_terminator_t;
 
 int boc_term_init(boc_terminator_t *t);
@@ -37,6 +43,15 @@ void boc_term_dec(boc_terminator_t *t);
 int boc_term_seed_dec(boc_terminator_t *t);
 /* Restores the seed (after a quiesce that dropped it). */
 void boc_term_seed_inc(boc_terminator_t *t);
+
+/* A waiter arrives: the first one drops the seed (boc_term_seed_dec). */
+void boc_term_enter(boc_terminator_t *t);
+/* A waiter leaves.  The last one restores the seed when restore is
+ * non-zero (a quiesce, or a wait that timed out or was interrupted); a
+ * wait() that tears the runtime down passes 0.  Returns the waiters left. */
+int boc_term_leave(boc_terminator_t *t, int restore);
+/* Waiters between enter and leave now. */
+int boc_term_waiters(boc_terminator_t *t);
 
 /* Waits until count == 0, at most timeout_ns (negative: forever), or until
  * a kick arrives after *kick_seen (pass NULL to ignore kicks).  Returns

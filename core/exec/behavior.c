@@ -238,6 +238,131 @@ void boc_cfn_free(boc_cfn_t *cfn) {
   free(cfn);
 }
 
+/* ---- bocpy.map chunks ------------------------------------------------------- */
+
+struct boc_bulk_latch {
+  _Atomic intptr_t refs;
+  boc_mutex_t mu;
+  boc_cond_t cv;
+  int64_t n;
+  uint8_t *done; /* guarded by mu: 1 once chunk i's record is freed */
+};
+
+boc_bulk_latch_t *boc_bulk_latch_new(int64_t n) {
+  boc_bulk_latch_t *l = calloc(1, sizeof(*l));
+  uint8_t *done = n > 0 ? calloc((size_t)n, 1) : NULL;
+  if (l == NULL || (n > 0 && done == NULL)) {
+    free(l);
+    free(done);
+    PyErr_NoMemory();
+    return NULL;
+  }
+  if (boc_mutex_init(&l->mu) != 0) {
+    free(l);
+    free(done);
+    PyErr_NoMemory();
+    return NULL;
+  }
+  if (boc_cond_init(&l->cv) != 0) {
+    boc_mutex_destroy(&l->mu);
+    free(l);
+    free(done);
+    PyErr_NoMemory();
+    return NULL;
+  }
+  atomic_init(&l->refs, 1);
+  l->n = n;
+  l->done = done;
+  return l;
+}
+
+void boc_bulk_latch_decref(boc_bulk_latch_t *l) {
+  /* acq_rel: the last holder must see every other holder's writes (done
+   * flags, under mu anyway) before it frees the latch. */
+  if (atomic_fetch_sub_explicit(&l->refs, 1, BOC_ACQ_REL) == 1) {
+    boc_cond_destroy(&l->cv);
+    boc_mutex_destroy(&l->mu);
+    free(l->done);
+    free(l);
+  }
+}
+
+static void latch_mark(boc_bulk_latch_t *l, int64_t index) {
+  boc_mutex_lock(&l->mu);
+  if (index >= 0 && index < l->n) {
+    l->done[index] = 1;
+  }
+  boc_cond_broadcast(&l->cv);
+  boc_mutex_unlock(&l->mu);
+}
+
+int boc_bulk_latch_wait(boc_bulk_latch_t *l, int64_t index,
+                        int64_t timeout_ns) {
+  if (index < 0 || index >= l->n) {
+    return 1;
+  }
+  int64_t deadline = timeout_ns >= 0 ? boc_now_ns() + timeout_ns : -1;
+  boc_mutex_lock(&l->mu);
+  while (!l->done[index]) {
+    if (deadline < 0) {
+      boc_cond_wait(&l->cv, &l->mu);
+      continue;
+    }
+    int64_t left = deadline - boc_now_ns();
+    if (left <= 0) {
+      break;
+    }
+    boc_cond_timedwait(&l->cv, &l->mu, left);
+  }
+  int done = l->done[index];
+  boc_mutex_unlock(&l->mu);
+  return done;
+}
+
+int boc_behavior_set_bulk(boc_behavior_t *b, boc_payload_t *items,
+                          boc_bulk_latch_t *latch, int64_t index) {
+  boc_bulk_t *bulk = malloc(sizeof(*bulk));
+  if (bulk == NULL) {
+    boc_payload_free(items);
+    PyErr_NoMemory();
+    return -1;
+  }
+  /* relaxed: the caller already holds a reference */
+  atomic_fetch_add_explicit(&latch->refs, 1, BOC_RELAXED);
+  bulk->items = items;
+  bulk->latch = latch;
+  bulk->index = index;
+  b->bulk = bulk;
+  return 0;
+}
+
+/* Calls fn(item) for each item of b's chunk: the list of results (new
+ * reference), or NULL with the first exception (the items after it are not
+ * run, as in Executor.map with a chunksize). */
+static PyObject *run_bulk(boc_behavior_t *b, PyObject *fn) {
+  PyObject *items = boc_payload_decode(b->bulk->items);
+  if (items == NULL) {
+    return NULL;
+  }
+  if (!PyTuple_CheckExact(items)) {
+    Py_DECREF(items);
+    PyErr_SetString(PyExc_SystemError, "map chunk items are malformed");
+    return NULL;
+  }
+  Py_ssize_t n = PyTuple_GET_SIZE(items);
+  PyObject *out = PyList_New(n);
+  for (Py_ssize_t i = 0; out != NULL && i < n; i++) {
+    PyObject *r = PyObject_CallOneArg(fn, PyTuple_GET_ITEM(items, i));
+    if (r == NULL) {
+      Py_CLEAR(out);
+      break;
+    }
+    PyList_SET_ITEM(out, i, r);
+  }
+  Py_DECREF(items);
+  return out;
+}
+
 static void behavior_free(boc_behavior_t *b) {
   for (int32_t i = 0; i < b->ncowns; i++) {
     boc_cown_decref(b->cowns[i]);
@@ -254,6 +379,14 @@ static void behavior_free(boc_behavior_t *b) {
   }
   if (b->cfn != NULL) {
     boc_cfn_free(b->cfn);
+  }
+  if (b->bulk != NULL) {
+    /* Last: the result cown is parked by now, so a waiter woken here can
+     * take the chunk's outcome from it. */
+    boc_payload_free(b->bulk->items);
+    latch_mark(b->bulk->latch, b->bulk->index);
+    boc_bulk_latch_decref(b->bulk->latch);
+    free(b->bulk);
   }
   free(b);
 }
@@ -398,6 +531,8 @@ fail:
   drop_globals(globals, nglobals);
   return NULL;
 }
+
+void boc_behavior_drop_unscheduled(boc_behavior_t *b) { behavior_free(b); }
 
 boc_behavior_t *boc_behavior_new_cfn(PyObject *args, boc_cfn_t *cfn) {
   boc_behavior_t *b = boc_behavior_new(NULL, args, NULL, NULL, 0);
@@ -746,8 +881,7 @@ static void park_error(boc_cown_t *result, PyObject *exc) {
     boc_payload_free(p);
     return;
   }
-  boc_payload_free(result->payload);
-  result->payload = p;
+  boc_cown_set_payload(result, p);
   uint32_t was = atomic_fetch_or_explicit(&result->flags, BOC_COWN_EXCEPTION,
                                           BOC_RELAXED);
   if (!(was & BOC_COWN_EXCEPTION)) {
@@ -877,6 +1011,14 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
     if (body_raised) {
       error = PyErr_GetRaisedException();
     }
+  } else if (error == NULL && b->bulk != NULL) { /* a bocpy.map chunk */
+    tls_depth++;
+    retval = run_bulk(b, fn);
+    tls_depth--;
+    body_raised = retval == NULL;
+    if (retval == NULL) {
+      error = PyErr_GetRaisedException();
+    }
   } else if (error == NULL) {
     PyObject *args = behavior_args(b, extras);
     if (args != NULL) {
@@ -930,6 +1072,10 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
     }
   }
   int result_failed = 0; /* the result itself could not be stored */
+  /* A KeyboardInterrupt/SystemExit raised while the result was encoded (a
+   * signal handled by Python code the pickler ran): stored on the result
+   * and passed on to the caller as if the body had raised it. */
+  PyObject *interrupt = NULL;
   if (result_held) {
     PyObject *rel_error = NULL;
     if (boc_cown_release(result) < 0) {
@@ -937,6 +1083,9 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
       /* The return value (or exception) cannot travel: store a TypeError
        * naming it instead; that one always can. */
       rel_error = PyErr_GetRaisedException();
+      if (!PyObject_TypeCheck(rel_error, (PyTypeObject *)PyExc_Exception)) {
+        interrupt = Py_NewRef(rel_error);
+      }
       if (boc_cown_acquire(result) == 0) {
         set_result(result, rel_error, 1);
         boc_cown_release_or_replace(result, NULL);
@@ -949,7 +1098,13 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc) {
   Py_XDECREF(stored);
   if (body_exc != NULL) {
     *body_exc = body_raised ? Py_XNewRef(error) : NULL;
+    if (interrupt != NULL) {
+      Py_XSETREF(*body_exc, interrupt);
+      interrupt = NULL;
+      body_raised = 1;
+    }
   }
+  Py_XDECREF(interrupt);
   if (t_start != 0) {
     trace_behavior(b, t_start, error);
   }

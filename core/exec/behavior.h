@@ -127,10 +127,34 @@ void boc_set_cache_limit(Py_ssize_t n);
 /* Drops the oldest quarter of an insertion-ordered dict (at least one). */
 int boc_cache_trim(PyObject *dict);
 
+/* bocpy.map: the completion latch of one map() call, shared by its chunk
+ * behaviors (one reference each) and the caller (one reference).  A chunk
+ * marks itself done when its record is freed, whether it ran or was
+ * dropped, so a waiter never waits for a chunk that is gone. */
+typedef struct boc_bulk_latch boc_bulk_latch_t;
+
+/* A latch for n chunks (one reference); NULL with MemoryError. */
+boc_bulk_latch_t *boc_bulk_latch_new(int64_t n);
+void boc_bulk_latch_decref(boc_bulk_latch_t *l);
+/* Waits (no GIL needed; call it with the GIL released) until chunk index is
+ * done or timeout_ns passes (< 0: forever).  1 when done, 0 on timeout. */
+int boc_bulk_latch_wait(boc_bulk_latch_t *l, int64_t index,
+                        int64_t timeout_ns);
+
+/* What makes a behavior a chunk of bocpy.map: its body function is called
+ * once per item, fn(item), in order, and its result is the list of the
+ * return values (or the first exception, as for @when). */
+typedef struct boc_bulk {
+  boc_payload_t *items;    /* a tuple, owned */
+  boc_bulk_latch_t *latch; /* one reference */
+  int64_t index;           /* this chunk's place in the latch */
+} boc_bulk_t;
+
 typedef struct boc_behavior {
   boc_bhdr_t hdr;
   boc_code_t *code; /* NULL for a C behavior */
   boc_cfn_t *cfn;   /* C behaviors only (malloc'd), else NULL */
+  boc_bulk_t *bulk; /* chunks of bocpy.map only (malloc'd), else NULL */
   boc_payload_t *captures; /* (cells, extras) or NULL for none */
   boc_gval_t **globals;    /* module globals the body reads (in the record) */
   boc_cown_t *result;
@@ -166,6 +190,16 @@ int boc_behavior_check_arg(PyObject *a, Py_ssize_t pos);
  * free_ctx runs and it is freed also on failure).  The body receives the
  * flattened cown handles. */
 boc_behavior_t *boc_behavior_new_cfn(PyObject *args, boc_cfn_t *cfn);
+
+/* Makes b (a behavior over no cowns, not yet scheduled) a chunk of
+ * bocpy.map: takes ownership of items (a tuple's payload; also on failure)
+ * and a new reference to latch.  0, or -1 with MemoryError (b unchanged
+ * but items freed). */
+int boc_behavior_set_bulk(boc_behavior_t *b, boc_payload_t *items,
+                          boc_bulk_latch_t *latch, int64_t index);
+
+/* Frees a behavior that was never scheduled (boc_behavior_new's result). */
+void boc_behavior_drop_unscheduled(boc_behavior_t *b);
 
 /* Counts the behavior in on d's terminator and links it (see request.h);
  * once ready it goes to d's ready callback, and when retired it is counted

@@ -148,6 +148,13 @@ int boc_pump(boc_state_t *st, int64_t deadline_ms, int64_t max_behaviors,
     } else {
       Py_XDECREF(exc);
     }
+    /* A signal stops the pump between two bodies (a C body never looks at
+     * them; a Python body that saw one raised it above). */
+    if (PyErr_CheckSignals() < 0) {
+      st->pumping = 0;
+      Py_XDECREF(first);
+      return -1;
+    }
   }
   st->pumping = 0;
   if (first != NULL) {

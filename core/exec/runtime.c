@@ -3,6 +3,7 @@
 #include "exec/runtime.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "exec/noticeboard.h"
@@ -46,6 +47,10 @@ typedef struct runtime {
    * looks closer.  acquire/release: pairs with exit_thread's store. */
   _Atomic int exiting;
   unsigned long exit_thread; /* PyThread ident of the exiting thread */
+  /* The signal that interrupted the program (0: none): every wait() on
+   * another thread then raises.  release/acquire: set before the kick that
+   * wakes the waiters, read after it. */
+  _Atomic int interrupt;
   boc_terminator_t term;
   boc_sched_t *sched;       /* valid from start until the end of stop */
   int nworkers;
@@ -63,6 +68,7 @@ static int runtime_admit(void *ctx);
 static void rt_init(void) {
   atomic_init(&rt.state, RT_STOPPED);
   atomic_init(&rt.exiting, 0);
+  atomic_init(&rt.interrupt, 0);
   boc_term_init(&rt.term);
   rt.dispatch.ready = runtime_ready;
   rt.dispatch.ctx = &rt;
@@ -142,22 +148,18 @@ int64_t boc_runtime_in_flight(void) {
 
 /* ---- dispatch -------------------------------------------------------------- */
 
-/* The 2PL ready callback: a behavior that holds all its cowns goes to the
- * calling worker's queue (or any, off a worker) or, if pinned, to the
- * main-thread queue. */
-static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
-  runtime_t *r = ctx;
-  boc_behavior_t *b = boc_behavior_of_waiter(waiter);
-  if (b->hdr.pinned) {
-    boc_pinned_push(b);
-    boc_term_kick(&r->term); /* wake the main thread's wait() */
-    return;
-  }
+/* Where a ready (unpinned) behavior goes: the scheduling policy of
+ * docs/model.md.  On a worker that is finishing a behavior (its releases
+ * made b ready), the worker's "next" slot: it runs b right away, which keeps
+ * a chain hot on one worker.  On a worker still inside a body (b was
+ * scheduled on free cowns), the worker's queue, where an idle worker can
+ * take it while this one goes on.  Off the workers, round-robin. */
+static void dispatch_ready(runtime_t *r, boc_behavior_t *b) {
   int self = boc_sched_worker_index();
-  /* Affinity: a ready behavior goes to the worker where one of its cowns'
-   * values rests, when that worker is idle (parked) -- no hand-over then.
-   * A busy home gets nothing an idle worker could start: the normal policy
-   * runs it (this worker's next slot, or any worker's queue). */
+  /* Affinity (issue 33, values that stay): a ready behavior goes to the
+   * worker where one of its cowns' values rests, when that worker is idle
+   * (parked) -- no hand-over then.  A busy home gets nothing an idle worker
+   * could start: the policy below runs it. */
   for (int32_t i = 0; i < b->ncowns && i < 4; i++) {
     int home = boc_cown_home_worker(b->cowns[i]);
     if (home >= 0 && home < r->nworkers) {
@@ -168,7 +170,24 @@ static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
       break;
     }
   }
-  boc_sched_push(r->sched, self, &b->hdr.node);
+  if (self >= 0 && boc_behavior_depth() > 0) {
+    boc_sched_push_shared(r->sched, self, &b->hdr.node);
+  } else {
+    boc_sched_push(r->sched, self, &b->hdr.node);
+  }
+}
+
+/* The 2PL ready callback: a behavior that holds all its cowns goes to a
+ * worker (dispatch_ready) or, if pinned, to the main-thread queue. */
+static void runtime_ready(boc_waiter_t *waiter, void *ctx) {
+  runtime_t *r = ctx;
+  boc_behavior_t *b = boc_behavior_of_waiter(waiter);
+  if (b->hdr.pinned) {
+    boc_pinned_push(b);
+    boc_term_kick(&r->term); /* wake the main thread's wait() */
+    return;
+  }
+  dispatch_ready(r, b);
 }
 
 /* ---- start / wait / stop ------------------------------------------------- */
@@ -275,14 +294,38 @@ static PyObject *stats_list(runtime_t *r) {
   return list;
 }
 
-/* Runs every pinned behavior that is ready, and frees the pinned values
- * whose last handle died on another thread (pinned thread, GIL held). */
-static void run_pinned(void) {
+/* Runs the pinned behaviors that are ready, and frees the pinned values
+ * whose last handle died on another thread (pinned thread, GIL held).
+ * Between two bodies it stops for a signal (PyErr_CheckSignals: a C body
+ * never looks at them) and at the deadline (ns, -1: none).  Returns 0; 1
+ * when the deadline stopped it; -1 with the exception of a signal, or with
+ * a KeyboardInterrupt/SystemExit (any BaseException that is not an
+ * Exception) a body raised, as pump() does: the behavior itself is
+ * retired, the rest stay queued. */
+static int run_pinned(int64_t deadline) {
   boc_cown_collect_orphans();
   boc_behavior_t *b;
   while ((b = boc_pinned_pop()) != NULL) {
-    boc_behavior_run(b, NULL);
+    PyObject *exc = NULL;
+    if (boc_behavior_run(b, &exc) && exc != NULL) {
+      if (!PyObject_TypeCheck(exc, (PyTypeObject *)PyExc_Exception)) {
+        PyErr_SetRaisedException(exc);
+        return -1;
+      }
+      Py_DECREF(exc);
+    }
+    if (PyErr_CheckSignals() < 0) {
+      return -1;
+    }
+    /* Dropping (after an interrupt) is quick and must finish: only bodies
+     * that run count against the deadline.  relaxed: as the drop test. */
+    if (deadline >= 0 && boc_pinned_depth() > 0 &&
+        !atomic_load_explicit(&runtime()->dispatch.cancel, BOC_RELAXED) &&
+        boc_now_ns() >= deadline) {
+      return 1;
+    }
   }
+  return 0;
 }
 
 /* Drops every behavior still queued after the workers are gone; dropping
@@ -387,6 +430,8 @@ int boc_runtime_fork_parent(void) {
 
 int boc_runtime_after_fork_child(void) {
   runtime_t *r = runtime();
+  /* The parent's interrupt is not this process's. */
+  atomic_store_explicit(&r->interrupt, 0, BOC_RELEASE);
   if (atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPED &&
       boc_workers_pooled() == 0) {
     return 0; /* nothing of the parent's runtime exists: usable as is */
@@ -405,6 +450,41 @@ void boc_runtime_cancel_pending(void) {
   runtime_t *r = runtime();
   atomic_store_explicit(&r->dispatch.cancel, 1, BOC_RELAXED);
   boc_term_kick(&r->term); /* wake wait() to drop the pinned queue */
+}
+
+void boc_runtime_interrupt(int sig) {
+  runtime_t *r = runtime();
+  int none = 0;
+  /* The first signal wins; release pairs with the waiters' acquire. */
+  atomic_compare_exchange_strong_explicit(&r->interrupt, &none, sig,
+                                          BOC_ACQ_REL, BOC_ACQUIRE);
+  boc_runtime_cancel_pending(); /* and kicks every waiter awake */
+}
+
+int boc_runtime_interrupted(void) {
+  return atomic_load_explicit(&runtime()->interrupt, BOC_ACQUIRE);
+}
+
+/* Raises what an interrupted program's waits on other threads raise: 1
+ * (with the exception set) when the program was interrupted and the
+ * calling thread is not the one running the exit. */
+static int raise_if_interrupted(runtime_t *r) {
+  int sig = atomic_load_explicit(&r->interrupt, BOC_ACQUIRE);
+  if (sig == 0 || PyThread_get_thread_ident() == r->exit_thread) {
+    return 0;
+  }
+  if (sig == SIGINT) {
+    PyErr_SetString(PyExc_KeyboardInterrupt,
+                    "bocpy: the program was interrupted (SIGINT) and is "
+                    "exiting");
+  } else {
+    PyObject *code = PyLong_FromLong(128 + sig);
+    if (code != NULL) {
+      PyErr_SetObject(PyExc_SystemExit, code);
+      Py_DECREF(code);
+    }
+  }
+  return 1;
 }
 
 int64_t boc_runtime_dropped(void) {
@@ -428,6 +508,32 @@ void boc_runtime_set_poll_ms(int64_t ms) {
   atomic_store_explicit(&poll_ns, ms * 1000000LL, BOC_RELAXED);
 }
 
+/* How long pinned work may wait for the main thread before a wait() on
+ * another thread says so on stderr (once per call). */
+#define PINNED_REPORT_AFTER_NS (2 * 1000000000LL)
+
+/* What a wait() on a thread other than the pinned one is waiting for, in
+ * the TimeoutError or report: "" unless pinned behaviors are queued (which
+ * only the main thread runs).  Writes into buf. */
+static const char *pinned_note(char *buf, size_t size, int pinned_thread) {
+  int64_t depth = boc_pinned_depth();
+  if (pinned_thread || depth <= 0) {
+    return "";
+  }
+  snprintf(buf, size,
+           ": %lld pinned behavior%s %s waiting for the main thread (only "
+           "it runs them, in pump(), wait() or quiesce())",
+           (long long)depth, depth == 1 ? "" : "s", depth == 1 ? "is" : "are");
+  return buf;
+}
+
+/* The end of a wait that leaves the runtime running (quiesce, a timeout,
+ * an error): the last waiter to leave restores the seed. */
+static int leave_running(runtime_t *r, int rc) {
+  boc_term_leave(&r->term, 1);
+  return rc;
+}
+
 int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   runtime_t *r = runtime();
   if (stats != NULL) {
@@ -435,6 +541,9 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
   }
   if (boc_runtime_forked()) {
     PyErr_SetString(PyExc_RuntimeError, FORKED_CHILD);
+    return -1;
+  }
+  if (raise_if_interrupted(r)) {
     return -1;
   }
   if (!boc_runtime_running()) {
@@ -448,32 +557,42 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
     PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
     return -1;
   }
+  int64_t now = boc_now_ns();
   int64_t deadline = -1;
   if (timeout >= 0 && timeout < 1e9) {
-    deadline = boc_now_ns() + (int64_t)(timeout * 1e9);
+    deadline = now + (int64_t)(timeout * 1e9);
   }
   /* Only the pinned thread runs pinned work; a wait() on any other thread
-   * waits for it to do so (through pump() or its own wait()). */
+   * waits for it to do so (through pump() or its own wait()), and says so
+   * on stderr when pinned work has waited PINNED_REPORT_AFTER_NS. */
   int pinned_thread = boc_on_pinned_thread();
-  int dropped_seed = boc_term_seed_dec(&r->term);
+  int reported = 0;
+  char note[192];
+  /* Everything from here to the return happens with the GIL held except
+   * the waits, so a teardown on another thread (which also holds the GIL
+   * from its state change until it waits for us) is seen atomically. */
+  boc_term_enter(&r->term);
   uint64_t kicks = atomic_load_explicit(&r->term.kicks, BOC_ACQUIRE);
   for (;;) {
+    int overdue = 0; /* the deadline stopped the pinned queue's drain */
     if (pinned_thread) {
-      run_pinned();
+      int rc = run_pinned(deadline);
+      if (rc < 0) {
+        return leave_running(r, -1);
+      }
+      overdue = rc == 1;
     }
     int64_t wait_ns = atomic_load_explicit(&poll_ns, BOC_RELAXED);
     if (deadline >= 0) {
       int64_t left = deadline - boc_now_ns();
-      if (left <= 0) {
+      if (left <= 0 || overdue) {
         if (boc_term_count(&r->term) == 0) {
           break;
         }
-        if (dropped_seed) {
-          boc_term_seed_inc(&r->term);
-        }
-        PyErr_SetString(PyExc_TimeoutError,
-                        "behaviors still running when the timeout expired");
-        return -1;
+        PyErr_Format(PyExc_TimeoutError,
+                     "behaviors still running when the timeout expired%s",
+                     pinned_note(note, sizeof(note), pinned_thread));
+        return leave_running(r, -1);
       }
       if (left < wait_ns) {
         wait_ns = left;
@@ -483,24 +602,39 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
     Py_BEGIN_ALLOW_THREADS
     res = boc_term_wait(&r->term, wait_ns, &kicks);
     Py_END_ALLOW_THREADS
+    if (raise_if_interrupted(r)) {
+      return leave_running(r, -1);
+    }
     if (res == 0 && boc_pinned_depth() == 0) {
       break;
     }
+    if (!teardown &&
+        atomic_load_explicit(&r->state, BOC_ACQUIRE) == RT_STOPPING) {
+      break; /* a wait() on another thread is tearing the runtime down */
+    }
     if (PyErr_CheckSignals() < 0) {
-      if (dropped_seed) {
-        boc_term_seed_inc(&r->term);
+      return leave_running(r, -1);
+    }
+    if (!pinned_thread && !reported) {
+      int64_t since = boc_pinned_nonempty_since();
+      if (since != 0 && boc_now_ns() - since >= PINNED_REPORT_AFTER_NS) {
+        reported = 1;
+        PySys_WriteStderr(
+            "bocpy: %s() on a thread other than the main thread is waiting "
+            "for pinned work%s; the main thread has not run it for %.1f s\n",
+            teardown ? "wait" : "quiesce",
+            pinned_note(note, sizeof(note), pinned_thread),
+            (double)(boc_now_ns() - since) / 1e9);
       }
-      return -1;
     }
   }
-  if (stats != NULL) {
+  if (stats != NULL && boc_runtime_running()) {
     *stats = stats_list(r);
+  } else if (stats != NULL) {
+    *stats = PyList_New(0);
   }
   if (!teardown) {
-    if (dropped_seed) {
-      boc_term_seed_inc(&r->term);
-    }
-    return stats != NULL && *stats == NULL ? -1 : 0;
+    return leave_running(r, stats != NULL && *stats == NULL ? -1 : 0);
   }
   /* Tear down: no behavior is in flight, so nothing can be lost.  A fork
    * on another thread may have paused the runtime (FORKING): wait for it
@@ -517,6 +651,16 @@ int boc_runtime_wait(double timeout, int teardown, PyObject **stats) {
     Py_END_ALLOW_THREADS
   }
   boc_term_close(&r->term);
+  /* Other threads' quiesce()s (wait()s are serialised by the lifecycle
+   * lock) see STOPPING once woken and leave; the scheduler and the stats
+   * they may read stay until they have. */
+  boc_term_kick(&r->term);
+  while (boc_term_waiters(&r->term) > 1) {
+    Py_BEGIN_ALLOW_THREADS
+    boc_sleep_ns(1000000);
+    Py_END_ALLOW_THREADS
+  }
+  boc_term_leave(&r->term, 0); /* the seed stays dropped: closed */
   boc_sched_stop(r->sched);
   Py_BEGIN_ALLOW_THREADS
   boc_workers_deactivate(r->nworkers);

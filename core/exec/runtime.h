@@ -37,10 +37,15 @@ int64_t boc_runtime_in_flight(void);
 int boc_runtime_start(int n, PyObject *bootstrap);
 
 /* Waits for quiescence (main interpreter, GIL held; released while waiting;
- * pinned behaviors are run meanwhile).  timeout < 0: forever.  With
- * teardown, the runtime is then stopped.  stats: if non-NULL, receives a new
+ * pinned behaviors are run meanwhile on the pinned thread, the deadline and
+ * signals checked between two of them).  Several threads may wait at once.
+ * timeout < 0: forever.  With teardown, the runtime is then stopped (after
+ * other threads' waits have returned).  stats: if non-NULL, receives a new
  * list of per-worker dicts.  Returns 0, or -1 with TimeoutError (runtime
- * left running) or another exception. */
+ * left running; names the pinned behaviors waiting for the main thread
+ * when called on another thread), a KeyboardInterrupt/SystemExit from a
+ * pinned body or a signal, the interrupt (boc_runtime_interrupt), or
+ * another exception. */
 int boc_runtime_wait(double timeout, int teardown, PyObject **stats);
 
 /* Destroys the parked worker interpreters (main interpreter, stopped
@@ -73,6 +78,14 @@ int boc_runtime_forked(void);
  * after an interrupt.  boc_runtime_dropped(): how many so far. */
 void boc_runtime_cancel_pending(void);
 int64_t boc_runtime_dropped(void);
+/* The program was interrupted by signal sig (the exit after Ctrl-C or
+ * SIGTERM, on the exiting thread after boc_runtime_begin_exit): cancels
+ * pending behaviors as boc_runtime_cancel_pending does, and every wait()
+ * or quiesce() on another thread raises at once (KeyboardInterrupt for
+ * SIGINT, else SystemExit(128 + sig)).  The first signal is kept.
+ * boc_runtime_interrupted(): that signal, 0 if none. */
+void boc_runtime_interrupt(int sig);
+int boc_runtime_interrupted(void);
 /* The Python behaviors running on workers now (see boc_workers_busy). */
 int boc_runtime_busy(boc_busy_t *out, int max);
 

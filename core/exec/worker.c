@@ -54,7 +54,21 @@ typedef struct worker {
 static worker_t **pool;
 static int pool_size;
 
-int boc_workers_pooled(void) { return pool_size; }
+/* Workers of the current (or last) run: pool[0..pool_used).  The rest of
+ * the pool stays parked for a later larger run: ending an interpreter
+ * gives only part of its memory back (CPython keeps a few MiB of each
+ * destroyed isolated interpreter), so a program that changes the worker
+ * count keeps as many interpreters as its largest recent run (recent). */
+static int pool_used;
+
+/* The sizes of the last POOL_WINDOW runs (0: none yet): the pool keeps the
+ * largest of them.  Written by boc_workers_activate only (the lifecycle
+ * calls are serialised by the Python layer). */
+enum { POOL_WINDOW = 8 };
+static int recent[POOL_WINDOW];
+static int recent_next;
+
+int boc_workers_pooled(void) { return pool_used; }
 
 /* Guards pool/pool_size against stats() readers on other threads (the
  * lifecycle calls themselves are serialised by the Python layer).  A
@@ -68,7 +82,7 @@ int boc_worker_counters(int i, boc_counts_t *out) {
   boc_mutex_lock(&pool_mu);
   /* Copied under pool_mu: a worker record is freed when the pool shrinks
    * or at exit, each time after leaving the pool under pool_mu. */
-  int found = i >= 0 && i < pool_size;
+  int found = i >= 0 && i < pool_used;
   if (found) {
     const boc_counters_t *c = &pool[i]->counters;
     /* relaxed: statistics (observe.h) */
@@ -236,17 +250,8 @@ static void worker_main(void *arg) {
   /* Attach to the main interpreter, then create our own. */
   PyThreadState *ts_main = PyThreadState_New(PyInterpreterState_Main());
   PyEval_RestoreThread(ts_main);
-  PyInterpreterConfig cfg = {
-      .use_main_obmalloc = 0,
-      .allow_fork = 0,
-      .allow_exec = 0,
-      .allow_threads = 1,
-      .allow_daemon_threads = 0,
-      .check_multi_interp_extensions = 1,
-      .gil = PyInterpreterConfig_OWN_GIL,
-  };
   PyThreadState *ts_sub = NULL;
-  PyStatus status = Py_NewInterpreterFromConfig(&ts_sub, &cfg);
+  PyStatus status = boc_new_worker_interp(&ts_sub);
   if (PyStatus_Exception(status)) {
     snprintf(w->error, sizeof(w->error),
              "worker %d: cannot create a sub-interpreter: %s", w->index,
@@ -279,8 +284,7 @@ static void worker_main(void *arg) {
   boc_home_close(w->home); /* nothing may stay live in a dying one */
   boc_home_bind(NULL);
   shutdown_interp();
-  Py_EndInterpreter(ts_sub);
-  PyEval_RestoreThread(ts_main);
+  boc_end_worker_interp(ts_sub, ts_main);
   PyThreadState_Clear(ts_main);
   PyThreadState_DeleteCurrent();
   set_state(w, W_GONE);
@@ -355,36 +359,53 @@ static void end_worker(worker_t *w) {
 int boc_workers_activate(int n, boc_sched_t *s, const boc_payload_t *boot,
                          char **error) {
   *error = NULL;
-  /* The pool follows the requested size: workers beyond n are ended (their
-   * interpreters are destroyed) rather than kept for a later larger run. */
-  while (pool_size > n) {
+  /* Workers beyond n stay parked, kept for a later larger run (see
+   * pool_used).  Their counts stay in the totals: fold them into the
+   * shared block (they are parked, so nothing adds to them meanwhile). */
+  boc_counters_t *sh = boc_observe_shared_counters();
+  for (int i = n; i < pool_used; i++) {
+    boc_counters_t *c = &pool[i]->counters;
+    /* relaxed: statistics (observe.h) */
+    atomic_fetch_add_explicit(
+        &sh->finished, atomic_exchange_explicit(&c->finished, 0, BOC_RELAXED),
+        BOC_RELAXED);
+    atomic_fetch_add_explicit(
+        &sh->failed, atomic_exchange_explicit(&c->failed, 0, BOC_RELAXED),
+        BOC_RELAXED);
+    atomic_fetch_add_explicit(
+        &sh->dropped, atomic_exchange_explicit(&c->dropped, 0, BOC_RELAXED),
+        BOC_RELAXED);
+  }
+  /* Keep at most the largest size of the last POOL_WINDOW runs: a program
+   * that cycles through sizes reuses its interpreters, one that settled on
+   * a smaller size gets the memory of the others back (what CPython gives
+   * back) after a few runs. */
+  recent[recent_next] = n;
+  recent_next = (recent_next + 1) % POOL_WINDOW;
+  int keep = n;
+  for (int i = 0; i < POOL_WINDOW; i++) {
+    keep = recent[i] > keep ? recent[i] : keep;
+  }
+  while (pool_size > keep) {
     boc_once(&pool_mu_once, pool_mu_init);
     boc_mutex_lock(&pool_mu);
     worker_t *w = pool[--pool_size];
     pool[pool_size] = NULL;
+    if (pool_used > pool_size) {
+      pool_used = pool_size;
+    }
     boc_mutex_unlock(&pool_mu);
-    /* Its counts stay in the totals: fold them into the shared block. */
-    boc_counters_t *sh = boc_observe_shared_counters();
-    /* relaxed: statistics (observe.h) */
-    atomic_fetch_add_explicit(&sh->finished,
-                              atomic_load_explicit(&w->counters.finished,
-                                                   BOC_RELAXED),
-                              BOC_RELAXED);
-    atomic_fetch_add_explicit(&sh->failed,
-                              atomic_load_explicit(&w->counters.failed,
-                                                   BOC_RELAXED),
-                              BOC_RELAXED);
-    atomic_fetch_add_explicit(&sh->dropped,
-                              atomic_load_explicit(&w->counters.dropped,
-                                                   BOC_RELAXED),
-                              BOC_RELAXED);
-    end_worker(w);
+    end_worker(w); /* its counts were folded above (or were zero) */
   }
   for (int i = pool_size; i < n; i++) {
     if (spawn(i, error) < 0) {
       return -1;
     }
   }
+  boc_once(&pool_mu_once, pool_mu_init);
+  boc_mutex_lock(&pool_mu);
+  pool_used = n;
+  boc_mutex_unlock(&pool_mu);
   for (int i = 0; i < n; i++) {
     worker_t *w = pool[i];
     boc_mutex_lock(&w->mu);
@@ -420,6 +441,7 @@ void boc_workers_shutdown(void) {
   int n = pool_size;
   pool = NULL;
   pool_size = 0;
+  pool_used = 0;
   boc_mutex_unlock(&pool_mu);
   for (int i = 0; i < n; i++) {
     end_worker(all[i]);
@@ -432,6 +454,7 @@ void boc_workers_forget(void) {
    * held forever: the records are leaked on purpose, never touched. */
   pool = NULL;
   pool_size = 0;
+  pool_used = 0;
 }
 
 int boc_workers_busy(int n, boc_busy_t *out, int max) {

@@ -20,8 +20,9 @@
  * worker first runs bocpy._worker.bootstrap(<decoded boot>, index).  Call
  * with no GIL held (workers need the main interpreter's GIL to start).
  * Returns 0, or -1 with *error set to a malloc'd message (workers activated
- * so far are parked again first).  Workers n.. of a larger pool are ended
- * first: the pool shrinks to the requested size. */
+ * so far are parked again first).  Workers n.. of a larger pool stay
+ * parked, kept for a later larger run (their interpreters are reused, not
+ * destroyed: see worker.c, pool_used). */
 int boc_workers_activate(int n, boc_sched_t *s, const boc_payload_t *boot,
                          char **error);
 
@@ -46,7 +47,8 @@ typedef struct boc_busy {
  * returns how many.  Any thread. */
 int boc_workers_busy(int n, boc_busy_t *out, int max);
 
-/* Workers in the pool (parked or active). */
+/* Workers of the current or last run (0 when there is no pool); the pool
+ * may keep more, parked, from an earlier larger run. */
 int boc_workers_pooled(void);
 
 /* A copy of worker i's live counters (observe.h). */

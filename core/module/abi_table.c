@@ -421,7 +421,7 @@ static PyObject *schedule_cfn(PyObject *const *cowns, Py_ssize_t n,
   if (ensure_running() < 0) {
     goto fail;
   }
-  if (PyList_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
+  if (PyDict_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
     goto fail;
   }
   /* From here on the behavior owns cfn (and calls free_ctx), also when

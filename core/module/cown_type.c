@@ -86,7 +86,7 @@ int boc_handle_ensure_owned(PyObject *self) {
     if (st == NULL || boc_cown_acquire(c) < 0) {
       return -1;
     }
-    if (PyList_Append(st->borrowed, self) < 0) {
+    if (boc_borrowed_add(st, c) < 0) {
       PyObject *exc = PyErr_GetRaisedException();
       boc_cown_release_or_replace(c, NULL);
       PyErr_SetRaisedException(exc);
@@ -132,8 +132,9 @@ static int is_immutable(PyObject *v) {
 }
 
 /* Remembers the value main is about to give back, if it may still be
- * changed through another reference. */
-static void remember_stale(boc_state_t *st, PyObject *handle, PyObject *v) {
+ * changed through another reference.  entry_rec: the borrowed dict's
+ * capsule of the record (kept for the record's id in the message). */
+static void remember_stale(boc_state_t *st, PyObject *entry_rec, PyObject *v) {
   /* 2: the cown's own reference and ours (the caller's). */
   if (v == NULL || is_immutable(v) || Py_REFCNT(v) <= 2) {
     return;
@@ -149,7 +150,7 @@ static void remember_stale(boc_state_t *st, PyObject *handle, PyObject *v) {
     PyErr_Clear();
     return;
   }
-  PyObject *entry = PyTuple_Pack(3, handle, v, cap);
+  PyObject *entry = PyTuple_Pack(3, entry_rec, v, cap);
   Py_DECREF(cap);
   if (entry == NULL || PyList_Append(st->stale, entry) < 0) {
     PyErr_Clear();
@@ -176,7 +177,8 @@ int boc_check_stale(boc_state_t *st) {
   }
   for (Py_ssize_t i = 0; i < n; i++) {
     PyObject *entry = PyList_GET_ITEM(st->stale, i);
-    PyObject *handle = PyTuple_GET_ITEM(entry, 0);
+    boc_cown_t *rec =
+        PyCapsule_GetPointer(PyTuple_GET_ITEM(entry, 0), BOC_BORROWED_CAPSULE);
     PyObject *v = PyTuple_GET_ITEM(entry, 1);
     if (Py_REFCNT(v) <= 1) {
       continue; /* nobody else holds it: it cannot have been changed */
@@ -192,7 +194,7 @@ int boc_check_stale(boc_state_t *st) {
     boc_payload_free(now);
     if (!same) {
       PyObject *name = PyUnicode_FromFormat(
-          "Cown(#%llu)", (unsigned long long)rec_of(handle)->id);
+          "Cown(#%llu)", (unsigned long long)rec->id);
       if (name == NULL || PyList_Append(names, name) < 0) {
         Py_XDECREF(name);
         Py_DECREF(names);
@@ -228,22 +230,191 @@ int boc_check_stale(boc_state_t *st) {
 }
 
 int boc_release_borrowed(boc_state_t *st) {
-  Py_ssize_t n = PyList_GET_SIZE(st->borrowed);
-  if (n == 0) {
+  if (PyDict_GET_SIZE(st->borrowed) == 0) {
     return 0;
   }
+  /* Taken out first: releasing may run Python (encoding), which may drop
+   * handles, whose deallocation looks st->borrowed up (handle.c). */
+  PyObject *taken = st->borrowed;
+  st->borrowed = PyDict_New();
+  if (st->borrowed == NULL) {
+    st->borrowed = taken;
+    return -1;
+  }
   int64_t me = boc_current_interp_id();
-  for (Py_ssize_t i = 0; i < n; i++) {
-    PyObject *handle = PyList_GET_ITEM(st->borrowed, i);
-    boc_cown_t *c = rec_of(handle);
-    if (boc_cown_owner(c) == me) {
+  Py_ssize_t pos = 0;
+  PyObject *key, *cap;
+  while (PyDict_Next(taken, &pos, &key, &cap)) {
+    boc_cown_t *c = PyCapsule_GetPointer(cap, BOC_BORROWED_CAPSULE);
+    if (c != NULL && boc_cown_owner(c) == me) {
       PyObject *v = Py_XNewRef(c->value);
-      remember_stale(st, handle, v);
+      remember_stale(st, cap, v);
       Py_XDECREF(v);
       boc_cown_release_or_replace(c, NULL);
     }
   }
-  return PyList_SetSlice(st->borrowed, 0, n, NULL);
+  Py_DECREF(taken); /* drops the records' references */
+  return 0;
+}
+
+/* ---- giving back borrowed values for the cycle collector ------------------
+ * A value main borrowed is a Python object graph the cown collector cannot
+ * look into.  From Python's full collection, a borrowed value is given back
+ * (encoded into its payload, where the collector sees its cown references)
+ * only when doing so cannot be observed: it mentions a cown, and no object
+ * of its graph is referenced from outside the graph (each one's reference
+ * count equals the references the walk found, the root's plus the cown's
+ * own), so main holds no part of it that would become a stale copy.
+ * Immutable scalars, types and handles are leaves that need no check. */
+
+enum { WALK_LIMIT = 100000 }; /* objects per value; beyond: left borrowed */
+
+typedef struct {
+  PyObject *counts; /* dict: PyLong(address) -> PyLong(references found) */
+  PyObject **stack; /* borrowed: every object is kept alive by the value */
+  size_t n, cap;
+  Py_ssize_t seen;
+  int handles; /* cown handles found in the graph */
+  int stop;    /* too large, or an error (set) */
+} walk_t;
+
+static int walk_leaf(PyObject *o) {
+  return o == Py_None || o == Py_Ellipsis || o == Py_NotImplemented ||
+         PyBool_Check(o) || PyLong_CheckExact(o) || PyFloat_CheckExact(o) ||
+         PyComplex_CheckExact(o) || PyUnicode_CheckExact(o) ||
+         PyBytes_CheckExact(o) || PyType_Check(o) ||
+         (PyTuple_CheckExact(o) && PyTuple_GET_SIZE(o) == 0);
+}
+
+static int walk_visit(PyObject *o, void *arg) {
+  walk_t *w = arg;
+  if (o == NULL || w->stop) {
+    return w->stop;
+  }
+  if (boc_handle_record(o) != NULL) {
+    w->handles++;
+    return 0;
+  }
+  if (walk_leaf(o)) {
+    return 0;
+  }
+  PyObject *key = PyLong_FromVoidPtr(o);
+  PyObject *was = key != NULL ? PyDict_GetItemWithError(w->counts, key) : NULL;
+  long count = 1;
+  if (was != NULL) {
+    count = PyLong_AsLong(was) + 1;
+  } else if (key == NULL || PyErr_Occurred()) {
+    Py_XDECREF(key);
+    w->stop = 1;
+    return 1;
+  } else {
+    if (++w->seen > WALK_LIMIT) {
+      Py_DECREF(key);
+      w->stop = 1;
+      return 1;
+    }
+    if (w->n == w->cap) {
+      size_t cap = w->cap ? w->cap * 2 : 64;
+      PyObject **grown = PyMem_Realloc(w->stack, cap * sizeof(*grown));
+      if (grown == NULL) {
+        Py_DECREF(key);
+        PyErr_NoMemory();
+        w->stop = 1;
+        return 1;
+      }
+      w->stack = grown;
+      w->cap = cap;
+    }
+    w->stack[w->n++] = o;
+  }
+  PyObject *n = PyLong_FromLong(count);
+  int rc = n != NULL ? PyDict_SetItem(w->counts, key, n) : -1;
+  Py_XDECREF(n);
+  Py_DECREF(key);
+  if (rc < 0) {
+    w->stop = 1;
+    return 1;
+  }
+  return 0;
+}
+
+/* 1 when giving back v cannot be observed and may free a cycle (see
+ * above), 0 when not, -1 with an exception. */
+static int value_unshared(PyObject *v) {
+  if (v == NULL || walk_leaf(v) || boc_handle_record(v) != NULL) {
+    return v != NULL && boc_handle_record(v) != NULL &&
+           Py_REFCNT(v) == 1; /* the value is a handle itself */
+  }
+  walk_t w = {.counts = PyDict_New()};
+  if (w.counts == NULL) {
+    return -1;
+  }
+  walk_visit(v, &w); /* the cown's own reference to its value */
+  while (!w.stop && w.n > 0) {
+    PyObject *o = w.stack[--w.n];
+    traverseproc traverse = Py_TYPE(o)->tp_traverse;
+    if (traverse != NULL && PyType_IS_GC(Py_TYPE(o))) {
+      traverse(o, walk_visit, &w);
+    }
+  }
+  PyMem_Free(w.stack);
+  int result = !w.stop && w.handles > 0;
+  Py_ssize_t pos = 0;
+  PyObject *key, *count;
+  while (result && PyDict_Next(w.counts, &pos, &key, &count)) {
+    PyObject *o = PyLong_AsVoidPtr(key);
+    if (o == NULL || Py_REFCNT(o) != PyLong_AsSsize_t(count)) {
+      result = 0; /* referenced from outside the value */
+    }
+  }
+  Py_DECREF(w.counts);
+  if (PyErr_Occurred()) {
+    return -1;
+  }
+  return result;
+}
+
+int boc_release_borrowed_unshared(boc_state_t *st) {
+  if (st->borrowed == NULL || PyDict_GET_SIZE(st->borrowed) == 0) {
+    return 0;
+  }
+  PyObject *keys = PyList_New(0);
+  if (keys == NULL) {
+    return -1;
+  }
+  int64_t me = boc_current_interp_id();
+  Py_ssize_t pos = 0;
+  PyObject *key, *cap;
+  while (PyDict_Next(st->borrowed, &pos, &key, &cap)) {
+    boc_cown_t *c = PyCapsule_GetPointer(cap, BOC_BORROWED_CAPSULE);
+    if (c == NULL || boc_cown_owner(c) != me) {
+      continue;
+    }
+    int unshared = value_unshared(c->value);
+    if (unshared < 0 || (unshared && PyList_Append(keys, key) < 0)) {
+      Py_DECREF(keys);
+      return -1;
+    }
+  }
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+    key = PyList_GET_ITEM(keys, i);
+    cap = PyDict_GetItemWithError(st->borrowed, key); /* borrowed */
+    if (cap == NULL) {
+      PyErr_Clear(); /* dropped meanwhile (a handle died while encoding) */
+      continue;
+    }
+    boc_cown_t *c = PyCapsule_GetPointer(cap, BOC_BORROWED_CAPSULE);
+    if (c != NULL && boc_cown_owner(c) == me) {
+      boc_cown_incref(c); /* the value's release may drop other handles */
+      boc_cown_release_or_replace(c, NULL);
+      if (PyDict_DelItem(st->borrowed, key) < 0) {
+        PyErr_Clear();
+      }
+      boc_cown_decref(c);
+    }
+  }
+  Py_DECREF(keys);
+  return 0;
 }
 
 static PyObject *cown_get_value(PyObject *self, void *closure) {

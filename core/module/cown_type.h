@@ -13,6 +13,13 @@ int boc_cown_types_init(PyObject *module, boc_state_t *st);
  * wait()/quiesce() borrowed, so behaviors can use them again. */
 int boc_release_borrowed(boc_state_t *st);
 
+/* Main interpreter, from Python's full collection: gives back the borrowed
+ * cowns whose value mentions cowns and of which no part is referenced from
+ * outside the value (no object main holds becomes stale), so that the cown
+ * cycle collector sees their references (cown_type.c).
+ * 0, or -1 with an exception. */
+int boc_release_borrowed_unshared(boc_state_t *st);
+
 /* Makes sure the calling interpreter holds the cown of handle self, the way
  * .value does: already held here, or (main interpreter, nothing in flight)
  * borrowed until the next schedule.  0, or -1 with RuntimeError. */

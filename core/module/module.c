@@ -289,6 +289,29 @@ static PyObject *cancel_pending(PyObject *module, PyObject *Py_UNUSED(a)) {
   Py_RETURN_NONE;
 }
 
+static PyObject *interrupt(PyObject *module, PyObject *arg) {
+  (void)module;
+  if (require_main("interrupt()") < 0) {
+    return NULL;
+  }
+  long sig = PyLong_AsLong(arg);
+  if (sig == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  if (sig <= 0 || sig > 1024) {
+    PyErr_Format(PyExc_ValueError, "interrupt() needs a signal number, not %ld",
+                 sig);
+    return NULL;
+  }
+  boc_runtime_interrupt((int)sig);
+  Py_RETURN_NONE;
+}
+
+static PyObject *interrupted(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  return PyLong_FromLong(boc_runtime_interrupted());
+}
+
 static PyObject *in_flight(PyObject *module, PyObject *Py_UNUSED(a)) {
   (void)module;
   return PyLong_FromLongLong(boc_runtime_in_flight());
@@ -336,6 +359,19 @@ static PyObject *collect_cycles(PyObject *module, PyObject *Py_UNUSED(a)) {
                     "stopped (wait() does it)");
     return NULL;
   }
+  return PyLong_FromLongLong(boc_cown_collect_cycles());
+}
+
+/* gc.callbacks (bocpy._finalize): after a full collection, whether the
+ * runtime runs or not (the collector is safe while behaviors run). */
+static PyObject *collect_cycles_gc(PyObject *module, PyObject *Py_UNUSED(a)) {
+  if (require_main("_collect_cycles_gc()") < 0) {
+    return NULL;
+  }
+  if (boc_release_borrowed_unshared(get_state(module)) < 0) {
+    return NULL;
+  }
+  boc_cown_collect_orphans();
   return PyLong_FromLongLong(boc_cown_collect_cycles());
 }
 
@@ -489,6 +525,11 @@ static PyMethodDef core_methods[] = {
      "True in a child forked while the runtime was alive."},
     {"cancel_pending", cancel_pending, METH_NOARGS,
      "Drop every behavior that has not started (exit after an interrupt)."},
+    {"interrupt", interrupt, METH_O,
+     "interrupt(sig): the exit after a signal: drop pending behaviors and "
+     "make every wait()/quiesce() on another thread raise."},
+    {"interrupted", interrupted, METH_NOARGS,
+     "The signal passed to interrupt(), 0 if none."},
     {"in_flight", in_flight, METH_NOARGS,
      "Behaviors scheduled and not yet retired (0 when stopped)."},
     {"dropped", dropped, METH_NOARGS,
@@ -497,6 +538,8 @@ static PyMethodDef core_methods[] = {
      "[(worker, code bytes, seconds)] of the behaviors running on workers."},
     {"collect_cycles", collect_cycles, METH_NOARGS,
      "Free cowns kept alive only by each other's values (runtime stopped)."},
+    {"_collect_cycles_gc", collect_cycles_gc, METH_NOARGS,
+     "Collect cown cycles now, running or not (Python's gc callback)."},
     {"check_borrowed", check_borrowed, METH_NOARGS,
      "Raise RuntimeError if a change through a stale borrowed value was\n"
      "lost (called after wait()/quiesce())."},
@@ -577,7 +620,7 @@ static int core_exec(PyObject *module) {
   st->protocol = PyLong_FromLong(5);
   st->cown_ref = PyObject_GetAttrString(module, "_cown_ref");
   st->fn_cache = PyDict_New();
-  st->borrowed = PyList_New(0);
+  st->borrowed = PyDict_New();
   st->stale = PyList_New(0);
   if (st->protocol == NULL || st->cown_ref == NULL || st->fn_cache == NULL ||
       st->borrowed == NULL || st->stale == NULL) {
@@ -676,7 +719,7 @@ static void core_free(void *module) {
 
 static PyModuleDef_Slot core_slots[] = {
     {Py_mod_exec, core_exec},
-    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+    BOC_MOD_MULTI_INTERP_SLOT,
 #if BOC_HAVE_MOD_GIL_SLOT
     {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #endif

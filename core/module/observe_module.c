@@ -124,7 +124,10 @@ static PyObject *stats(PyObject *module, PyObject *Py_UNUSED(a)) {
       set_u64(d, "dropped", dropped) < 0 ||
       PyDict_SetItemString(d, "workers", workers) < 0 ||
       PyDict_SetItemString(d, "pinned", pinned) < 0 ||
-      PyDict_SetItemString(d, "messages", msgs) < 0) {
+      PyDict_SetItemString(d, "messages", msgs) < 0 ||
+      /* 3.10/3.11: workers share the one GIL (behaviors serialized) */
+      PyDict_SetItemString(d, "shared_gil",
+                           BOC_OWN_GIL ? Py_False : Py_True) < 0) {
     Py_XDECREF(d);
     d = NULL;
   }

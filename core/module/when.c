@@ -548,6 +548,63 @@ static int autostart(boc_state_t *st) {
   return r != NULL ? 0 : -1;
 }
 
+/* Encoding the captures failed with TypeError (set): replaces it by a
+ * TypeError naming the first captured variable that cannot travel, with
+ * the original error as its cause.  Leaves the error as it is when no
+ * single value fails on its own. */
+static void name_capture_error(plan_t *p, PyObject *fn, PyObject *cells,
+                               PyObject *extras, Py_ssize_t ncowns) {
+  PyObject *cause = PyErr_GetRaisedException();
+  PyObject *freevars =
+      cells != NULL ? PyObject_GetAttrString(PyFunction_GetCode(fn),
+                                             "co_freevars")
+                    : NULL;
+  PyErr_Clear();
+  Py_ssize_t ncells = cells != NULL ? PyTuple_GET_SIZE(cells) : 0;
+  Py_ssize_t nextra = PyTuple_GET_SIZE(extras);
+  for (Py_ssize_t i = 0; i < ncells + nextra; i++) {
+    PyObject *v = i < ncells ? PyTuple_GET_ITEM(cells, i)
+                             : PyTuple_GET_ITEM(extras, i - ncells);
+    boc_payload_t *one = boc_payload_encode(v);
+    if (one != NULL) {
+      boc_payload_free(one);
+      continue;
+    }
+    PyObject *inner = PyErr_GetRaisedException();
+    PyObject *name = NULL;
+    if (i < ncells) {
+      if (freevars != NULL && PyTuple_Check(freevars) &&
+          PyTuple_GET_SIZE(freevars) == ncells) {
+        name = Py_NewRef(PyTuple_GET_ITEM(freevars, i));
+      }
+    } else if (ncowns + (i - ncells) < p->nparams) {
+      name = Py_NewRef(PyTuple_GET_ITEM(p->params, ncowns + (i - ncells)));
+    }
+    if (name == NULL) {
+      name = PyUnicode_FromFormat("captures[%zd]", i - ncells);
+    }
+    if (name != NULL) {
+      PyErr_Format(PyExc_TypeError,
+                   "cannot send captured variable %R (a %s) of behavior %R "
+                   "to a worker interpreter: %S; create it inside the body, "
+                   "or keep it in a Cown or PinnedCown",
+                   name, Py_TYPE(v)->tp_name, p->qualname, inner);
+      Py_DECREF(name);
+      PyObject *exc = PyErr_GetRaisedException();
+      PyException_SetCause(exc, inner); /* steals inner */
+      PyErr_SetRaisedException(exc);
+      Py_XDECREF(freevars);
+      Py_DECREF(cause);
+      return;
+    }
+    Py_XDECREF(inner);
+    break;
+  }
+  PyErr_Clear();
+  Py_XDECREF(freevars);
+  PyErr_SetRaisedException(cause);
+}
+
 enum { SMALL_GLOBALS = 16 };
 
 /* Schedules fn over args (a tuple or list of cowns and groups, already
@@ -581,8 +638,17 @@ static int check_reads(boc_state_t *st, plan_t *p, PyObject *fn,
   return r != NULL ? 0 : -1;
 }
 
+/* A chunk of bocpy.map: fn is called on each of items (a tuple) by one
+ * behavior over no cowns (schedule_fn with bulk != NULL). */
+typedef struct bulk_req {
+  PyObject *items;          /* tuple (borrowed) */
+  boc_bulk_latch_t *latch;  /* borrowed: the behavior takes a reference */
+  int64_t index;
+} bulk_req_t;
+
 static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
-                             PyObject *extras, int start_if_needed) {
+                             PyObject *extras, int start_if_needed,
+                             const bulk_req_t *bulk) {
   if (!PyFunction_Check(fn)) {
     return PyErr_Format(PyExc_TypeError, "@when decorates functions, not %s",
                         Py_TYPE(fn)->tp_name);
@@ -603,7 +669,7 @@ static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
   } else if ((extras = trailing(p, fn, ncowns)) == NULL) {
     goto done;
   }
-  if (ncowns <= p->read_check_max &&
+  if (bulk == NULL && ncowns <= p->read_check_max &&
       check_reads(st, p, fn, args, extras) < 0) {
     goto done;
   }
@@ -703,10 +769,13 @@ static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
     caps = t != NULL ? boc_payload_encode(t) : NULL;
     Py_XDECREF(t);
     if (caps == NULL) {
+      if (t != NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
+        name_capture_error(p, fn, cells, extras, ncowns);
+      }
       goto done;
     }
   }
-  if (PyList_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
+  if (PyDict_GET_SIZE(st->borrowed) > 0 && boc_release_borrowed(st) < 0) {
     boc_payload_free(caps);
     goto done;
   }
@@ -714,6 +783,14 @@ static PyObject *schedule_fn(boc_state_t *st, PyObject *fn, PyObject *args,
   ng = 0; /* the behavior (or its failure path) owns them now */
   if (b == NULL) {
     goto done;
+  }
+  if (bulk != NULL) {
+    boc_payload_t *items = boc_payload_encode(bulk->items);
+    if (items == NULL ||
+        boc_behavior_set_bulk(b, items, bulk->latch, bulk->index) < 0) {
+      boc_behavior_drop_unscheduled(b);
+      goto done;
+    }
   }
   boc_cown_t *rc = boc_behavior_schedule(b, boc_runtime_dispatch());
   if (rc != NULL) {
@@ -772,7 +849,7 @@ static PyObject *when_call(PyObject *self, PyObject *const *args,
   if (loading == NULL && PyErr_Occurred()) {
     return NULL;
   }
-  return schedule_fn(st, args[0], ((when_obj_t *)self)->args, NULL, 1);
+  return schedule_fn(st, args[0], ((when_obj_t *)self)->args, NULL, 1, NULL);
 }
 
 static void when_dealloc(PyObject *self) {
@@ -859,7 +936,140 @@ static PyObject *whencall(PyObject *module, PyObject *const *args,
       return NULL;
     }
   }
-  return schedule_fn(PyModule_GetState(module), args[0], args[1], args[2], 0);
+  return schedule_fn(PyModule_GetState(module), args[0], args[1], args[2], 0,
+                     NULL);
+}
+
+/* ---- bocpy.map ------------------------------------------------------------------ */
+
+static const char LATCH_NAME[] = "bocpy._core.map_latch";
+
+static void latch_capsule_free(PyObject *cap) {
+  boc_bulk_latch_t *l = PyCapsule_GetPointer(cap, LATCH_NAME);
+  if (l == NULL) {
+    PyErr_Clear();
+    return;
+  }
+  boc_bulk_latch_decref(l);
+}
+
+static boc_bulk_latch_t *latch_of(PyObject *cap) {
+  return PyCapsule_GetPointer(cap, LATCH_NAME); /* TypeError/ValueError */
+}
+
+PyDoc_STRVAR(map_latch_doc,
+"_map_latch(n) -> capsule\n\n"
+"The completion latch of a bocpy.map call with n chunks.");
+static PyObject *map_latch(PyObject *module, PyObject *arg) {
+  (void)module;
+  Py_ssize_t n = PyLong_AsSsize_t(arg);
+  if (n == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  if (n < 0) {
+    return PyErr_Format(PyExc_ValueError, "_map_latch(n): n must be >= 0");
+  }
+  boc_bulk_latch_t *l = boc_bulk_latch_new((int64_t)n);
+  if (l == NULL) {
+    return NULL;
+  }
+  PyObject *cap = PyCapsule_New(l, LATCH_NAME, latch_capsule_free);
+  if (cap == NULL) {
+    boc_bulk_latch_decref(l);
+  }
+  return cap;
+}
+
+PyDoc_STRVAR(map_chunk_doc,
+"_map_chunk(fn, items, latch, index) -> Cown\n\n"
+"Schedules one chunk of bocpy.map: a behavior over no cowns that calls\n"
+"fn(item) for each of items (a tuple) and returns the list of results.\n"
+"Starts the runtime if needed.  Returns the chunk's result Cown.");
+static PyObject *map_chunk(PyObject *module, PyObject *const *args,
+                           Py_ssize_t n) {
+  if (n != 4 || !PyTuple_CheckExact(args[1])) {
+    PyErr_SetString(PyExc_TypeError,
+                    "_map_chunk(fn, items: tuple, latch, index: int)");
+    return NULL;
+  }
+  boc_bulk_latch_t *l = latch_of(args[2]);
+  if (l == NULL) {
+    return NULL;
+  }
+  Py_ssize_t index = PyLong_AsSsize_t(args[3]);
+  if (index == -1 && PyErr_Occurred()) {
+    return NULL;
+  }
+  boc_state_t *st = PyModule_GetState(module);
+  PyObject *noargs = PyTuple_New(0);
+  if (noargs == NULL) {
+    return NULL;
+  }
+  bulk_req_t req = {.items = args[1], .latch = l, .index = (int64_t)index};
+  PyObject *r = schedule_fn(st, args[0], noargs, noargs, 1, &req);
+  Py_DECREF(noargs);
+  return r;
+}
+
+PyDoc_STRVAR(map_wait_doc,
+"_map_wait(latch, index, timeout) -> bool\n\n"
+"Waits (the GIL released) until chunk index of the latch is done, at most\n"
+"timeout seconds (negative: forever).  True when it is done.");
+static PyObject *map_wait(PyObject *module, PyObject *const *args,
+                          Py_ssize_t n) {
+  (void)module;
+  if (n != 3) {
+    PyErr_SetString(PyExc_TypeError, "_map_wait(latch, index, timeout)");
+    return NULL;
+  }
+  boc_bulk_latch_t *l = latch_of(args[0]);
+  if (l == NULL) {
+    return NULL;
+  }
+  Py_ssize_t index = PyLong_AsSsize_t(args[1]);
+  double t = PyFloat_AsDouble(args[2]);
+  if ((index == -1 || t == -1.0) && PyErr_Occurred()) {
+    return NULL;
+  }
+  int64_t ns = t < 0 ? -1 : (t >= 1e9 ? (int64_t)1e18 : (int64_t)(t * 1e9));
+  int done;
+  Py_BEGIN_ALLOW_THREADS
+  done = boc_bulk_latch_wait(l, (int64_t)index, ns);
+  Py_END_ALLOW_THREADS
+  return PyBool_FromLong(done);
+}
+
+PyDoc_STRVAR(map_take_doc,
+"_map_take(cown) -> (value, exception)\n\n"
+"Takes the outcome out of a finished map chunk's result cown (which then\n"
+"holds None): the list of results, or the stored exception with True.\n"
+"Reading an exception this way counts as handling it.");
+static PyObject *map_take(PyObject *module, PyObject *arg) {
+  (void)module;
+  boc_cown_t *c = boc_handle_record(arg);
+  if (c == NULL) {
+    PyErr_SetString(PyExc_TypeError, "_map_take(cown)");
+    return NULL;
+  }
+  if (boc_cown_acquire(c) < 0) {
+    return NULL;
+  }
+  PyObject *v = boc_cown_take_value(c);
+  /* relaxed: the flags travel with the value, which we now hold. */
+  uint32_t flags = atomic_load_explicit(&c->flags, BOC_RELAXED);
+  int exc = (flags & BOC_COWN_EXCEPTION) != 0;
+  if (exc) {
+    /* Handed to the caller, who raises it: handled (no exit report). */
+    atomic_fetch_or_explicit(&c->flags, BOC_COWN_REPORTED, BOC_RELAXED);
+  }
+  PyObject *err = NULL;
+  boc_cown_release_or_replace(c, &err); /* None: always encodes */
+  Py_XDECREF(err);
+  if (v == NULL) {
+    return NULL;
+  }
+  PyObject *r = Py_BuildValue("(NO)", v, exc ? Py_True : Py_False);
+  return r;
 }
 
 static PyObject *when_stats(PyObject *module, PyObject *Py_UNUSED(a)) {
@@ -883,10 +1093,61 @@ static PyObject *set_cache_limit(PyObject *module, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
+/* Clears d (a cache dict), if there is one; errors are cleared: at exit a
+ * cache that cannot be cleared is only memory. */
+static void clear_cache(PyObject *d) {
+  if (d != NULL && PyDict_Check(d)) {
+    PyDict_Clear(d);
+  }
+}
+
+PyDoc_STRVAR(exit_release_doc,
+             "_exit_release() -> None\n\n"
+             "At exit, after the pool has ended (main interpreter): gives "
+             "back every cown main borrowed and drops every value this "
+             "interpreter's caches hold (the @when plans and module-global "
+             "cache, which reference module globals dicts such as "
+             "__main__.__dict__, the function cache, the stale-value "
+             "snapshots), so that CPython's own module teardown finalises "
+             "them (docs/reliability.md).");
+static PyObject *exit_release(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  boc_state_t *st = boc_state();
+  if (st == NULL) {
+    return NULL;
+  }
+  if (!boc_is_main_interp()) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "_exit_release() can only be called from the main "
+                    "interpreter");
+    return NULL;
+  }
+  if (st->borrowed != NULL && boc_release_borrowed(st) < 0) {
+    PyErr_Clear(); /* a value that cannot be encoded is freed all the same */
+  }
+  if (st->stale != NULL && PyList_GET_SIZE(st->stale) > 0 &&
+      PyList_SetSlice(st->stale, 0, PyList_GET_SIZE(st->stale), NULL) < 0) {
+    PyErr_Clear();
+  }
+  clear_cache(st->plans);
+  clear_cache(st->gcache);
+  clear_cache(st->gapplied);
+  clear_cache(st->fn_cache);
+  boc_cown_collect_orphans();
+  Py_RETURN_NONE;
+}
+
 static PyMethodDef when_methods[] = {
+    {"_exit_release", exit_release, METH_NOARGS, exit_release_doc},
     {"when", (PyCFunction)(void (*)(void))when_fn, METH_FASTCALL, when_doc},
     {"_whencall", (PyCFunction)(void (*)(void))whencall, METH_FASTCALL,
      whencall_doc},
+    {"_map_latch", map_latch, METH_O, map_latch_doc},
+    {"_map_chunk", (PyCFunction)(void (*)(void))map_chunk, METH_FASTCALL,
+     map_chunk_doc},
+    {"_map_wait", (PyCFunction)(void (*)(void))map_wait, METH_FASTCALL,
+     map_wait_doc},
+    {"_map_take", map_take, METH_O, map_take_doc},
     {"when_stats", when_stats, METH_NOARGS,
      "This interpreter's @when caches and module-global shipping counters."},
     {"_set_cache_limit", set_cache_limit, METH_O,

@@ -223,8 +223,54 @@ int64_t boc_cown_tracked_count(void) {
   return n;
 }
 
+/* Replaces c's payload by p and returns the old one (the caller frees it,
+ * after this returns: freeing may free records, which takes tracked_mu).
+ * Only the owner writes a payload; for a tracked cown the write is made
+ * under tracked_mu, so that a collection running meanwhile (from Python's
+ * gc while behaviors run) never reads a payload being freed.  Untracked
+ * cowns are not read by the collector, and only their owner tracks them,
+ * after the write. */
+static boc_payload_t *swap_payload(boc_cown_t *c, boc_payload_t *p) {
+  /* relaxed: the flag is only set by the owner (us) or under tracked_mu. */
+  int tracked_now = (atomic_load_explicit(&c->flags, BOC_RELAXED) &
+                     BOC_COWN_CYCLE_TRACKED) != 0;
+  if (tracked_now) {
+    boc_mutex_lock(&tracked_mu);
+  }
+  boc_payload_t *old = c->payload;
+  c->payload = p;
+  if (tracked_now) {
+    boc_mutex_unlock(&tracked_mu);
+  }
+  return old;
+}
+
+void boc_cown_set_payload(boc_cown_t *c, boc_payload_t *p) {
+  boc_payload_free(swap_payload(c, p));
+}
+
+/* A collection in progress on this process (a nested one, from Python run
+ * by the first one's reports, returns at once). */
+static _Atomic int collecting;
+
+static int64_t collect_cycles_locked(void);
+
 int64_t boc_cown_collect_cycles(void) {
   boc_once(&tracked_once, track_init);
+  /* acq_rel: pairs with the store that ends the previous collection. */
+  if (atomic_exchange_explicit(&collecting, 1, BOC_ACQ_REL)) {
+    return 0;
+  }
+  int64_t freed = collect_cycles_locked();
+  atomic_store_explicit(&collecting, 0, BOC_RELEASE);
+  return freed;
+}
+
+/* The collection.  Safe while behaviors run: payloads of tracked cowns
+ * change only under tracked_mu (swap_payload), which this holds while it
+ * reads them; a record whose count reached zero meanwhile (its free waits
+ * in untrack) is kept as a root and never touched after the lock. */
+static int64_t collect_cycles_locked(void) {
   boc_mutex_lock(&tracked_mu);
   size_t n = tracked.used;
   if (n == 0) {
@@ -259,6 +305,11 @@ int64_t boc_cown_collect_cycles(void) {
       pos[i] = k;
       set[k] = tracked.slots[i];
       gc[k] = atomic_load_explicit(&set[k]->refs, BOC_ACQUIRE);
+      if (gc[k] == 0) {
+        /* Dying elsewhere (its free waits for the lock): a root, so it is
+         * neither counted as garbage nor referenced again. */
+        gc[k] = INT64_MAX / 2;
+      }
       k++;
     }
   }
@@ -1218,13 +1269,11 @@ int boc_cown_release(boc_cown_t *c) {
   atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_RESTING,
                             BOC_RELAXED);
   if (c->value == Py_None) {
-    boc_payload_free(c->payload);
-    c->payload = NULL; /* None needs no payload */
+    boc_cown_set_payload(c, NULL); /* None needs no payload */
   } else {
     boc_payload_t *p = boc_payload_encode(c->value);
     if (p != NULL) {
-      boc_payload_free(c->payload);
-      c->payload = p;
+      boc_cown_set_payload(c, p);
       note_payload(c, p);
     } else {
       rc = -1; /* keep the previous payload: the last good value */

@@ -181,11 +181,15 @@ int64_t boc_cown_live_count(void);
 void boc_cown_collect_orphans(void);
 
 /* Reclaims cowns kept alive only by each other's payloads (reference
- * cycles through cown values).  Call only when no behavior runs and no
- * other thread touches cown payloads (wait()'s teardown, main interpreter,
- * GIL held).  A cown held by an interpreter (a live value) counts as
+ * cycles through cown values).  Main interpreter, GIL held (reports of
+ * unhandled exceptions run Python); safe while behaviors run (payload
+ * writes of tracked cowns are made under the collector's lock).  A cown held by an interpreter (a live value) counts as
  * reachable.  Returns how many records were freed. */
 int64_t boc_cown_collect_cycles(void);
+/* Replaces the parked payload of a cown the caller owns (or that nobody
+ * can hold yet) by p, freeing the old one; safe against a collection
+ * running meanwhile. */
+void boc_cown_set_payload(boc_cown_t *c, struct boc_payload *p);
 /* Cowns in the collector's set (tests). */
 int64_t boc_cown_tracked_count(void);
 

@@ -24,7 +24,7 @@ typedef struct boc_state {
   PyObject *cown_ref;        /* _core._cown_ref, the unpickling hook */
   PyObject *fn_cache;        /* dict: code blob id -> function template */
   PyObject *load_function;   /* bocpy._worker.load_function (lazy) */
-  PyObject *borrowed;        /* main: handles whose cowns .value borrowed */
+  PyObject *borrowed;        /* main: cowns .value borrowed (handle.h) */
   PyObject *stale;           /* main: (handle, object, snapshot) given back */
   /* Registered native types (transport.h), set up by boc_abi_exec: */
   PyObject *ntype_map;       /* dict: this interpreter's type -> int index */

@@ -8,6 +8,7 @@
 
 #include "engine/platform.h"
 #include "value/handle.h"
+#include "value/pycompat.h"
 #include "value/state.h"
 
 enum {
@@ -642,6 +643,13 @@ static int enc_pickled(encoder_t *e, PyObject *obj) {
   Py_DECREF(carried);
   if (failed) {
     PyObject *cause = PyErr_GetRaisedException();
+    if (cause != NULL &&
+        !PyObject_TypeCheck(cause, (PyTypeObject *)PyExc_Exception)) {
+      /* KeyboardInterrupt, SystemExit: a signal handled while pickling ran
+       * Python code; it is not the value's fault, so pass it on. */
+      PyErr_SetRaisedException(cause);
+      return -1;
+    }
     PyErr_Format(PyExc_TypeError,
                  "cannot send a value of type '%.200s' to another "
                  "interpreter: it is neither natively shareable nor "

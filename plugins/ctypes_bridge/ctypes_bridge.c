@@ -208,10 +208,11 @@ typedef struct fb_mem {
   void *address;
   Py_ssize_t size;
   fb_fn_t *destructor;  /* one reference, or NULL */
+  struct fb_mem *next_main; /* link in fb_main_queue (pinned only) */
 } fb_mem_t;
 
 static fb_mem_t *fb_mem_new(void *address, Py_ssize_t size,
-                            fb_fn_t *destructor, int64_t owner) {
+                            fb_fn_t *dtor, int64_t owner) {
   fb_mem_t *m = malloc(sizeof(*m));
   if (m == NULL) {
     PyErr_NoMemory();
@@ -221,9 +222,10 @@ static fb_mem_t *fb_mem_new(void *address, Py_ssize_t size,
   m->owner = owner;
   m->address = address;
   m->size = size;
-  m->destructor = destructor;
-  if (destructor != NULL) {
-    fb_fn_incref(destructor);
+  m->destructor = dtor;
+  m->next_main = NULL;
+  if (dtor != NULL) {
+    fb_fn_incref(dtor);
   }
   /* relaxed: a statistic. */
   atomic_fetch_add_explicit(&fb_live_mem, 1, memory_order_relaxed);
@@ -250,6 +252,60 @@ static void fb_mem_decref(fb_mem_t *m) {
   free(m);
   /* relaxed: a statistic. */
   atomic_fetch_sub_explicit(&fb_live_mem, 1, memory_order_relaxed);
+}
+
+/* ---- pinned records dropped off the main thread -------------------------------
+ * A PinnedForeign's destructor must run on the main thread (thread-affine
+ * handles).  When another thread of the main interpreter holds the last use
+ * (a nogil call in a threading.Thread while main dropped the PinnedCown),
+ * its wrapper dies there: the record's last reference is then queued here
+ * and dropped on the main thread, from a pending call (the main thread runs
+ * it at its next bytecode, or in Py_FinalizeEx before atexit) or, if that
+ * never comes, from the Py_AtExit hook at the very end (the destructor is
+ * plain C, no interpreter needed).  Process-global on purpose: there is one
+ * main thread.  A Treiber stack: pushes from any thread, and the drain
+ * takes the whole list at once (exchange), so there is no ABA. */
+static _Atomic(fb_mem_t *) fb_main_queue;
+static _Atomic int fb_atexit_registered;
+
+static void fb_main_drain_now(void) {
+  /* acquire: see the pushing threads' writes to the records. */
+  fb_mem_t *m = atomic_exchange_explicit(&fb_main_queue, NULL,
+                                         memory_order_acquire);
+  while (m != NULL) {
+    fb_mem_t *next = m->next_main;
+    fb_mem_decref(m); /* the last reference: runs the destructor here */
+    m = next;
+  }
+}
+
+/* For the pending call: written once, by the main interpreter's first
+ * import, before any pinned value exists (so before any push). */
+static const bocpy_abi *fb_main_abi;
+
+/* Py_AddPendingCall callback: the main thread of the main interpreter. */
+static int fb_main_drain(void *arg) {
+  (void)arg;
+  if (fb_main_abi != NULL && !fb_main_abi->on_pinned_thread()) {
+    return 0; /* not the main thread after all: left for the exit hook */
+  }
+  fb_main_drain_now();
+  return 0;
+}
+
+static void fb_main_drain_at_exit(void) { fb_main_drain_now(); }
+
+/* Queues m's last reference (the caller's) for the main thread. */
+static void fb_main_push(fb_mem_t *m) {
+  fb_mem_t *head = atomic_load_explicit(&fb_main_queue, memory_order_relaxed);
+  do {
+    m->next_main = head;
+    /* release: the record's contents are visible to the draining thread. */
+  } while (!atomic_compare_exchange_weak_explicit(
+      &fb_main_queue, &head, m, memory_order_release, memory_order_relaxed));
+  /* A full pending-call queue (-1) leaves it for a later push or the exit
+   * hook; either way it runs on the main thread. */
+  (void)Py_AddPendingCall(fb_main_drain, NULL);
 }
 
 /* ---- module state and wrappers ---------------------------------------------- */
@@ -1340,7 +1396,11 @@ static void foreign_dealloc(PyObject *self) {
     }
     fb_mem_t *rec = f->rec;
     f->rec = NULL;
-    fb_mem_decref(rec); /* may run the destructor */
+    if (f->pinned && !f->st->abi->on_pinned_thread()) {
+      fb_main_push(rec); /* its destructor: main thread only */
+    } else {
+      fb_mem_decref(rec); /* may run the destructor */
+    }
   }
   freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
   tp_free(self);
@@ -1613,6 +1673,15 @@ static int fb_exec(PyObject *module) {
   st->abi = BOCPY_IMPORT_ABI();
   if (st->abi == NULL) {
     return -1;
+  }
+  /* Once per process (the main interpreter imports it first to pin): the
+   * last chance for queued pinned destructors, on the main thread.
+   * relaxed: only one registration matters, the flag orders nothing. */
+  if (st->abi->interp_is_main() &&
+      !atomic_exchange_explicit(&fb_atexit_registered, 1,
+                                memory_order_relaxed)) {
+    fb_main_abi = st->abi;
+    (void)Py_AtExit(fb_main_drain_at_exit);
   }
   st->foreign_type =
       (PyTypeObject *)PyType_FromModuleAndSpec(module, &foreign_spec, NULL);

@@ -4,6 +4,7 @@
  */
 #include "matrix_args.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -83,7 +84,7 @@ int mx_parse(const char *fname, PyObject *const *args, Py_ssize_t nargs,
   return 0;
 }
 
-int mx_parse_axis(PyObject *o, int *axis) {
+int mx_parse_axis_as(PyObject *o, int *axis, mx_err_t bad) {
   if (o == NULL || o == Py_None) {
     *axis = MX_AXIS_ALL;
     return 0;
@@ -99,19 +100,31 @@ int mx_parse_axis(PyObject *o, int *axis) {
   if (v == -1 && PyErr_Occurred()) {
     return -1;
   }
-  if (!overflow && (v == 0 || v == -2)) {
+  if (overflow || v < INT_MIN || v > INT_MAX) {
+    /* The reference reads the axis as a C int: OverflowError. */
+    mx_raise(MX_ERR_AXIS_RANGE,
+             "axis %R " MX_REF_INT_RANGE ": " MX_REF_AXIS " (0 or -2 per "
+             "column, 1 or -1 per row; None means all elements)",
+             o);
+    return -1;
+  }
+  if (v == 0 || v == -2) {
     *axis = 0;
     return 0;
   }
-  if (!overflow && (v == 1 || v == -1)) {
+  if (v == 1 || v == -1) {
     *axis = 1;
     return 0;
   }
-  mx_raise(overflow ? MX_ERR_AXIS_RANGE : MX_ERR_AXIS,
+  mx_raise(bad,
            "axis %R is out of range: " MX_REF_AXIS " (0 or -2 per column, "
            "1 or -1 per row; None means all elements)",
            o);
   return -1;
+}
+
+int mx_parse_axis(PyObject *o, int *axis) {
+  return mx_parse_axis_as(o, axis, MX_ERR_AXIS);
 }
 
 int mx_parse_flag(PyObject *o) {
@@ -166,11 +179,16 @@ int mx_parse_size(PyObject *o, const char *fname, Py_ssize_t *rows,
   return rc;
 }
 
+void mx_shape_error_as(mx_err_t k, const char *prefix, Py_ssize_t ar,
+                       Py_ssize_t ac, Py_ssize_t br, Py_ssize_t bc,
+                       const char *suffix) {
+  mx_raise(k, "%s: shapes (%zd, %zd) and (%zd, %zd)%s (" MX_REF_MISMATCH ")",
+           prefix, ar, ac, br, bc, suffix);
+}
+
 void mx_shape_error(const char *prefix, Py_ssize_t ar, Py_ssize_t ac,
                     Py_ssize_t br, Py_ssize_t bc, const char *suffix) {
-  mx_raise(MX_ERR_SHAPE,
-           "%s: shapes (%zd, %zd) and (%zd, %zd)%s (" MX_REF_MISMATCH ")",
-           prefix, ar, ac, br, bc, suffix);
+  mx_shape_error_as(MX_ERR_SHAPE, prefix, ar, ac, br, bc, suffix);
 }
 
 
@@ -179,60 +197,85 @@ void mx_shape_error(const char *prefix, Py_ssize_t ar, Py_ssize_t ac,
 static const struct {
   const char *name; /* in the module */
   const char *doc;
+  int parent;       /* the kind this one subclasses, or -1 */
 } mx_err_info[MX_ERR_KINDS] = {
     {"MatrixShapeError",
      "Shapes that do not match or that the operation does not support: a "
-     "ValueError, and a NotImplementedError as in bocpy 0.9."},
+     "ValueError, and a NotImplementedError as in bocpy 0.9.",
+     -1},
     {"MatrixAxisError",
      "An axis other than -2, -1, 0, 1 (or None): a ValueError, and a "
-     "NotImplementedError as in bocpy 0.9."},
+     "NotImplementedError as in bocpy 0.9.",
+     -1},
     {"MatrixAxisOverflowError",
-     "An axis too large for a C long: a ValueError, and an OverflowError as "
-     "in bocpy 0.9."},
+     "An axis beyond the range of a C int: a ValueError, and an "
+     "OverflowError as in bocpy 0.9.",
+     -1},
     {"MatrixValueCountError",
      "The wrong number of constructor values: a ValueError, and a TypeError "
-     "as in bocpy 0.9."},
+     "as in bocpy 0.9.",
+     -1},
     {"MatrixDimensionError",
      "A number of rows or columns below 1: a ValueError, and an "
-     "AssertionError as in bocpy 0.9."},
+     "AssertionError as in bocpy 0.9.",
+     -1},
     {"MatrixBoundsError",
      "clip() with the lower bound above the upper one: a ValueError, and an "
-     "AssertionError as in bocpy 0.9."},
+     "AssertionError as in bocpy 0.9.",
+     -1},
     {"MatrixKeyError",
      "A key tuple of length other than 2: an IndexError, and a KeyError as "
-     "in bocpy 0.9."},
+     "in bocpy 0.9.",
+     -1},
+    {"MatrixAxisKeyError",
+     "A bad axis of take(), select(), put() or concat(): a MatrixAxisError, "
+     "and a KeyError as in bocpy 0.9.",
+     MX_ERR_AXIS},
+    {"MatrixConcatError",
+     "concat() of items whose shapes do not stack: a MatrixShapeError, and "
+     "an AssertionError as in bocpy 0.9.",
+     MX_ERR_SHAPE},
 };
 
 int mx_errors_add(PyObject *module) {
   PyObject *ours[MX_ERR_KINDS] = {
       PyExc_ValueError, PyExc_ValueError, PyExc_ValueError, PyExc_ValueError,
-      PyExc_ValueError, PyExc_ValueError, PyExc_IndexError};
+      PyExc_ValueError, PyExc_ValueError, PyExc_IndexError, NULL,
+      NULL};
   PyObject *refs[MX_ERR_KINDS] = {
       PyExc_NotImplementedError, PyExc_NotImplementedError,
       PyExc_OverflowError,       PyExc_TypeError,
       PyExc_AssertionError,      PyExc_AssertionError,
-      PyExc_KeyError};
+      PyExc_KeyError,            PyExc_KeyError,
+      PyExc_AssertionError};
+  /* made[k]: a strong reference to class k until the end. */
+  PyObject *made[MX_ERR_KINDS] = {NULL};
+  int rc = -1;
   for (int k = 0; k < MX_ERR_KINDS; k++) {
     char qualified[80];
     (void)snprintf(qualified, sizeof qualified, "bocpy.plugins.matrix.%s",
                    mx_err_info[k].name);
-    PyObject *bases = PyTuple_Pack(2, ours[k], refs[k]);
+    /* parents come earlier in the table */
+    const int parent = mx_err_info[k].parent;
+    PyObject *first = parent >= 0 ? made[parent] : ours[k];
+    PyObject *bases = PyTuple_Pack(2, first, refs[k]);
     if (bases == NULL) {
-      return -1;
+      goto done;
     }
-    PyObject *cls = PyErr_NewExceptionWithDoc(qualified, mx_err_info[k].doc,
-                                              bases, NULL);
+    made[k] = PyErr_NewExceptionWithDoc(qualified, mx_err_info[k].doc, bases,
+                                        NULL);
     Py_DECREF(bases);
-    if (cls == NULL) {
-      return -1;
-    }
-    const int rc = PyModule_AddObjectRef(module, mx_err_info[k].name, cls);
-    Py_DECREF(cls);
-    if (rc < 0) {
-      return -1;
+    if (made[k] == NULL ||
+        PyModule_AddObjectRef(module, mx_err_info[k].name, made[k]) < 0) {
+      goto done;
     }
   }
-  return 0;
+  rc = 0;
+done:
+  for (int k = 0; k < MX_ERR_KINDS; k++) {
+    Py_XDECREF(made[k]);
+  }
+  return rc;
 }
 
 PyObject *mx_raise(mx_err_t k, const char *fmt, ...) {

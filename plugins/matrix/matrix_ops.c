@@ -34,6 +34,7 @@ typedef struct {
 
 #define ARG_SCALAR 1 /* numbers are 1 x 1 operands */
 #define ARG_SEQ 2    /* sequences (lists, tuples, ...) are coerced */
+#define ARG_COLUMN 4 /* with ARG_SEQ: a flat sequence is n x 1, not 1 x n */
 
 /* 1: a usable operand; 0: a type we do not handle (nothing raised); -1:
  * error (not owned, bad sequence...). */
@@ -60,7 +61,7 @@ static int arg_get(mx_state_t *st, PyObject *o, arg_t *a, int flags) {
   if ((flags & ARG_SEQ) && PySequence_Check(o) && !PyUnicode_Check(o) &&
       !PyBytes_Check(o) && !PyByteArray_Check(o)) {
     /* lists, tuples, ranges, NumPy arrays... */
-    a->tmp = mx_from_sequence(st, o, 0);
+    a->tmp = mx_from_sequence(st, o, (flags & ARG_COLUMN) != 0);
     if (a->tmp == NULL) {
       return -1;
     }
@@ -803,8 +804,24 @@ MX_FASTCALL_DECL(mx_meth_vecdot) {
     return NULL;
   }
   PyObject *res = NULL;
+  if ((a.rows == 1 || a.cols == 1) && (b.rows == 1 || b.cols == 1) &&
+      a.rows * a.cols == b.rows * b.cols && a.rows != b.rows) {
+    /* Two vectors of the same length, one a row and one a column: their
+     * dot product, as the reference (not the sum of the outer product that
+     * broadcasting would give).  other's contiguous data read in self's
+     * orientation. */
+    b.rows = a.rows;
+    b.cols = a.cols;
+  }
   Py_ssize_t R, C;
-  if (bshape(&a, &b, &R, &C, "vecdot() operands do not match") == 0) {
+  if (!bdim(a.rows, b.rows, &R) || !bdim(a.cols, b.cols, &C)) {
+    char prefix[128];
+    (void)PyOS_snprintf(prefix, sizeof prefix,
+                        "vecdot: lhs %zdx%zd incompatible with rhs %zdx%zd",
+                        a.rows, a.cols, b.rows, b.cols);
+    mx_shape_error(prefix, a.rows, a.cols, b.rows, b.cols,
+                   " cannot be broadcast together");
+  } else {
     if (axis == MX_AXIS_ALL) {
       double v;
       mx_k_vecdot(axis, R, C, view_of(&a, C), view_of(&b, C), &v);
@@ -827,7 +844,9 @@ MX_FASTCALL_DECL(mx_meth_vecdot) {
 /* How a matrix holds vectors of `dim` components: one vector (1 x dim or
  * dim x 1), or a batch along rows (N x dim) or columns (dim x N).  Square
  * shapes (2 x 2, 3 x 3) are rows unless axis == 0; 2 x 3 / 3 x 2 hold 2-D
- * vectors. */
+ * vectors (along the side of length 2) whatever the axis.  Any other shape
+ * has one orientation, and an explicit axis must agree with it (1 for
+ * rows, 0 for columns), as in the reference. */
 typedef struct {
   int dim;
   int by_cols;
@@ -838,6 +857,7 @@ typedef struct {
 static int vec_layout(Py_ssize_t r, Py_ssize_t c, int axis, int max_dim,
                       const char *fname, layout_t *L) {
   const int rin = r >= 2 && r <= max_dim, cin = c >= 2 && c <= max_dim;
+  int fixed = 1; /* the shape alone decides the orientation */
   L->single = 0;
   if (r == 1 && cin) {
     L->dim = (int)c, L->by_cols = 0, L->single = 1, L->count = 1;
@@ -845,19 +865,45 @@ static int vec_layout(Py_ssize_t r, Py_ssize_t c, int axis, int max_dim,
     L->dim = (int)r, L->by_cols = 1, L->single = 1, L->count = 1;
   } else if (rin && cin && r == c) {
     L->dim = (int)r, L->by_cols = axis == 0, L->count = r;
+    fixed = 0;
   } else if (rin && cin) { /* 2 x 3 or 3 x 2: 2-D vectors */
     L->dim = 2, L->by_cols = r == 2, L->count = r == 2 ? c : r;
+    fixed = 0;
   } else if (cin) {
     L->dim = (int)c, L->by_cols = 0, L->count = r;
   } else if (rin) {
     L->dim = (int)r, L->by_cols = 1, L->count = c;
   } else {
-    mx_raise(MX_ERR_SHAPE,
-             "%s() needs %s vectors: a single 1 x n / n x 1 vector or a "
-             "batch N x n / n x N, with n = %s; got shape (%zd, %zd)%s",
-             fname, max_dim == 2 ? "2-D" : "2-D or 3-D",
-             max_dim == 2 ? "2" : "2 or 3", r, c,
-             max_dim == 3 ? " (" MX_REF_CROSS ")" : "");
+    if (max_dim == 3) {
+      mx_raise(MX_ERR_SHAPE,
+               MX_REF_CROSS ": got shape (%zd, %zd) (a single 1 x n / n x 1 "
+               "vector or a batch N x n / n x N, with n = 2 or 3)",
+               r, c);
+    } else {
+      mx_raise(MX_ERR_SHAPE,
+               "%s " MX_REF_VEC2 ": got shape (%zd, %zd) (a single 1 x 2 / "
+               "2 x 1 vector or a batch N x 2 / 2 x N)",
+               fname, r, c);
+    }
+    return -1;
+  }
+  if (fixed && axis != MX_AXIS_ALL && axis != (L->by_cols ? 0 : 1)) {
+    const char *holds = L->single ? (L->by_cols ? "one column vector"
+                                                : "one row vector")
+                                  : (L->by_cols ? "vectors along columns"
+                                                : "vectors along rows");
+    const char *given = axis == 0 ? "0 (per column)" : "1 (per row)";
+    if (max_dim == 3) {
+      mx_raise(MX_ERR_SHAPE,
+               MX_REF_CROSS ": shape (%zd, %zd) holds %s, which axis=%s "
+               "contradicts (omit axis, or pass %d)",
+               r, c, holds, given, L->by_cols ? 0 : 1);
+    } else {
+      mx_raise(MX_ERR_SHAPE,
+               "%s " MX_REF_VEC2 ": shape (%zd, %zd) holds %s, which axis=%s "
+               "contradicts (omit axis, or pass %d)",
+               fname, r, c, holds, given, L->by_cols ? 0 : 1);
+    }
     return -1;
   }
   return 0;
@@ -910,7 +956,16 @@ MX_FASTCALL_DECL(mx_meth_cross) {
              (b.cols == 1 && b.rows == L.dim)) {
     same = 0; /* one vector, applied to every vector of self */
   } else {
-    mx_shape_error("cross() operands do not match", R, C, b.rows, b.cols,
+    /* the reference's wording names the kind of self */
+    char prefix[128];
+    const char *kind =
+        L.single ? (L.dim == 2 ? "2D vector" : "3D vector")
+        : L.dim == 2 ? (L.by_cols ? "2xN batch" : "Nx2 batch")
+                     : (L.by_cols ? "3xN batch" : "Nx3 batch");
+    (void)PyOS_snprintf(prefix, sizeof prefix,
+                        "cross: %s lhs %zdx%zd incompatible with rhs %zdx%zd",
+                        kind, R, C, b.rows, b.cols);
+    mx_shape_error(prefix, R, C, b.rows, b.cols,
                    ": other must have self's shape or be one vector of the "
                    "same dimension");
     goto done;
@@ -1250,7 +1305,8 @@ static int take_args(const char *fname, mx_t *m, PyObject *indices,
                      PyObject *axis_obj, int *axis, Py_ssize_t **idx,
                      Py_ssize_t *k) {
   *axis = 0;
-  if (axis_obj != NULL && mx_parse_axis(axis_obj, axis) < 0) {
+  if (axis_obj != NULL &&
+      mx_parse_axis_as(axis_obj, axis, MX_ERR_AXIS_KEY) < 0) {
     return -1;
   }
   if (mx_index_list(fname, indices, idx, k) < 0) {
@@ -1551,7 +1607,7 @@ MX_FASTCALL_DECL(mx_meth_concat) {
     return NULL;
   }
   int axis = 0;
-  if (o[1] != NULL && mx_parse_axis(o[1], &axis) < 0) {
+  if (o[1] != NULL && mx_parse_axis_as(o[1], &axis, MX_ERR_AXIS_KEY) < 0) {
     return NULL;
   }
   if (axis == MX_AXIS_ALL) {
@@ -1585,8 +1641,10 @@ MX_FASTCALL_DECL(mx_meth_concat) {
     goto done;
   }
   for (; got < n; got++) {
-    if (arg_need(st, PyTuple_GetItem(seq, got), &items[got], ARG_SEQ,
-                 "concat") < 0) {
+    /* axis 1 stacks columns: a flat sequence is a column (as the
+     * reference), nested rows keep their shape */
+    if (arg_need(st, PyTuple_GetItem(seq, got), &items[got],
+                 axis == 1 ? ARG_SEQ | ARG_COLUMN : ARG_SEQ, "concat") < 0) {
       goto done;
     }
   }
@@ -1594,10 +1652,11 @@ MX_FASTCALL_DECL(mx_meth_concat) {
   for (Py_ssize_t i = 1; i < n; i++) {
     const int ok = axis == 0 ? items[i].cols == C : items[i].rows == R;
     if (!ok) {
-      mx_shape_error(axis == 0 ? "concat(axis=0) needs equal column counts"
-                               : "concat(axis=1) needs equal row counts",
-                     items[0].rows, items[0].cols, items[i].rows,
-                     items[i].cols, " (items 0 and later) differ");
+      mx_shape_error_as(MX_ERR_CONCAT,
+                        axis == 0 ? "concat(axis=0) needs equal column counts"
+                                  : "concat(axis=1) needs equal row counts",
+                        items[0].rows, items[0].cols, items[i].rows,
+                        items[i].cols, " (items 0 and later) differ");
       goto done;
     }
     if (axis == 0) {

@@ -5,17 +5,14 @@
  * the first time it is needed, so the module imports on a machine without
  * any OpenCL runtime (devices() is then [] and opening a context raises
  * NoDeviceError saying what to install).  Only the entry points below are
- * used (OpenCL 1.2 host API).  The function-pointer types come from the
- * Khronos headers (<CL/cl_icd.h>, package opencl-headers).
+ * used (OpenCL 1.2 host API); their types, and every OpenCL type and
+ * constant the plugin uses, are declared in cl_abi.h, so building needs no
+ * OpenCL headers.
  */
 #ifndef BOCPY_PLUGIN_CL_LOADER_H
 #define BOCPY_PLUGIN_CL_LOADER_H
 
-#ifndef CL_TARGET_OPENCL_VERSION
-#define CL_TARGET_OPENCL_VERSION 120
-#endif
-#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
-#include <CL/cl_icd.h>
+#include "cl_abi.h"
 
 /* X(name): every entry point the plugin calls, resolved with dlsym. */
 #define CLX_ENTRIES(X)                                                        \
@@ -51,7 +48,7 @@
   X(clReleaseEvent)
 
 typedef struct clx_api {
-#define CLX_FIELD(name) cl_api_##name name;
+#define CLX_FIELD(name) clx_fn_##name name;
   CLX_ENTRIES(CLX_FIELD)
 #undef CLX_FIELD
 } clx_api;

@@ -138,9 +138,11 @@ static void test_fairness_reset(void **state) {
       boc_sched_push(s, 0, &chain[next++].node);
     }
   }
-  /* After 100 consecutive slot pops the queue went first, each time. */
+  /* After 100 consecutive slot pops the queue went first, each time; the
+   * slot's occupant then moved to the head of the queue and ran next (a
+   * queue pop, which restarts the count). */
   assert_int_equal(queued_seen[0], 100);
-  assert_int_equal(queued_seen[1], 200);
+  assert_int_equal(queued_seen[1], 201);
   assert_null(boc_sched_try_pop(s, 0));
   boc_sched_stats_t st;
   boc_sched_get_stats(s, 0, &st);
@@ -157,6 +159,62 @@ static void test_fairness_reset(void **state) {
   }
   boc_sched_get_stats(s, 0, &st);
   assert_int_equal(st.batch_resets, 2);
+  boc_sched_free(s);
+}
+
+/* When the queue goes first, the slot's occupant is not stranded behind the
+ * node the owner runs: it moves to the head of the queue, where another
+ * worker can steal it. */
+static void test_fairness_reset_slot_is_stealable(void **state) {
+  (void)state;
+  enum { CHAIN = 101 };
+  item_t queued;
+  item_t chain[CHAIN];
+  init_items(&queued, 1);
+  init_items(chain, CHAIN);
+  boc_sched_t *s = boc_sched_new(2);
+  boc_sched_push(s, -1, &queued.node); /* round-robin: worker 0's queue */
+  for (int i = 0; i < 100; i++) {
+    boc_sched_push(s, 0, &chain[i].node);
+    assert_ptr_equal(boc_sched_try_pop(s, 0), &chain[i].node);
+  }
+  boc_sched_push(s, 0, &chain[100].node); /* in the slot, streak at limit */
+  assert_ptr_equal(boc_sched_try_pop(s, 0), &queued.node);
+  assert_int_equal(boc_sched_queued(s, 0), 1); /* the slot's occupant */
+  assert_ptr_equal(boc_sched_try_pop(s, 1), &chain[100].node); /* stolen */
+  assert_null(boc_sched_try_pop(s, 0));
+  boc_sched_stats_t st;
+  boc_sched_get_stats(s, 0, &st);
+  assert_int_equal(st.batch_resets, 1);
+  assert_int_equal(pushes_minus_pops(s), 0);
+  boc_sched_free(s);
+}
+
+/* A push from a worker that goes on running (a body scheduling) lands in
+ * its queue, FIFO, stealable at once; the slot is left alone. */
+static void test_push_shared(void **state) {
+  (void)state;
+  item_t items[3];
+  init_items(items, 3);
+  boc_sched_t *s = boc_sched_new(2);
+  boc_sched_push(s, 0, &items[0].node); /* the slot */
+  boc_sched_push_shared(s, 0, &items[1].node);
+  boc_sched_push_shared(s, 0, &items[2].node);
+  assert_int_equal(boc_sched_queued(s, 0), 2);
+  /* Worker 1 steals half of the queue (rounded up): the oldest node. */
+  assert_ptr_equal(boc_sched_try_pop(s, 1), &items[1].node);
+  assert_ptr_equal(boc_sched_try_pop(s, 0), &items[0].node);
+  assert_ptr_equal(boc_sched_try_pop(s, 0), &items[2].node);
+  assert_null(boc_sched_try_pop(s, 0));
+  boc_sched_stats_t st;
+  boc_sched_get_stats(s, 0, &st);
+  assert_int_equal(st.dispatched_to_pending, 1);
+  assert_int_equal(st.pushed_local, 2);
+  /* From off the workers it is a plain remote push. */
+  items[0].node.next = NULL;
+  boc_sched_push_shared(s, -1, &items[0].node);
+  assert_non_null(boc_sched_try_pop(s, 0));
+  assert_int_equal(pushes_minus_pops(s), 0);
   boc_sched_free(s);
 }
 
@@ -231,6 +289,7 @@ typedef struct popper {
   boc_sched_t *s;
   int self;
   boc_sched_node_t *_Atomic result; /* read after join */
+  _Atomic int done;
 } popper_t;
 
 static void pop_once(void *arg) {
@@ -238,11 +297,37 @@ static void pop_once(void *arg) {
   boc_sched_node_t *n = boc_sched_pop(p->s, p->self);
   /* relaxed: the test thread reads it after joining us */
   atomic_store_explicit(&p->result, n, BOC_RELAXED);
+  /* release: a test thread that sees done may join at once */
+  atomic_store_explicit(&p->done, 1, BOC_RELEASE);
 }
 
-/* A parked worker wakes by itself after 100 ms (belt-and-braces): a wake-up
- * that takes longer than this was lost. */
-static const int64_t WOKEN_WITHIN_NS = 50LL * 1000 * 1000;
+/* A parked worker's belt-and-braces timeout is set to an hour in these
+ * tests (boc_sched_set_park_timeout), so a lost wake-up shows as a popper
+ * that never returns.  How long a wake-up takes is not asserted (the
+ * machine may be busy): the popper gets a generous bound, then the test
+ * fails instead of hanging. */
+static const int64_t PARK_FOREVER_NS = 3600LL * 1000 * 1000 * 1000;
+static const int64_t WOKEN_WITHIN_NS = 60LL * 1000 * 1000 * 1000;
+
+static void start_popper(popper_t *p, boc_thread_t *t, boc_sched_t *s,
+                         int self) {
+  p->s = s;
+  p->self = self;
+  atomic_init(&p->result, NULL);
+  atomic_init(&p->done, 0);
+  assert_int_equal(boc_thread_start(t, pop_once, p), 0);
+}
+
+/* Joins p's thread once it has returned; fails (without joining) if it has
+ * not returned within WOKEN_WITHIN_NS: its wake-up was lost. */
+static void join_popper(popper_t *p, boc_thread_t *t) {
+  int64_t deadline = boc_now_ns() + WOKEN_WITHIN_NS;
+  while (!atomic_load_explicit(&p->done, BOC_ACQUIRE)) {
+    assert_true(boc_now_ns() < deadline);
+    boc_sleep_ns(1000000);
+  }
+  assert_int_equal(boc_thread_join(t), 0);
+}
 
 /* Waits (bounded) until worker i has parked at least `times` times. */
 static void wait_parked(boc_sched_t *s, int i, uint64_t times) {
@@ -261,23 +346,19 @@ static void wait_parked(boc_sched_t *s, int i, uint64_t times) {
 static void test_stop_wakes_parked_worker(void **state) {
   (void)state;
   boc_sched_t *s = boc_sched_new(2);
+  boc_sched_set_park_timeout(s, PARK_FOREVER_NS);
   popper_t p[2];
   boc_thread_t t[2];
   for (int i = 0; i < 2; i++) {
-    p[i].s = s;
-    p[i].self = i;
-    atomic_init(&p[i].result, NULL);
-    assert_int_equal(boc_thread_start(&t[i], pop_once, &p[i]), 0);
+    start_popper(&p[i], &t[i], s, i);
   }
   wait_parked(s, 0, 1);
   wait_parked(s, 1, 1);
-  int64_t t0 = boc_now_ns();
   boc_sched_stop(s);
   for (int i = 0; i < 2; i++) {
-    assert_int_equal(boc_thread_join(&t[i]), 0);
+    join_popper(&p[i], &t[i]);
     assert_null(atomic_load_explicit(&p[i].result, BOC_RELAXED));
   }
-  assert_true(boc_now_ns() - t0 < WOKEN_WITHIN_NS);
   /* A pop after stop returns at once too. */
   assert_null(boc_sched_pop(s, 0));
   assert_null(boc_sched_try_pop(s, 0));
@@ -290,16 +371,14 @@ static void test_push_wakes_parked_worker(void **state) {
   item_t items[ROUNDS];
   init_items(items, ROUNDS);
   boc_sched_t *s = boc_sched_new(1);
+  boc_sched_set_park_timeout(s, PARK_FOREVER_NS);
   for (int r = 0; r < ROUNDS; r++) {
-    popper_t p = {.s = s, .self = 0};
-    atomic_init(&p.result, NULL);
+    popper_t p;
     boc_thread_t t;
-    assert_int_equal(boc_thread_start(&t, pop_once, &p), 0);
+    start_popper(&p, &t, s, 0);
     wait_parked(s, 0, (uint64_t)r + 1);
-    int64_t t0 = boc_now_ns();
     boc_sched_push(s, -1, &items[r].node);
-    assert_int_equal(boc_thread_join(&t), 0);
-    assert_true(boc_now_ns() - t0 < WOKEN_WITHIN_NS);
+    join_popper(&p, &t);
     assert_ptr_equal(atomic_load_explicit(&p.result, BOC_RELAXED),
                      &items[r].node);
   }
@@ -360,18 +439,16 @@ static void test_displaced_node_wakes_thief(void **state) {
   item_t items[2 * ROUNDS];
   init_items(items, 2 * ROUNDS);
   boc_sched_t *s = boc_sched_new(2);
+  boc_sched_set_park_timeout(s, PARK_FOREVER_NS);
   for (int r = 0; r < ROUNDS; r++) {
     item_t *a = &items[2 * r], *b = &items[2 * r + 1];
-    popper_t p = {.s = s, .self = 1};
-    atomic_init(&p.result, NULL);
+    popper_t p;
     boc_thread_t t;
-    assert_int_equal(boc_thread_start(&t, pop_once, &p), 0);
+    start_popper(&p, &t, s, 1);
     wait_parked(s, 1, (uint64_t)r + 1);
-    int64_t t0 = boc_now_ns();
     boc_sched_push(s, 0, &a->node); /* slot */
     boc_sched_push(s, 0, &b->node); /* displaces a into the queue */
-    assert_int_equal(boc_thread_join(&t), 0);
-    assert_true(boc_now_ns() - t0 < WOKEN_WITHIN_NS);
+    join_popper(&p, &t);
     assert_ptr_equal(atomic_load_explicit(&p.result, BOC_RELAXED), &a->node);
     assert_ptr_equal(boc_sched_try_pop(s, 0), &b->node);
   }
@@ -389,22 +466,53 @@ static void test_remote_push_to_busy_worker_wakes_thief(void **state) {
   item_t items[2 * ROUNDS];
   init_items(items, 2 * ROUNDS);
   boc_sched_t *s = boc_sched_new(2);
+  boc_sched_set_park_timeout(s, PARK_FOREVER_NS);
   for (int r = 0; r < ROUNDS; r++) {
-    popper_t p = {.s = s, .self = 1};
-    atomic_init(&p.result, NULL);
+    popper_t p;
     boc_thread_t t;
-    assert_int_equal(boc_thread_start(&t, pop_once, &p), 0);
+    start_popper(&p, &t, s, 1);
     wait_parked(s, 1, (uint64_t)r + 1);
-    int64_t t0 = boc_now_ns();
     /* Round-robin: even pushes go to worker 0 (busy: this thread), odd
      * ones to worker 1.  Push to 0 first: 1 must be woken to steal it. */
     boc_sched_push(s, -1, &items[2 * r].node);
-    assert_int_equal(boc_thread_join(&t), 0);
-    assert_true(boc_now_ns() - t0 < WOKEN_WITHIN_NS);
+    join_popper(&p, &t);
     assert_ptr_equal(atomic_load_explicit(&p.result, BOC_RELAXED),
                      &items[2 * r].node);
     boc_sched_push(s, -1, &items[2 * r + 1].node); /* keep the cursor even */
     assert_ptr_equal(boc_sched_try_pop(s, 1), &items[2 * r + 1].node);
+  }
+  assert_int_equal(pushes_minus_pops(s), 0);
+  boc_sched_free(s);
+}
+
+/* A push into the queue of a worker that is already being woken (or is
+ * running) wakes another parked worker: with workers 1 and 2 parked and
+ * this thread as busy worker 0, push 1 goes to 0's queue (waking 1), push 2
+ * to 1's queue; whatever 1 is doing by then, 2 must be woken too (before,
+ * a push to a worker with a wake-up pending woke nobody, and 2 slept on). */
+static void test_push_to_a_worker_being_woken_wakes_another(void **state) {
+  (void)state;
+  enum { ROUNDS = 10 };
+  item_t items[2 * ROUNDS];
+  init_items(items, 2 * ROUNDS);
+  boc_sched_t *s = boc_sched_new(3);
+  boc_sched_set_park_timeout(s, PARK_FOREVER_NS);
+  for (int r = 0; r < ROUNDS; r++) {
+    popper_t p[2];
+    boc_thread_t t[2];
+    for (int k = 0; k < 2; k++) {
+      start_popper(&p[k], &t[k], s, k + 1);
+    }
+    wait_parked(s, 1, (uint64_t)r + 1);
+    wait_parked(s, 2, (uint64_t)r + 1);
+    boc_sched_push(s, -1, &items[2 * r].node);     /* worker 0's queue */
+    boc_sched_push(s, -1, &items[2 * r + 1].node); /* worker 1's queue */
+    for (int k = 0; k < 2; k++) {
+      join_popper(&p[k], &t[k]);
+      assert_non_null(atomic_load_explicit(&p[k].result, BOC_RELAXED));
+    }
+    boc_sched_push(s, -1, &items[0].node); /* keep the cursor at 0 mod 3 */
+    assert_ptr_equal(boc_sched_try_pop(s, 2), &items[0].node);
   }
   assert_int_equal(pushes_minus_pops(s), 0);
   boc_sched_free(s);
@@ -544,6 +652,8 @@ int main(void) {
       cmocka_unit_test(test_fifo_single_thread),
       cmocka_unit_test(test_next_slot),
       cmocka_unit_test(test_fairness_reset),
+      cmocka_unit_test(test_fairness_reset_slot_is_stealable),
+      cmocka_unit_test(test_push_shared),
       cmocka_unit_test(test_round_robin),
       cmocka_unit_test(test_drain),
       cmocka_unit_test(test_stop_wakes_parked_worker),
@@ -552,6 +662,7 @@ int main(void) {
       cmocka_unit_test(test_push_to_wakes_the_target),
       cmocka_unit_test(test_displaced_node_wakes_thief),
       cmocka_unit_test(test_remote_push_to_busy_worker_wakes_thief),
+      cmocka_unit_test(test_push_to_a_worker_being_woken_wakes_another),
       cmocka_unit_test(test_stress),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -192,6 +192,39 @@ static void test_quiesce_pattern(void **state) {
   boc_term_destroy(&t);
 }
 
+/* Two waiters (issue 25): the one that gives up first (a timeout) must not
+ * take the seed back from under the other, which still wakes at zero; the
+ * last to leave restores the seed. */
+static void test_two_waiters_one_gives_up(void **state) {
+  (void)state;
+  boc_terminator_t t;
+  assert_int_equal(boc_term_init(&t), 0);
+  assert_int_equal(boc_term_reset(&t), 0);
+  assert_int_equal(boc_term_inc(&t), 0); /* one behavior: count 2 */
+  boc_term_enter(&t);                    /* A: drops the seed */
+  boc_term_enter(&t);                    /* B */
+  assert_int_equal(boc_term_waiters(&t), 2);
+  assert_int_equal(boc_term_count(&t), 1);
+  assert_int_equal(boc_term_wait(&t, 1 * MS, NULL), 1); /* A times out */
+  assert_int_equal(boc_term_leave(&t, 1), 1);           /* ...and leaves */
+  assert_int_equal(boc_term_count(&t), 1); /* the seed stays dropped */
+  delayed_t d = {&t, 1, 0};
+  boc_thread_t th;
+  assert_int_equal(boc_thread_start(&th, later, &d), 0);
+  assert_int_equal(boc_term_wait(&t, -1, NULL), 0); /* B wakes at zero */
+  assert_int_equal(boc_thread_join(&th), 0);
+  assert_int_equal(boc_term_leave(&t, 1), 0); /* last: seed back */
+  assert_int_equal(boc_term_count(&t), 1);
+  /* A teardown leaves without restoring it. */
+  boc_term_enter(&t);
+  assert_int_equal(boc_term_count(&t), 0);
+  boc_term_close(&t);
+  assert_int_equal(boc_term_leave(&t, 0), 0);
+  assert_int_equal(boc_term_count(&t), 0);
+  assert_int_equal(boc_term_reset(&t), 0);
+  boc_term_destroy(&t);
+}
+
 /* Increments racing with close: each either fails cleanly or counts, so
  * the count stays balanced. */
 enum { RACERS = 3, RACE_ITERS = 20000 };
@@ -234,6 +267,7 @@ int main(void) {
       cmocka_unit_test(test_close),
       cmocka_unit_test(test_reset_refuses_leaked_work),
       cmocka_unit_test(test_quiesce_pattern),
+      cmocka_unit_test(test_two_waiters_one_gives_up),
       cmocka_unit_test(test_inc_close_race),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

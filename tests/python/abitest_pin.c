@@ -286,7 +286,9 @@ static PyType_Spec blob_spec = {
 
 /* A C behavior body: returns (interpreter id, on pinned thread, module is
  * the plugin's, this interpreter's Blob type check of args[0] (or None),
- * args, values of the cowns).  args[0] == "raise" raises ValueError. */
+ * args, values of the cowns).  args[0] == "raise" raises ValueError;
+ * args[0] == "busy" first spins 200 us holding the GIL, never looking at
+ * signals (a C body that a Ctrl-C cannot interrupt). */
 static PyObject *body(PyObject *module, PyObject **cowns, Py_ssize_t n,
                       PyObject *args, void *ctx) {
   long *calls = ctx;
@@ -295,6 +297,10 @@ static PyObject *body(PyObject *module, PyObject **cowns, Py_ssize_t n,
   }
   if (PyTuple_Size(args) > 0) {
     PyObject *first = PyTuple_GetItem(args, 0);
+    if (PyUnicode_Check(first) &&
+        PyUnicode_CompareWithASCIIString(first, "busy") == 0) {
+      usleep(200);
+    }
     if (PyUnicode_Check(first) &&
         PyUnicode_CompareWithASCIIString(first, "raise") == 0) {
       PyErr_SetString(PyExc_ValueError, "raised by a C behavior");

@@ -2,11 +2,14 @@
 
 CPython 3.12 exposes sub-interpreters as ``_xxsubinterpreters`` and 3.13 as
 ``_interpreters``; both create isolated interpreters (own GIL) by default.
+On 3.10 and 3.11 ``_xxsubinterpreters`` creates interpreters that share the
+one GIL (there is no other kind), as bocpy's workers there do.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import textwrap
 
@@ -19,20 +22,22 @@ try:  # CPython 3.13
     def _own_gil(interp: int) -> bool:
         return _interp.get_config(interp).gil == "own"
 
-except ImportError:  # CPython 3.12
+except ImportError:  # CPython 3.10 to 3.12
     import _xxsubinterpreters as _interp  # type: ignore[no-redef]
 
     def _create() -> int:
         return _interp.create(isolated=True)
 
     def _own_gil(interp: int) -> bool:
-        # 3.12's isolated=True is documented as "own GIL, own allocator".
-        return True
+        # 3.12's isolated=True is documented as "own GIL, own allocator";
+        # 3.10/3.11 have only the shared GIL.
+        return sys.version_info >= (3, 12)
 
 
 def run_isolated(source: str) -> str:
-    """Run ``source`` in a fresh own-GIL sub-interpreter and return what it
-    wrote with ``emit(text)``; raise ``RuntimeError`` if it raised."""
+    """Run ``source`` in a fresh own-GIL sub-interpreter (on 3.10/3.11 one
+    that shares the GIL) and return what it wrote with ``emit(text)``; raise
+    ``RuntimeError`` if it raised."""
     fd, path = tempfile.mkstemp(prefix="bocpy-subinterp-")
     os.close(fd)
     prologue = (
@@ -42,7 +47,7 @@ def run_isolated(source: str) -> str:
     )
     interp = _create()
     try:
-        if not _own_gil(interp):
+        if not _own_gil(interp) and sys.version_info >= (3, 12):
             raise RuntimeError("sub-interpreter was not created with its own GIL")
         try:
             failure = _interp.run_string(interp, prologue + textwrap.dedent(source))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import bocpy._abi
 from bocpy.plugins import files, matrix, opencl
 
 from test_abi_packaging import assert_stable_abi_only
@@ -24,6 +25,11 @@ PLUGINS = [Path(m.__file__) for m in (opencl, matrix, files)]
 
 @pytest.mark.parametrize("so", PLUGINS, ids=lambda p: p.name)
 def test_abi3audit_is_clean(so: Path) -> None:
+    if not bocpy._abi.ABI3:
+        # 3.10/3.11 plugins are version-specific modules: nothing abi3 to audit
+        # here (the 3.12 build is audited on the 3.12 and 3.13 runs)
+        assert not so.name.endswith(".abi3.so") and so.name.endswith(bocpy._abi.plugin_suffix())
+        pytest.skip("abi3audit audits abi3 builds; CPython < 3.12 builds version-specific plugins")
     tool = find_tool("abi3audit")
     assert tool is not None, "abi3audit is missing: pip install -r scripts/requirements.txt"
     res = subprocess.run([tool, "--strict", "--summary", "--assume-minimum-abi3", "3.12",
@@ -56,7 +62,7 @@ def build_with_312(out: Path) -> Path:
     subprocess.run([cc, "-std=c11", "-O2", "-fPIC", "-shared", "-fvisibility=hidden",
                     "-Wall", "-Wextra", "-Werror", "-DPy_LIMITED_API=0x030C0000",
                     f"-I{inc}", f"-I{REPO / 'abi' / 'include'}", "-o", str(so),
-                    str(src / "opencl.c"), str(src / "cl_loader.c"), "-ldl", "-lpthread"],
+                    *[str(c) for c in sorted(src.glob("*.c"))], "-ldl", "-lpthread"],
                    check=True, capture_output=True, text=True)
     return so
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import bocpy
+import bocpy._abi
 
 from test_abi_support import (
     REPO,
@@ -61,8 +62,14 @@ def undefined_symbols(so: Path) -> list[str]:
 
 
 def assert_stable_abi_only(so: Path) -> None:
-    assert so.name.endswith(".abi3.so"), so.name
+    """An abi3 module (built for 3.12+) uses the stable ABI only; a plugin
+    built on 3.10/3.11 is a version-specific module, which still takes from
+    the table what is not in the limited API."""
     syms = undefined_symbols(so)
+    if not so.name.endswith(".abi3.so"):
+        assert not bocpy._abi.ABI3 and so.name.endswith(bocpy._abi.plugin_suffix()), so.name
+        assert not NOT_LIMITED & set(syms), NOT_LIMITED & set(syms)
+        return
     private = [s for s in syms if s.startswith("_Py") and s not in STABLE_ABI_PRIVATE_NAMES]
     assert private == [], f"{so.name} uses private CPython symbols: {private}"
     assert not [s for s in syms if s.startswith("PyUnstable_")]
@@ -121,10 +128,16 @@ def test_headers_compile_with_and_without_the_limited_api(tmp_path: Path) -> Non
     src = tmp_path / "h.c"
     src.write_text("#include <bocpy/bocpy.h>\nint main(void) { return BOCPY_ABI - 1; }\n")
     for flags in (["-DPy_LIMITED_API=0x030C0000"], []):
-        subprocess.run([cc, "-std=c11", "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes",
-                        "-Wmissing-prototypes", "-Werror", "-fsyntax-only", *flags,
-                        f"-I{sysconfig.get_path('include')}", f"-I{bocpy.get_include()}",
-                        str(src)], check=True)
+        res = subprocess.run([cc, "-std=c11", "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes",
+                              "-Wmissing-prototypes", "-Werror", "-fsyntax-only", *flags,
+                              f"-I{sysconfig.get_path('include')}", f"-I{bocpy.get_include()}",
+                              str(src)], capture_output=True, text=True)
+        if flags and not bocpy._abi.ABI3:
+            # 3.10/3.11: no abi3 plugin there; bocpy/compat.h says so
+            assert res.returncode != 0
+            assert "version-specific module" in res.stderr, res.stderr
+        else:
+            assert res.returncode == 0, res.stderr
 
 
 # ---- out-of-tree builds of the template --------------------------------------
@@ -133,7 +146,7 @@ USE_COUNTER = textwrap.dedent(
     """
     import {slug} as plug
     from bocpy import Cown, when, wait
-    assert plug.__file__.endswith(".abi3.so"), plug.__file__
+    assert plug.__file__.endswith({suffix!r}), plug.__file__
     c = Cown(plug.Counter(1))
     for _ in range(100):
         @when(c)
@@ -149,7 +162,8 @@ USE_COUNTER = textwrap.dedent(
 def check_built(module_dir: Path, slug: str) -> None:
     so = next(module_dir.glob(f"{slug}*.so"))
     assert_stable_abi_only(so)
-    res = run_script(USE_COUNTER.format(slug=slug), env={"PYTHONPATH": str(module_dir)})
+    res = run_script(USE_COUNTER.format(slug=slug, suffix=bocpy._abi.plugin_suffix()),
+                     env={"PYTHONPATH": str(module_dir)})
     assert res.returncode == 0, res.stderr
     assert "value 1101 bocpy" in res.stdout
 
@@ -166,6 +180,27 @@ def test_out_of_tree_build_with_pkg_config(tmp_path: Path) -> None:
     check_built(project, "pc_plugin")
 
 
+def test_template_makefile_links_a_system_library_and_tests_from_anywhere(
+        tmp_path: Path) -> None:
+    """LDLIBS reaches the link line (a plugin wrapping SQLite needs
+    -lsqlite3, or its import fails with an undefined symbol), and `make -C`
+    from another directory runs the tests ($(CURDIR), not `.`)."""
+    make, readelf = shutil.which("make"), shutil.which("readelf")
+    if make is None or readelf is None or compiler() is None:
+        pytest.skip("make, readelf and a C compiler are needed")
+    project = render_template(tmp_path, "lib_plugin")
+    res = subprocess.run([make, "-C", str(project), f"PYTHON={sys.executable}",
+                          "LDLIBS=-Wl,--no-as-needed -lm", "test"],
+                         cwd=tmp_path, env=env_with_bocpy(), capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "-shared -o lib_plugin.abi3.so src/plugin.c  -Wl,--no-as-needed -lm" in res.stdout
+    assert res.stdout.count(": ok") == 3, res.stdout
+    needed = subprocess.run([readelf, "-d", str(project / "lib_plugin.abi3.so")],
+                            capture_output=True, text=True, check=True).stdout
+    assert re.search(r"NEEDED.*\[libm\.so", needed), needed
+    assert f'PYTHONPATH="{project}"' in res.stdout
+
+
 def test_out_of_tree_build_with_find_package(tmp_path: Path) -> None:
     cmake = find_tool("cmake")
     ninja = find_tool("ninja")
@@ -176,7 +211,7 @@ def test_out_of_tree_build_with_find_package(tmp_path: Path) -> None:
     env = env_with_bocpy()
     res = subprocess.run([cmake, "-S", str(project), "-B", str(build), "-G", "Ninja",
                           f"-DCMAKE_MAKE_PROGRAM={ninja}", f"-DPython_EXECUTABLE={sys.executable}",
-                          "-DCMAKE_C_FLAGS=-Werror"],
+                          f"-Dbocpy_DIR={bocpy.get_cmake_dir()}", "-DCMAKE_C_FLAGS=-Werror"],
                          env=env, capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "bocpy ABI 1." in res.stdout
@@ -317,7 +352,11 @@ def test_one_abi3_binary_loads_on_312_and_313(tmp_path: Path) -> None:
 # ---- python -m bocpy, and what the CMake package and bocpy.pc carry -----------
 
 def bocpy_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-P", "-m", "bocpy", *args], capture_output=True,
+    # -P (3.11+): the working directory, bocpy's include dir, must not shadow bocpy
+    safe = ["-P", "-m", "bocpy"] if sys.version_info >= (3, 11) else [
+        "-c", "import sys, runpy; del sys.path[0]; sys.argv[0] = 'bocpy'; "
+        "runpy.run_module('bocpy', run_name='__main__', alter_sys=True)"]
+    return subprocess.run([sys.executable, *safe, *args], capture_output=True,
                           text=True, env=env_with_bocpy(), cwd=Path(bocpy.get_include()))
 
 
@@ -328,7 +367,8 @@ def test_python_m_bocpy_prints_what_builds_need() -> None:
     out = {opt: bocpy_cli(opt).stdout.strip() for opt in
            ("--includes", "--cflags", "--cmakedir", "--pkgconfigdir", "--version")}
     assert out["--includes"] == f"-I{py_inc} -I{bocpy.get_include()}"
-    assert out["--cflags"] == out["--includes"] + " -DPy_LIMITED_API=0x030c0000"
+    limited = " -DPy_LIMITED_API=0x030c0000" if bocpy._abi.ABI3 else ""  # abi3: 3.12+
+    assert out["--cflags"] == out["--includes"] + limited
     assert out["--cmakedir"] == bocpy.get_cmake_dir()
     assert out["--pkgconfigdir"] == bocpy.get_pkgconfig_dir()
     assert out["--version"] == bocpy.__version__
@@ -362,19 +402,25 @@ def test_headers_target_and_pc_file_carry_the_limited_api(tmp_path: Path) -> Non
     cmake, ninja = find_tool("cmake"), find_tool("ninja")
     assert cmake and ninja, "cmake and ninja come from scripts/requirements.txt"
     cflags = pkg_config(["--cflags"], bocpy.get_pkgconfig_dir()).split()
-    assert "-DPy_LIMITED_API=0x030c0000" in cflags
-    # a plain library (no USE_SABI) linked with bocpy::headers gets the define
+    if bocpy._abi.ABI3:
+        assert "-DPy_LIMITED_API=0x030c0000" in cflags
+        # a plain library (no USE_SABI) linked with bocpy::headers gets the define
+        check = ("#ifndef Py_LIMITED_API\n#error bocpy::headers did not set Py_LIMITED_API\n#endif\n"
+                 "#if Py_LIMITED_API != 0x030c0000\n#error wrong Py_LIMITED_API\n#endif\n")
+        python = "Development.SABIModule)", "Python::SABIModule"
+    else:  # 3.10/3.11: version-specific plugins, no Py_LIMITED_API anywhere
+        assert not [f for f in cflags if "Py_LIMITED_API" in f], cflags
+        check = "#ifdef Py_LIMITED_API\n#error bocpy::headers set Py_LIMITED_API below 3.12\n#endif\n"
+        python = "Development.Module)", "Python::Module"
     (tmp_path / "x.c").write_text(
-        "#ifndef Py_LIMITED_API\n#error bocpy::headers did not set Py_LIMITED_API\n#endif\n"
-        "#if Py_LIMITED_API != 0x030c0000\n#error wrong Py_LIMITED_API\n#endif\n"
-        "#include <Python.h>\n#include <bocpy/bocpy.h>\nint x(void);\nint x(void) { return 0; }\n")
-    (tmp_path / "CMakeLists.txt").write_text(textwrap.dedent("""
+        check + "#include <Python.h>\n#include <bocpy/bocpy.h>\nint x(void);\nint x(void) { return 0; }\n")
+    (tmp_path / "CMakeLists.txt").write_text(textwrap.dedent(f"""
         cmake_minimum_required(VERSION 3.26)
         project(x LANGUAGES C)
-        find_package(Python 3.12 REQUIRED COMPONENTS Interpreter Development.SABIModule)
+        find_package(Python 3.10 REQUIRED COMPONENTS Interpreter {python[0]}
         find_package(bocpy CONFIG REQUIRED)
         add_library(x STATIC x.c)
-        target_link_libraries(x PRIVATE bocpy::headers Python::SABIModule)
+        target_link_libraries(x PRIVATE bocpy::headers {python[1]})
         """))
     cmakedir = bocpy_cli("--cmakedir").stdout.strip()
     for cmd in ([cmake, "-S", str(tmp_path), "-B", str(tmp_path / "b"), "-G", "Ninja",
@@ -401,9 +447,10 @@ def test_cmakedir_feeds_a_plain_find_package_build_of_a_plugin(tmp_path: Path) -
         res = subprocess.run(cmd, capture_output=True, text=True)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     commands = (build / "compile_commands.json").read_text()
-    assert "-Werror" in commands and "-DPy_LIMITED_API=0x030c0000" in commands
+    assert "-Werror" in commands
+    assert ("-DPy_LIMITED_API=0x030c0000" in commands) == bocpy._abi.ABI3  # abi3: 3.12+
     assert str(Path(cmakedir).parents[2] / "include") in commands  # the installed headers
-    plugin = build / "files.abi3.so"
+    plugin = build / f"files{bocpy._abi.plugin_suffix()}"
     assert_stable_abi_only(plugin)
     # a copy of the installed package with this build as its files plugin
     pkg = tmp_path / "site" / "bocpy"

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 import bocpy
+import bocpy._abi
 from bocpy import _core
 
 try:
@@ -129,17 +130,21 @@ def render_template(dest: Path, slug: str, **extra: str) -> Path:
 
 
 def cc_plugin(src: Path, out_dir: Path, module: str, include_dirs: list[str],
-              defines: tuple[str, ...] = ()) -> Path:
-    """Compiles one C file into <module>.abi3.so with the limited API."""
+              defines: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> Path:
+    """Compiles one C file into <module>.abi3.so with the limited API (on
+    CPython 3.10/3.11: a version-specific module without it, as
+    bocpy_add_plugin() builds there)."""
     cc = compiler()
     if cc is None:
         raise RuntimeError("no C compiler")
-    out = out_dir / f"{module}.abi3.so"
+    out = out_dir / f"{module}{bocpy._abi.plugin_suffix()}"
+    limited = ["-DPy_LIMITED_API=0x030C0000"] if bocpy._abi.ABI3 else []
     cmd = [cc, "-std=c11", "-fPIC", "-shared", "-O1", "-g", "-Wall", "-Wextra",
-           "-Werror", "-DPy_LIMITED_API=0x030C0000",
+           "-Werror", *limited,
            f"-I{sysconfig.get_path('include')}"]
     cmd += [f"-I{d}" for d in include_dirs]
     cmd += [f"-D{d}" for d in defines]
+    cmd += list(extra)
     cmd += ["-o", str(out), str(src)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     return out

@@ -52,6 +52,27 @@ def test_pinned_and_messaging_workloads_run(script: str, tmp_path: Path) -> None
     assert figures["check"] is True and figures["ops"] == 200
 
 
+@pytest.mark.parametrize("shape,size", [("chains", 2005), ("tree", 3), ("philo_evenodd", 1),
+                                        ("philo_ring", 1)])
+def test_shape_workloads_run(shape: str, size: int, tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(RUN.parent / "wl_shapes.py"), shape, "2", str(size),
+                          "10"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "BOCPY_SHAPES_TRACE": "1"})
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["check"] is True and figures["ops"] > 0
+    assert 0.99 <= figures["concurrency"] <= 2.01
+
+
+@pytest.mark.parametrize("mode", ["map", "when", "ppe"])
+def test_bulk_workload_runs(mode: str, tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(RUN.parent / "wl_bulk.py"), mode, "2", "3000", "100"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["check"] is True and figures["ops"] == 3000
+
+
 def test_opencl_benchmark_runs(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, str(RUN.parent / "bench_opencl.py"), "--quick", "--json"],
                          capture_output=True, text=True, timeout=180, cwd=tmp_path)
@@ -94,3 +115,19 @@ def test_numpy_benchmark_runs(tmp_path: Path) -> None:
     assert figures["check"] is True
     assert {r["case"] for r in figures["pipelines"]} >= {"bocpy behaviors", "numpy (one thread)"}
     assert all(r["seconds"] > 0 for r in figures["conversions"] + figures["pipelines"])
+
+
+def test_versions_benchmark_runs() -> None:
+    """benchmarks/bench_versions.py (1 vs 2 workers per CPython) at tiny
+    sizes, for the interpreter running the tests (its .venv/py<ver>)."""
+    ver = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    venv = RUN.parents[1] / ".venv" / f"py{ver}" / "bin" / "python"
+    if not venv.exists():
+        pytest.fail(f"bench_versions.py needs .venv/py{ver} (scripts/test.sh makes it)")
+    out = subprocess.run([sys.executable, str(RUN.parent / "bench_versions.py"), "--versions", ver,
+                          "--tasks", "8", "--iters", "100", "--repeats", "1", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    [row] = json.loads(out.stdout.strip().splitlines()[-1])["rows"]
+    assert row["python"] == ver
+    assert row["tasks_per_s_1"] > 0 and row["tasks_per_s_2"] > 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import bocpy
+import bocpy._abi
 # Behaviors that run on workers live in test_ctypes_bridge_workers.py: this
 # module imports ctypes, which a 3.12 worker cannot import.
 from bocpy import Cown, PinnedCown, wait, when
@@ -46,7 +47,7 @@ def fn(lib: ctypes.CDLL, name: str, **kw: bool) -> cb.CFunction:
 
 
 def test_module_is_abi3_and_registered() -> None:
-    assert cb.__file__.endswith(".abi3.so")
+    assert cb.__file__.endswith(bocpy._abi.plugin_suffix())  # abi3 on 3.12+
     reg = bocpy._core._registered_types()
     assert ("bocpy.plugins.ctypes_bridge.Foreign", "shareable") in reg
     assert ("bocpy.plugins.ctypes_bridge.CFunction", "shareable") in reg
@@ -492,19 +493,27 @@ def test_abi3audit_clean_and_the_312_binary_runs_the_example(tmp_path: Path) -> 
     assert audit.returncode == 0, report
     assert "0 ABI version mismatches and 0 ABI violations found" in report, report
 
-    # The installed package, with the plugin replaced by the 3.12 build.
+    # The installed package, with the plugin replaced by the 3.12 build (below
+    # 3.12, the package and interpreter of 3.12: an abi3 binary needs 3.12+).
+    runner, pkg = sys.executable, Path(bocpy.__file__).parent
+    if not bocpy._abi.ABI3:
+        runner = py312
+        found = subprocess.run([py312, "-c", "import bocpy, os; print(os.path.dirname(bocpy.__file__))"],
+                               cwd=tmp_path, capture_output=True, text=True,
+                               env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        assert found.returncode == 0, "bocpy is not installed for CPython 3.12 (scripts/test.sh does)"
+        pkg = Path(found.stdout.strip())
     site = tmp_path / "site"
-    shutil.copytree(Path(bocpy.__file__).parent, site / "bocpy",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(pkg, site / "bocpy", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(plugin, site / "bocpy" / "plugins" / plugin.name)
     env = {**os.environ, "PYTHONPATH": str(site), "BOCPY_WORKERS": "2"}
     where = subprocess.run(
-        [sys.executable, "-c",
+        [runner, "-c",
          "import bocpy.plugins.ctypes_bridge as m, sys; print(m.__file__, sys.version_info[:2])"],
         env=env, cwd=tmp_path, capture_output=True, text=True)
     assert where.returncode == 0, where.stderr
     assert where.stdout.split()[0] == str(site / "bocpy" / "plugins" / plugin.name)
-    run = subprocess.run([sys.executable, str(REPO / "examples" / "ctypes_bridge.py"), "4", "0.25"],
+    run = subprocess.run([runner, str(REPO / "examples" / "ctypes_bridge.py"), "4", "0.25"],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[-1] == "4 of 4 checksums match zlib.crc32"

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import bocpy
+import bocpy._abi
 from bocpy import Cown, PinnedCown, quiesce, wait, when
 from bocpy.plugins import files
 
@@ -36,7 +37,7 @@ def lines_of(path: Path) -> list[str]:
 
 
 def test_module_is_abi3_and_registered() -> None:
-    assert files.__file__.endswith(".abi3.so")
+    assert files.__file__.endswith(bocpy._abi.plugin_suffix())  # abi3 on 3.12+
     assert ("bocpy.plugins.files.File", "pinned") in bocpy._core._registered_types()
     assert files.ABI_MINOR >= 0
 

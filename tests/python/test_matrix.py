@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 import bocpy
+import bocpy._abi
 from bocpy import Matrix
 from bocpy.plugins import matrix as matrix_module
 
@@ -42,7 +43,7 @@ def M(rows: list[list[float]]) -> Matrix:
 def test_reexported_abi3_and_registered() -> None:
     assert bocpy.Matrix is Matrix is matrix_module.Matrix
     assert "Matrix" in bocpy.__all__
-    assert matrix_module.__file__.endswith(".abi3.so")
+    assert matrix_module.__file__.endswith(bocpy._abi.plugin_suffix())  # abi3 on 3.12+
     assert ("bocpy.plugins.matrix.Matrix", "shareable") in bocpy._core._registered_types()
     assert Matrix.__module__ == "bocpy.plugins.matrix"
     with pytest.raises(TypeError):

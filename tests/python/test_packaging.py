@@ -96,7 +96,8 @@ def interpreters() -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory, interpreters: dict[str, str]) -> Path:
-    """Directory holding one manylinux bocpy-runtime wheel per CPython."""
+    """Directory holding one manylinux bocpy-runtime wheel per CPython and the
+    bocpy-runtime-dev wheel."""
     root = tmp_path_factory.mktemp("wheels")
     for ver, py in interpreters.items():
         # A plain pip build (BOCPY_WERROR off) with hardening flags; the build
@@ -118,6 +119,9 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory, interpreters: dict[str,
         raw = only(sorted((root / "raw").glob(f"bocpy_runtime-{VERSION}-{tag}-{tag}-linux_*.whl")),
                    f"bocpy-runtime {tag} wheel")
         auditwheel_repair(raw, house)
+    # The headers-only wheel the template and the plugins build-require.
+    run([interpreters["3.12"], "-m", "pip", "wheel", "-q", "--no-build-isolation", "--no-deps",
+         "-w", house, REPO / "dev"])
     return house
 
 
@@ -149,7 +153,7 @@ def in_venv(python: Path, code: str, tmp: Path, *args: str) -> str:
 # ---- the wheel and the sdist users get ------------------------------------------
 
 def test_runtime_wheels_metadata_tags_and_audits(wheelhouse: Path, tmp_path: Path) -> None:
-    wheels = sorted(wheelhouse.glob("bocpy_runtime-*.whl"))
+    wheels = sorted(wheelhouse.glob("bocpy_runtime-*-cp*.whl"))
     assert len(wheels) == 2, [w.name for w in wheels]
     for wheel in wheels:
         assert re.fullmatch(rf"bocpy_runtime-{VERSION}-(cp31[23])-\1-manylinux_\w+_x86_64\.whl",
@@ -165,7 +169,7 @@ def test_runtime_wheels_metadata_tags_and_audits(wheelhouse: Path, tmp_path: Pat
             z.extractall(tmp_path / wheel.name, members=abi3)
         assert "Name: bocpy-runtime" in meta and f"Version: {VERSION}" in meta
         for line in ("Classifier: License :: OSI Approved :: MIT License",
-                     "Classifier: Typing :: Typed", "Requires-Python: >=3.12",
+                     "Classifier: Typing :: Typed", "Requires-Python: >=3.10",
                      "Project-URL: Source,"):
             assert line in meta, line
         assert re.search(r"\[cmake\.prefix\]\s*\nbocpy = bocpy", eps), eps

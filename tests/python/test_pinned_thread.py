@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import bocpy
+import bocpy._abi
 from bocpy import Cown, PinnedCown, pump, quiesce, wait, when
 from bocpy import _core
 
@@ -52,7 +53,12 @@ def probe10_plugin() -> Path:
     root = session_tmp("bocpy-abi-probe10-")
     src = root / "probe10.c"
     src.write_text(PROBE_C.replace("abitest_probe", "abitest_probe10"), encoding="utf-8")
-    cc_plugin(src, root, "abitest_probe10", [str(REPO / "tests" / "abi10" / "include")])
+    # The 1.0 headers predate CPython 3.10/3.11 support: there the 3.12 names
+    # they and the probe use come from today's bocpy/compat.h.
+    extra = () if bocpy._abi.ABI3 else (
+        "-include", str(REPO / "abi" / "include" / "bocpy" / "compat.h"))
+    cc_plugin(src, root, "abitest_probe10", [str(REPO / "tests" / "abi10" / "include")],
+              extra=extra)
     return root
 
 
@@ -404,7 +410,9 @@ print(both.value, on_worker.value)
 def test_a_pinned_only_plugin_needs_no_multiple_interpreters_slot() -> None:
     res = run_script(PINONLY, env={"PYTHONPATH": str(pinonly_plugin())})
     assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == ["2", "ImportError"]  # workers cannot import it
+    # 3.12+: own-GIL workers cannot import it; 3.10/3.11 workers share the GIL
+    # and import any module (there is no such slot to check)
+    assert res.stdout.split() == ["2", "ImportError" if bocpy._abi.ABI3 else "imported"]
     assert res.stderr.count("destroy solo pinned=1") == 1, res.stderr
 
 

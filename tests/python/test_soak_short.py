@@ -19,3 +19,4 @@ def test_soak_short_variant(tmp_path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "soak OK: 30000 behaviors, 3 rounds" in out.stdout
+    assert "pool cycles: 300 starts of 1-3 workers" in out.stdout

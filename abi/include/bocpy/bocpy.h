@@ -35,6 +35,9 @@
 #include <Python.h>
 
 #include "abi_header.h"
+#if PY_VERSION_HEX < 0x030C0000
+#include "compat.h" /* a version-specific plugin for CPython 3.10/3.11 */
+#endif
 
 /* ---- callbacks a plugin gives the core ------------------------------------ */
 

@@ -1,8 +1,10 @@
-/* opencl.h - internal declarations of bocpy.plugins.opencl (not installed).
+/* ocl_obj.h - the objects of bocpy.plugins.opencl: module state, Context,
+ * Program, Kernel, Buffer (internal, not installed).
  *
  * An abi3 plugin (stable ABI 3.12 + <bocpy/bocpy.h> only) that runs OpenCL
  * kernels from pinned behaviors.  The OpenCL runtime is loaded at run time
- * (cl_loader.c), so the module imports everywhere.
+ * (cl_loader.c), so the module imports everywhere; ocl_module.c lists the
+ * files and the one way they depend on each other.
  *
  * Objects.  A Context (platform, device, in-order command queue) is a
  * *pinned* type: created on the main interpreter only, it lives in a
@@ -22,8 +24,8 @@
  * References: PyObject * results are new references, arguments borrowed.
  * int functions return 0 or -1 with an exception set.
  */
-#ifndef BOCPY_PLUGIN_OPENCL_H
-#define BOCPY_PLUGIN_OPENCL_H
+#ifndef BOCPY_PLUGIN_OCL_OBJ_H
+#define BOCPY_PLUGIN_OCL_OBJ_H
 
 #include <Python.h>
 
@@ -33,21 +35,7 @@
 #include <bocpy/bocpy.h>
 
 #include "cl_loader.h"
-
-/* Element types of buffers and kernel arguments. */
-typedef enum {
-  OCL_F32 = 0,
-  OCL_F64,
-  OCL_I32,
-  OCL_I64,
-  OCL_U32,
-  OCL_U64,
-  OCL_I8,
-  OCL_U8,
-  OCL_I16,
-  OCL_U16,
-  OCL_OTHER /* a vector, struct, image... (not settable from Python) */
-} ocl_kind;
+#include "ocl_kind.h"
 
 typedef struct ocl_ctx ocl_ctx_t;
 
@@ -135,4 +123,36 @@ typedef struct {
   Py_ssize_t rows, cols;    /* the shape read() gives */
 } ocl_buffer_t;
 
-#endif /* BOCPY_PLUGIN_OPENCL_H */
+/* The module state of the module that made type tp (NULL with an
+ * exception when there is none). */
+ocl_state *ocl_state_of(PyTypeObject *tp);
+
+/* Raises `type` (NULL: opencl.Error) "<fmt...>: <CL name> (<code>)<hint>"
+ * with the attribute code set; hint may be NULL. */
+void ocl_raise_cl(ocl_state *st, PyObject *type, cl_int code,
+                  const char *hint, const char *fmt, ...);
+
+/* The hint of an out-of-resources error. */
+#define OCL_OOM_HINT                                                          \
+  " (the device ran out of memory or resources: use smaller buffers or "      \
+  "release some)"
+
+/* A read-only attribute: `static PyObject *name(PyObject *self, void *)`
+ * returning `expr`, in which `o` is self as a const T *. */
+#define OCL_GETTER(name, T, expr)                                             \
+  static PyObject *name(PyObject *self, void *closure) {                      \
+    (void)closure;                                                            \
+    const T *o = (const T *)self;                                             \
+    return (expr);                                                            \
+  }
+
+/* A PyType_Spec of this module's type `Name` with instances of C type T. */
+#define OCL_TYPE_SPEC(var, Name, T, extra_flags, slot_table)                  \
+  PyType_Spec var = {                                                         \
+      .name = "bocpy.plugins.opencl." Name,                                   \
+      .basicsize = sizeof(T),                                                 \
+      .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | (extra_flags), \
+      .slots = (slot_table),                                                  \
+  }
+
+#endif /* BOCPY_PLUGIN_OCL_OBJ_H */
