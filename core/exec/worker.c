@@ -195,7 +195,9 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
     }
     /* relaxed: live statistics, single writer (this thread; observe.h) */
     atomic_store_explicit(&w->counters.running, 1, BOC_RELAXED);
+    boc_home_set_busy(w->home, 1); /* a taker then encodes in here at once */
     boc_behavior_run(b, NULL);
+    boc_home_set_busy(w->home, 0);
     boc_count(&w->counters, &w->counters.finished);
     atomic_store_explicit(&w->counters.running, 0, BOC_RELAXED);
     if (code != NULL) {

@@ -788,8 +788,13 @@ void boc_cown_decref(boc_cown_t *c) {
  * about the list happens on X's thread under X's GIL.  Another interpreter
  * that takes the cown (holding its 2PL lock) pushes it on X's request
  * stack and pokes X; X encodes the value, frees the live object and parks
- * the cown; the taker sees the owner change and decodes.  See
- * docs/model.md ("Values stay where they are"). */
+ * the cown; the taker sees the owner change and decodes.  If X does not
+ * serve the request promptly (it is running a body, or waiting), the taker
+ * encodes the value itself, in X's interpreter: it drops its own GIL,
+ * takes X's GIL on a thread state of its own for X (home_take_over), and
+ * evicts there.  "Everything on X's thread" above thus reads "under X's
+ * GIL"; an eviction is claimed by BOC_COWN_EVICTING so that two never run
+ * at once on one cown.  See docs/model.md ("Values stay where they are"). */
 struct boc_home {
   int worker;
   boc_home_poke_fn poke;
@@ -799,7 +804,14 @@ struct boc_home {
   _Atomic(boc_cown_t *) requests;
   struct boc_home *all_next; /* every home ever made (guarded by homes_mu) */
   int64_t interp;            /* written once by bind, before any listing */
-  /* The worker's thread only: */
+  PyInterpreterState *istate; /* likewise: X's interpreter, for take-overs */
+  _Atomic int busy;           /* X is running a behavior (a hint) */
+  /* Take-overs in flight (thread states of X on other threads), and
+   * whether X's interpreter is about to end (no new take-over then). */
+  boc_mutex_t mu;
+  boc_cond_t cv;
+  int inflight, sealed; /* guarded by mu */
+  /* Under X's GIL (X's thread, or a taker holding X's GIL): */
   boc_cown_t **live;
   size_t nlive, cap, prune_at;
 };
@@ -828,6 +840,16 @@ boc_home_t *boc_home_new(int worker, boc_home_poke_fn poke, void *arg) {
   h->poke = poke;
   h->poke_arg = arg;
   atomic_init(&h->requests, NULL);
+  atomic_init(&h->busy, 0);
+  if (boc_mutex_init(&h->mu) != 0) {
+    free(h);
+    return NULL;
+  }
+  if (boc_cond_init(&h->cv) != 0) {
+    boc_mutex_destroy(&h->mu);
+    free(h);
+    return NULL;
+  }
   h->prune_at = HOME_PRUNE_MIN;
   boc_once(&homes_once, homes_init);
   boc_mutex_lock(&homes_mu);
@@ -841,6 +863,15 @@ void boc_home_bind(boc_home_t *h) {
   tls_home = h;
   if (h != NULL) {
     h->interp = boc_current_interp_id();
+    h->istate = PyInterpreterState_Get();
+  }
+}
+
+void boc_home_set_busy(boc_home_t *h, int busy) {
+  if (h != NULL) {
+    /* relaxed: a hint for takers (take over at once, or spin first);
+     * correctness never depends on it. */
+    atomic_store_explicit(&h->busy, busy, BOC_RELAXED);
   }
 }
 
@@ -880,12 +911,12 @@ static int home_list(boc_home_t *h, boc_cown_t *c) {
   return 0;
 }
 
-/* Unlists c from its home, on that home's thread (elsewhere: nothing to
- * do, the cown is not listed by this thread), dropping the list's
- * reference: the caller must hold another one or not touch c again. */
-static void home_unlist(boc_cown_t *c) {
+/* Unlists c from home `in` (under in's GIL; nothing to do if c is not
+ * listed there), dropping the list's reference: the caller must hold
+ * another one or not touch c again. */
+static void home_unlist_in(boc_home_t *in, boc_cown_t *c) {
   boc_home_t *h = atomic_load_explicit(&c->home, BOC_RELAXED);
-  if (h == NULL || h != tls_home) {
+  if (h == NULL || h != in) {
     return;
   }
   size_t i = c->home_slot;
@@ -896,6 +927,9 @@ static void home_unlist(boc_cown_t *c) {
   atomic_store_explicit(&c->home, NULL, BOC_RELEASE);
   boc_cown_decref(c);
 }
+
+/* Unlists c from this thread's home (see home_unlist_in). */
+static void home_unlist(boc_cown_t *c) { home_unlist_in(tls_home, c); }
 
 static void clear_stuck(boc_cown_t *c) {
   /* relaxed: the flag is written only by the owner's thread, which is
@@ -942,6 +976,22 @@ static int stuck_error(const boc_cown_t *c) {
  * flagged stuck (with the reason) and -1 is returned, no exception set.
  * h's thread, GIL held; the caller holds a reference to c. */
 static int evict_one(boc_home_t *h, boc_cown_t *c) {
+  /* Claim the eviction: the encoding runs Python, which may let another
+   * thread holding h's GIL (X itself, or another taker) try the same cown.
+   * acquire: a later claimer sees the finished eviction's writes. */
+  if (atomic_fetch_or_explicit(&c->flags, BOC_COWN_EVICTING, BOC_ACQUIRE) &
+      BOC_COWN_EVICTING) {
+    return 0; /* under way elsewhere: the waiters see its outcome */
+  }
+  uint32_t f = atomic_load_explicit(&c->flags, BOC_RELAXED);
+  if (!(f & BOC_COWN_RESTING) || (f & BOC_COWN_STUCK) ||
+      atomic_load_explicit(&c->home, BOC_RELAXED) != h) {
+    /* Moved out (or taken back by a behavior here) meanwhile.
+     * release: pairs with the claim above. */
+    atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_EVICTING,
+                              BOC_RELEASE);
+    return 0;
+  }
   PyObject *v = c->value;
   boc_payload_t *p = NULL;
   if (v != NULL && v != Py_None) {
@@ -952,17 +1002,19 @@ static int evict_one(boc_home_t *h, boc_cown_t *c) {
       c->evict_msg = msg;
       /* release: publishes evict_msg to the taker that sees the flag. */
       atomic_fetch_or_explicit(&c->flags, BOC_COWN_STUCK, BOC_RELEASE);
+      atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_EVICTING,
+                                BOC_RELEASE);
       return -1;
     }
   }
-  boc_payload_free(c->payload);
-  c->payload = p;
+  boc_cown_set_payload(c, p);
   note_payload(c, p);
   c->value = NULL;
-  /* relaxed: the owner's own flag, published by the owner store below. */
-  atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_RESTING,
-                            BOC_RELAXED);
-  home_unlist(c);
+  /* relaxed: the owner's own flags, published by the owner store below. */
+  atomic_fetch_and_explicit(
+      &c->flags, ~(uint32_t)(BOC_COWN_RESTING | BOC_COWN_EVICTING),
+      BOC_RELAXED);
+  home_unlist_in(h, c);
   /* release: the taker's acquire of the owner sees the payload. */
   atomic_store_explicit(&c->owner, BOC_NO_OWNER, BOC_RELEASE);
   Py_XDECREF(v); /* our object: after the hand-over, to shorten the wait */
@@ -1013,10 +1065,49 @@ void boc_home_serve(boc_home_t *h) {
   PyErr_SetRaisedException(exc);
 }
 
+/* Encodes c's value in h's interpreter from this thread, which holds no
+ * GIL: a thread state of our own for h's interpreter takes h's GIL (a
+ * running X lets it go at its next eval-breaker check, a waiting X does
+ * not hold it), evict_one runs there, and the thread state is gone again
+ * before we return.  Nothing is done once h is sealed: its interpreter is
+ * about to end, and its worker moves every value out itself first. */
+static void home_take_over(boc_home_t *h, boc_cown_t *c) {
+  boc_mutex_lock(&h->mu);
+  int ok = !h->sealed && h->istate != NULL;
+  if (ok) {
+    h->inflight++;
+  }
+  boc_mutex_unlock(&h->mu);
+  if (!ok) {
+    return;
+  }
+  PyThreadState *ts = PyThreadState_New(h->istate);
+  if (ts != NULL) {
+    PyEval_RestoreThread(ts);
+    (void)evict_one(h, c); /* an error flags c stuck, with the reason */
+    PyErr_Clear();
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent(); /* releases h's GIL */
+  }
+  boc_mutex_lock(&h->mu);
+  if (--h->inflight == 0 && h->sealed) {
+    boc_cond_broadcast(&h->cv);
+  }
+  boc_mutex_unlock(&h->mu);
+}
+
+/* Spins before a taker encodes a value itself when its home is idle (the
+ * home's own serve is cheaper: no thread state, no GIL hand-over). */
+enum { TAKE_OVER_SPINS = 4096, TAKE_OVER_RETRY = 1024 };
+
 /* Whoever wants c while `owner` (not us) has it: if its value rests in a
  * worker's home, ask that worker to move it out and wait until it did (0:
- * retry the take) or could not (-1, TypeError naming the cown).  A worker
- * serves its own requests while it waits; main waits without its GIL. */
+ * retry the take) or could not (-1, TypeError naming the cown).  If the
+ * worker is running a behavior (or does not answer within a short spin),
+ * move it out ourselves in its interpreter (home_take_over).  We wait
+ * without our own GIL: a thread never waits for a value holding its GIL,
+ * so a taker of a value resting here can always take ours over, and no
+ * thread ever holds two GILs -- no cycle of waits (docs/model.md). */
 static int evict_wait(boc_cown_t *c, int64_t owner) {
   boc_home_t *h = atomic_load_explicit(&c->home, BOC_ACQUIRE);
   if (h == NULL || h->interp != owner || h == tls_home) {
@@ -1034,9 +1125,9 @@ static int evict_wait(boc_cown_t *c, int64_t owner) {
   boc_cown_incref(c); /* the request's reference */
   home_push(h, c);
   h->poke(h->poke_arg);
-  boc_home_t *mine = tls_home;
-  PyThreadState *saved = mine == NULL ? PyEval_SaveThread() : NULL;
+  PyThreadState *saved = PyEval_SaveThread();
   int stuck = 0;
+  unsigned next_take = TAKE_OVER_SPINS;
   for (unsigned spins = 0;; spins++) {
     /* acquire: pairs with evict_one's release of the owner. */
     if (atomic_load_explicit(&c->owner, BOC_ACQUIRE) != owner) {
@@ -1046,8 +1137,14 @@ static int evict_wait(boc_cown_t *c, int64_t owner) {
       stuck = 1;
       break;
     }
-    if (mine != NULL) {
-      boc_home_serve(mine); /* whoever X waits for may wait for us */
+    /* relaxed: busy is a hint (see boc_home_set_busy). */
+    if (spins >= next_take ||
+        (spins == 0 && atomic_load_explicit(&h->busy, BOC_RELAXED))) {
+      home_take_over(h, c);
+      /* Not moved by it (an eviction under way elsewhere, a sealed home,
+       * a value a Cown.acquire() there holds): wait, try again later. */
+      next_take = spins + TAKE_OVER_SPINS + TAKE_OVER_RETRY;
+      continue;
     }
     if (spins < 64) {
       boc_cpu_relax();
@@ -1057,9 +1154,7 @@ static int evict_wait(boc_cown_t *c, int64_t owner) {
       boc_sleep_ns(20 * 1000);
     }
   }
-  if (saved != NULL) {
-    PyEval_RestoreThread(saved);
-  }
+  PyEval_RestoreThread(saved);
   return stuck ? stuck_error(c) : 0;
 }
 
@@ -1106,8 +1201,7 @@ void boc_cown_release_rest(boc_cown_t *c, PyObject **error) {
   }
   clear_stuck(c);
   /* The live value is the truth now: the old payload is stale. */
-  boc_payload_free(c->payload);
-  c->payload = NULL;
+  boc_cown_set_payload(c, NULL);
   /* relaxed: the owner's own flag (read by this thread, or by takers
    * after the 2PL hand-over, which orders it). */
   atomic_fetch_or_explicit(&c->flags, BOC_COWN_RESTING, BOC_RELAXED);
@@ -1139,6 +1233,17 @@ void boc_home_close(boc_home_t *h) {
   if (h == NULL) {
     return;
   }
+  /* Seal: no new take-over, and wait (without our GIL: a take-over in
+   * flight needs it) until the thread states of ours on other threads are
+   * gone -- Py_EndInterpreter refuses to end with any left. */
+  Py_BEGIN_ALLOW_THREADS
+  boc_mutex_lock(&h->mu);
+  h->sealed = 1;
+  while (h->inflight > 0) {
+    boc_cond_wait(&h->cv, &h->mu);
+  }
+  boc_mutex_unlock(&h->mu);
+  Py_END_ALLOW_THREADS
   boc_home_flush(h);
   PyObject *exc = PyErr_GetRaisedException();
   while (h->nlive > 0) {
@@ -1160,8 +1265,7 @@ void boc_home_close(boc_home_t *h) {
     PyObject *v = c->value;
     c->value = NULL;
     clear_stuck(c);
-    boc_payload_free(c->payload);
-    c->payload = p;
+    boc_cown_set_payload(c, p);
     atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_RESTING,
                               BOC_RELAXED);
     home_unlist(c);

@@ -33,6 +33,7 @@ enum {
   BOC_COWN_CYCLE_TRACKED = 1u << 4, /* in the cycle collector's set (cown.c) */
   BOC_COWN_RESTING = 1u << 5, /* live in its owner, no behavior holds it */
   BOC_COWN_STUCK = 1u << 6,   /* its value could not leave its owner */
+  BOC_COWN_EVICTING = 1u << 7, /* its resting value is being encoded */
 };
 
 struct boc_home;
@@ -142,8 +143,10 @@ void boc_cown_note_failed(boc_cown_t *c);
 void boc_cown_report_unhandled_all(void);
 
 /* ---- homes: values resting in a worker interpreter ------------------------
- * One per worker interpreter.  Only that worker's thread touches the list
- * (under its GIL); any thread may push an eviction request and poke.  A
+ * One per worker interpreter.  The list is touched only under that
+ * interpreter's GIL (its worker's thread, or a taker that took the GIL on
+ * a thread state of its own to encode a value there); any thread may push
+ * an eviction request and poke.  A
  * home lives as long as the process (a small record per worker ever
  * created), so a stale pointer to one is never dangling. */
 typedef struct boc_home boc_home_t;
@@ -155,6 +158,10 @@ boc_home_t *boc_home_new(int worker, boc_home_poke_fn poke, void *arg);
 /* This thread's interpreter is h's (NULL: none).  Worker threads bind
  * their home once their interpreter exists, and unbind before it ends. */
 void boc_home_bind(boc_home_t *h);
+/* The home's worker, around each behavior it runs: busy (1) or not (0).
+ * A taker that finds the home busy encodes the value in the home's
+ * interpreter itself at once instead of waiting for the body to end. */
+void boc_home_set_busy(boc_home_t *h, int busy);
 /* The worker index of the home c's value rests in, or -1 (a hint for
  * dispatch; the caller holds c's 2PL lock). */
 int boc_cown_home_worker(const boc_cown_t *c);
