@@ -372,6 +372,7 @@ static PyObject *collect_cycles_gc(PyObject *module, PyObject *Py_UNUSED(a)) {
     return NULL;
   }
   boc_cown_collect_orphans();
+  boc_homes_evict_all(); /* values resting live in workers: out first */
   return PyLong_FromLongLong(boc_cown_collect_cycles());
 }
 

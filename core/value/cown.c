@@ -1096,6 +1096,61 @@ static void home_take_over(boc_home_t *h, boc_cown_t *c) {
   boc_mutex_unlock(&h->mu);
 }
 
+/* Moves every value resting in h out, from this thread (which holds no
+ * GIL), in h's interpreter as home_take_over does.  Safe while behaviors
+ * run: a resting value is held by no behavior, and whoever wants it next
+ * (h's own thread, or a taker) synchronises on h's GIL and the owner. */
+static void home_evict_all(boc_home_t *h) {
+  boc_mutex_lock(&h->mu);
+  int ok = !h->sealed && h->istate != NULL;
+  if (ok) {
+    h->inflight++;
+  }
+  boc_mutex_unlock(&h->mu);
+  if (!ok) {
+    return;
+  }
+  PyThreadState *ts = PyThreadState_New(h->istate);
+  if (ts != NULL) {
+    PyEval_RestoreThread(ts);
+    for (size_t i = h->nlive; i-- > 0;) {
+      if (i >= h->nlive) {
+        continue; /* encoding ran Python that dropped some: re-check */
+      }
+      boc_cown_t *c = h->live[i];
+      uint32_t f = atomic_load_explicit(&c->flags, BOC_RELAXED);
+      if ((f & BOC_COWN_RESTING) && !(f & BOC_COWN_STUCK)) {
+        boc_cown_incref(c);
+        (void)evict_one(h, c);
+        boc_cown_decref(c);
+      }
+    }
+    PyErr_Clear();
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent();
+  }
+  boc_mutex_lock(&h->mu);
+  if (--h->inflight == 0 && h->sealed) {
+    boc_cond_broadcast(&h->cv);
+  }
+  boc_mutex_unlock(&h->mu);
+}
+
+void boc_homes_evict_all(void) {
+  boc_once(&homes_once, homes_init);
+  boc_mutex_lock(&homes_mu);
+  boc_home_t *first = homes; /* records are only ever prepended, never freed */
+  boc_mutex_unlock(&homes_mu);
+  if (first == NULL) {
+    return;
+  }
+  PyThreadState *saved = PyEval_SaveThread(); /* never two GILs at once */
+  for (boc_home_t *h = first; h != NULL; h = h->all_next) {
+    home_evict_all(h);
+  }
+  PyEval_RestoreThread(saved);
+}
+
 /* Spins before a taker encodes a value itself when its home is idle (the
  * home's own serve is cheaper: no thread state, no GIL hand-over). */
 enum { TAKE_OVER_SPINS = 4096, TAKE_OVER_RETRY = 1024 };

@@ -176,6 +176,10 @@ void boc_home_flush(boc_home_t *h);
  * replace each value that still cannot leave by a TypeError saying so
  * (flagged as the cown's exception), and drop stale requests. */
 void boc_home_close(boc_home_t *h);
+/* Any interpreter's thread, GIL held (released meanwhile): moves every
+ * value resting in any worker out (encoded in its worker's interpreter),
+ * so that the cown cycle collector sees all of them.  Never two GILs. */
+void boc_homes_evict_all(void);
 /* Values resting in h now (tests, stats). */
 size_t boc_home_count(const boc_home_t *h);
 
