@@ -1151,14 +1151,21 @@ void boc_homes_evict_all(void) {
   PyEval_RestoreThread(saved);
 }
 
-/* Spins before a taker encodes a value itself when its home is idle (the
- * home's own serve is cheaper: no thread state, no GIL hand-over). */
-enum { TAKE_OVER_SPINS = 4096, TAKE_OVER_RETRY = 1024 };
+/* Spins before a taker encodes a value itself: when its home is idle (the
+ * home's own serve is cheaper: no thread state, no GIL hand-over), and
+ * when it is running a behavior (a short body ends, and its worker serves
+ * the request, sooner than a GIL hand-over, which can take a switch
+ * interval). */
+enum {
+  TAKE_OVER_SPINS = 4096,
+  TAKE_OVER_BUSY_SPINS = 256,
+  TAKE_OVER_RETRY = 1024
+};
 
 /* Whoever wants c while `owner` (not us) has it: if its value rests in a
  * worker's home, ask that worker to move it out and wait until it did (0:
  * retry the take) or could not (-1, TypeError naming the cown).  If the
- * worker is running a behavior (or does not answer within a short spin),
+ * worker is running a behavior, or does not answer, within a short spin,
  * move it out ourselves in its interpreter (home_take_over).  We wait
  * without our own GIL: a thread never waits for a value holding its GIL,
  * so a taker of a value resting here can always take ours over, and no
@@ -1194,7 +1201,8 @@ static int evict_wait(boc_cown_t *c, int64_t owner) {
     }
     /* relaxed: busy is a hint (see boc_home_set_busy). */
     if (spins >= next_take ||
-        (spins == 0 && atomic_load_explicit(&h->busy, BOC_RELAXED))) {
+        (spins == TAKE_OVER_BUSY_SPINS &&
+         atomic_load_explicit(&h->busy, BOC_RELAXED))) {
       home_take_over(h, c);
       /* Not moved by it (an eviction under way elsewhere, a sealed home,
        * a value a Cown.acquire() there holds): wait, try again later. */
