@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
     ap.add_argument("--no-baselines", action="store_true",
                     help="skip the threading / process-pool baselines")
     ap.add_argument("--only", default=None,
-                    help="comma-separated groups to run (chain_null, chain_linked, chain_cpu, fanout, "
+                    help="comma-separated groups to run (chain_null, chain_linked, chain_cpu, fanout, bank, "
                          "reqsize, cpu_par, tasksize, nat_*, shapes, bulk)")
     ap.add_argument("--out", default=str(HERE / "results"), help="output folder")
     ap.add_argument("--no-chart", action="store_true")

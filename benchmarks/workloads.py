@@ -57,7 +57,7 @@ class Point:
     """One measured configuration, run by every implementation it lists."""
 
     group: str  # chain_null, chain_linked, chain_cpu, fanout, reqsize, cpu_par, tasksize,
-    #             nat_chain, nat_fanout, nat_fib, nat_pipeline
+    #             bank, nat_chain, nat_fanout, nat_fib, nat_pipeline
     key: str  # unique id, e.g. "chain_null/w2"
     label: str  # human-readable
     metric: str  # "ops_per_s" (higher is better) or "seconds" (lower is better)
@@ -152,6 +152,18 @@ def build_points(quick: bool, iters_for_us: Callable[[float], int],
             for mode in BASELINE_IMPLS:
                 p.commands[mode] = ("wl_baseline.py", [mode, "2", str(n), str(iters)])
         pts.append(p)
+
+    # (f) bank (issue 33): transfers between 256 accounts from main, the
+    # accounts holding ints or README-style Account objects (values of the
+    # program's own class), at 2 workers.
+    transfers = 5000 if quick else 100000
+    for kind in ("int", "account"):
+        pts.append(_bocpy(Point(
+            "bank", f"bank/{kind}",
+            f"bank, 256 accounts of {kind}{'s' if kind == 'int' else ' objects'}, 2 workers",
+            "ops_per_s", "transfers/s",
+            {"workers": 2, "accounts": 256, "transfers": transfers, "kind": kind}),
+            "wl_bank.py", [2, 256, transfers, kind], bocpy_impls))
 
     pts += natural_points(quick, bocpy_impls)
     pts += shape_points(quick, iters_for_us, bocpy_impls, baselines)

@@ -114,6 +114,7 @@ typedef struct worker {
   bool token;             /* a wake-up for this worker is pending */
   _Atomic size_t len;     /* written under mu; read anywhere */
   _Atomic int parked;     /* written under mu; read anywhere */
+  _Atomic int poked;      /* boc_sched_poke: return from pop once */
   /* When the pending wake-up was sent (0: none): written under mu, read
    * lock-free by thieves as a hint (see steal). */
   _Atomic int64_t woken_at;
@@ -295,6 +296,7 @@ boc_sched_t *boc_sched_new(int n) {
     }
     atomic_init(&w->len, 0);
     atomic_init(&w->parked, 0);
+    atomic_init(&w->poked, 0);
     atomic_init(&w->woken_at, 0);
     w->index = i;
     w->victim = (i + 1) % n;
@@ -363,6 +365,37 @@ void boc_sched_push(boc_sched_t *s, int self, boc_sched_node_t *node) {
     wake_one(s, (int)t + 1);
   }
 }
+
+void boc_sched_push_to(boc_sched_t *s, int target, boc_sched_node_t *node) {
+  node->next = NULL;
+  worker_t *w = &s->workers[target];
+  boc_mutex_lock(&w->mu);
+  queue_append(w, node, node, 1);
+  bool target_parked = wake_locked(w);
+  boc_mutex_unlock(&w->mu);
+  /* relaxed: statistics only (the one counter with several writers). */
+  atomic_fetch_add_explicit(&w->st.pushed_remote, 1, BOC_RELAXED);
+  if (!target_parked) {
+    wake_one(s, target + 1); /* the target is busy: let an idle one steal */
+  }
+}
+
+bool boc_sched_parked(const boc_sched_t *s, int i) {
+  /* relaxed: a hint for placement; correctness never depends on it. */
+  return atomic_load_explicit(&s->workers[i].parked, BOC_RELAXED) != 0;
+}
+
+void boc_sched_poke(boc_sched_t *s, int i) {
+  worker_t *w = &s->workers[i];
+  /* seq_cst: pairs with the parker's seq_cst re-check of poked (a poke
+   * either is seen there or finds parked set under mu and signals). */
+  atomic_store_explicit(&w->poked, 1, BOC_SEQ_CST);
+  boc_mutex_lock(&w->mu);
+  (void)wake_locked(w);
+  boc_mutex_unlock(&w->mu);
+}
+
+bool boc_sched_stopping(const boc_sched_t *s) { return stopped(s); }
 
 void boc_sched_push_shared(boc_sched_t *s, int self, boc_sched_node_t *node) {
   if (self < 0 || self >= s->n) {
@@ -518,6 +551,7 @@ static void park(boc_sched_t *s, int self) {
    * this mutex, covers a stop that comes later). */
   if (w->head == NULL && !w->token &&
       atomic_load_explicit(&s->stop, BOC_SEQ_CST) == 0 &&
+      atomic_load_explicit(&w->poked, BOC_SEQ_CST) == 0 &&
       !others_have_work(s, self)) {
     own_add(&w->st.parked, 1);
     /* relaxed: a setting, read once per sleep. */
@@ -548,10 +582,19 @@ boc_sched_node_t *boc_sched_try_pop(boc_sched_t *s, int self) {
   return node != NULL ? node : steal(s, self);
 }
 
+/* A poke for self was pending (and is now consumed). */
+static bool take_poke(boc_sched_t *s, int self) {
+  _Atomic int *p = &s->workers[self].poked;
+  /* relaxed peek, acq_rel exchange: the poker's writes before its poke
+   * (the request it queued) are visible to the chore that follows. */
+  return atomic_load_explicit(p, BOC_RELAXED) != 0 &&
+         atomic_exchange_explicit(p, 0, BOC_ACQ_REL) != 0;
+}
+
 boc_sched_node_t *boc_sched_pop(boc_sched_t *s, int self) {
   for (;;) {
     boc_sched_node_t *node = boc_sched_try_pop(s, self);
-    if (node != NULL || stopped(s)) {
+    if (node != NULL || stopped(s) || take_poke(s, self)) {
       return node;
     }
     /* Spin briefly: work often arrives within microseconds. */
@@ -559,7 +602,7 @@ boc_sched_node_t *boc_sched_pop(boc_sched_t *s, int self) {
     while (boc_now_ns() - start < SPIN_NS) {
       boc_thread_yield();
       node = boc_sched_try_pop(s, self);
-      if (node != NULL || stopped(s)) {
+      if (node != NULL || stopped(s) || take_poke(s, self)) {
         return node;
       }
     }

@@ -62,6 +62,21 @@ int boc_sched_workers(const boc_sched_t *s);
  * thread.  Never blocks for long (short critical sections only). */
 void boc_sched_push(boc_sched_t *s, int self, boc_sched_node_t *node);
 
+/* Like a push from another thread, but into worker target's queue (it is
+ * woken if parked; if it is busy an idle worker is woken to steal).  The
+ * dispatcher uses it to send a behavior where its values live. */
+void boc_sched_push_to(boc_sched_t *s, int target, boc_sched_node_t *node);
+
+/* Whether worker i is parked now (a hint: it may change at once). */
+bool boc_sched_parked(const boc_sched_t *s, int i);
+
+/* Asks worker i to come back from boc_sched_pop once (it returns NULL
+ * though the scheduler is not stopped), waking it if parked: the worker
+ * then runs a chore (serving value hand-over requests) and pops again.
+ * Any thread; never loses the request (see the parking protocol). */
+void boc_sched_poke(boc_sched_t *s, int i);
+/* Whether boc_sched_stop was called (and not undone). */
+bool boc_sched_stopping(const boc_sched_t *s);
 /* Queues node from worker self while self goes on running (a behavior body
  * that schedules): to the tail of self's queue, visible to thieves at once,
  * waking a parked worker if any.  From self = -1 it is boc_sched_push. */
@@ -72,8 +87,9 @@ void boc_sched_push_shared(boc_sched_t *s, int self, boc_sched_node_t *node);
 boc_sched_node_t *boc_sched_try_pop(boc_sched_t *s, int self);
 
 /* Blocking: returns the next node for worker self, spinning and stealing
- * briefly and then parking; returns NULL only once boc_sched_stop has been
- * called (nodes still queued then are left for boc_sched_drain).  Call it
+ * briefly and then parking; returns NULL once boc_sched_stop has been
+ * called (nodes still queued then are left for boc_sched_drain), or once
+ * after a boc_sched_poke of self.  Call it
  * with no lock held (release the GIL around it). */
 boc_sched_node_t *boc_sched_pop(boc_sched_t *s, int self);
 

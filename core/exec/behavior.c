@@ -1181,7 +1181,8 @@ int boc_behavior_run_via(boc_behavior_t *b, PyObject *call,
       continue;
     }
     PyObject *rel_error = NULL;
-    boc_cown_release_or_replace(c, &rel_error);
+    /* On a worker the value may rest there (cown.c, "homes"). */
+    boc_cown_release_rest(c, &rel_error);
     if (rel_error != NULL) {
       if (result_held && error == NULL) {
         set_result(result, rel_error, 1);

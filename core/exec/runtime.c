@@ -184,6 +184,20 @@ int64_t boc_runtime_in_flight(void) {
  * take it while this one goes on.  Off the workers, round-robin. */
 static void dispatch_ready(runtime_t *r, boc_behavior_t *b) {
   int self = boc_sched_worker_index();
+  /* Affinity (issue 33, values that stay): a ready behavior goes to the
+   * worker where one of its cowns' values rests, when that worker is idle
+   * (parked) -- no hand-over then.  A busy home gets nothing an idle worker
+   * could start: the policy below runs it. */
+  for (int32_t i = 0; i < b->ncowns && i < 4; i++) {
+    int home = boc_cown_home_worker(b->cowns[i]);
+    if (home >= 0 && home < r->nworkers) {
+      if (home != self && boc_sched_parked(r->sched, home)) {
+        boc_sched_push_to(r->sched, home, &b->hdr.node);
+        return;
+      }
+      break;
+    }
+  }
   if (self >= 0 && boc_behavior_depth() > 0) {
     boc_sched_push_shared(r->sched, self, &b->hdr.node);
   } else {

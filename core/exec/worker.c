@@ -42,6 +42,10 @@ typedef struct worker {
   _Atomic(boc_code_t *) current;
   _Atomic int64_t since;
   _Atomic int inspecting;
+  /* Values resting in this worker's interpreter (value/cown.h, "homes"):
+   * made with the record, bound on the worker's thread while its
+   * interpreter exists. */
+  boc_home_t *home;
 } worker_t;
 
 /* The pool is process-global: one set of worker interpreters serves every
@@ -151,6 +155,18 @@ static void shutdown_interp(void) {
   boc_cown_collect_orphans();
 }
 
+/* The home's poke: another interpreter asked for a value resting here.
+ * Pokes reach only a running worker (w->sched is that run's scheduler);
+ * outside a run nothing rests here (boc_home_flush at the loop's end). */
+static void poke_worker(void *arg) {
+  worker_t *w = arg;
+  boc_mutex_lock(&w->mu);
+  if (w->state == W_RUNNING && w->sched != NULL) {
+    boc_sched_poke(w->sched, w->index);
+  }
+  boc_mutex_unlock(&w->mu);
+}
+
 static void worker_loop(worker_t *w, boc_sched_t *s) {
   enum { SAMPLE_NS = 50 * 1000 };
   int64_t last_sample = 0;
@@ -162,7 +178,11 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
       Py_END_ALLOW_THREADS
     }
     if (node == NULL) {
-      return; /* the runtime is stopping */
+      if (boc_sched_stopping(s)) {
+        break; /* the runtime is stopping */
+      }
+      boc_home_serve(w->home); /* poked: a value resting here is wanted */
+      continue;
     }
     int64_t t0 = boc_now_ns();
     boc_behavior_t *b = boc_behavior_of_node(node);
@@ -175,7 +195,9 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
     }
     /* relaxed: live statistics, single writer (this thread; observe.h) */
     atomic_store_explicit(&w->counters.running, 1, BOC_RELAXED);
+    boc_home_set_busy(w->home, 1); /* a taker then encodes in here at once */
     boc_behavior_run(b, NULL);
+    boc_home_set_busy(w->home, 0);
     boc_count(&w->counters, &w->counters.finished);
     atomic_store_explicit(&w->counters.running, 0, BOC_RELAXED);
     if (code != NULL) {
@@ -186,6 +208,7 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
       }
       boc_code_decref(code);
     }
+    boc_home_serve(w->home); /* cheap unless a value here is wanted */
     int64_t t1 = boc_now_ns();
     boc_sched_add_busy(s, w->index, t1 - t0);
     /* A queue-depth sample for the trace's counters, at most one per
@@ -198,6 +221,9 @@ static void worker_loop(worker_t *w, boc_sched_t *s) {
       last_sample = t1;
     }
   }
+  /* Nothing runs any more: move every value resting here out, so that
+   * main, the cycle collector and a pool shrink see parked values only. */
+  boc_home_flush(w->home);
 }
 
 /* Parked until activated (returns 1) or told to exit (returns 0).  Called
@@ -238,6 +264,7 @@ static void worker_main(void *arg) {
     return;
   }
   /* ts_sub is current and holds the new interpreter's GIL. */
+  boc_home_bind(w->home);
   PyObject *core = PyImport_ImportModule("bocpy._core");
   if (core == NULL) {
     capture_error(w, "cannot import bocpy._core");
@@ -256,6 +283,8 @@ static void worker_main(void *arg) {
       set_state(w, W_PARKED);
     }
   }
+  boc_home_close(w->home); /* nothing may stay live in a dying one */
+  boc_home_bind(NULL);
   shutdown_interp();
   boc_end_worker_interp(ts_sub, ts_main);
   PyThreadState_Clear(ts_main);
@@ -277,6 +306,11 @@ static int spawn(int i, char **error) {
   atomic_init(&w->inspecting, 0);
   boc_mutex_init(&w->mu);
   boc_cond_init(&w->cv);
+  w->home = boc_home_new(i, poke_worker, w);
+  if (w->home == NULL) {
+    *error = strdup("out of memory");
+    goto fail;
+  }
   if (boc_thread_start(&w->thread, worker_main, w) != 0) {
     *error = strdup("cannot start a worker thread");
     goto fail;

@@ -76,10 +76,12 @@ static PyObject *cown_init_subclass(PyObject *cls, PyObject *args,
 int boc_handle_ensure_owned(PyObject *self) {
   boc_cown_t *c = rec_of(self);
   int64_t owner = boc_cown_owner(c);
-  if (owner == boc_current_interp_id()) {
+  if (boc_cown_held_here(c)) {
     return 0;
   }
-  if (owner == BOC_NO_OWNER && boc_is_main_interp() && boc_runtime_idle()) {
+  /* Parked, or resting in a worker (which moves it out for us). */
+  if ((owner == BOC_NO_OWNER || boc_cown_home_worker(c) >= 0) &&
+      boc_is_main_interp() && boc_runtime_idle()) {
     boc_state_t *st = boc_state();
     if (st == NULL || boc_cown_acquire(c) < 0) {
       return -1;
@@ -481,8 +483,7 @@ static int cown_set_exception(PyObject *self, PyObject *v, void *closure) {
 
 static PyObject *cown_get_acquired(PyObject *self, void *closure) {
   (void)closure;
-  return PyBool_FromLong(boc_cown_owner(rec_of(self)) ==
-                         boc_current_interp_id());
+  return PyBool_FromLong(boc_cown_held_here(rec_of(self)));
 }
 
 static PyObject *cown_acquire(PyObject *self, PyObject *Py_UNUSED(a)) {
@@ -579,7 +580,7 @@ static Py_hash_t cown_hash(PyObject *self) {
 static PyObject *cown_repr(PyObject *self) {
   boc_cown_t *c = rec_of(self);
   const char *name = boc_cown_is_pinned(c) ? "PinnedCown" : "Cown";
-  if (boc_cown_owner(c) != boc_current_interp_id()) {
+  if (!boc_cown_held_here(c)) {
     return PyUnicode_FromFormat("%s(#%llu, value=<not owner>)", name,
                                 (unsigned long long)c->id);
   }

@@ -374,6 +374,7 @@ static PyObject *collect_cycles_gc(PyObject *module, PyObject *Py_UNUSED(a)) {
     return NULL;
   }
   boc_cown_collect_orphans();
+  boc_homes_evict_all(); /* values resting live in workers: out first */
   return PyLong_FromLongLong(boc_cown_collect_cycles());
 }
 
@@ -758,6 +759,11 @@ static int core_traverse(PyObject *module, visitproc visit, void *arg) {
   Py_VISIT(st->s_loading);
   Py_VISIT(st->pickle_dumps);
   Py_VISIT(st->pickle_loads);
+  Py_VISIT(st->plain_types);
+  Py_VISIT(st->copyreg_table);
+  Py_VISIT(st->plain_classes);
+  Py_VISIT(st->pickler);
+  Py_VISIT(st->pickler_buf);
   Py_VISIT(st->byvalue_dumps);
   Py_VISIT(st->cown_ref);
   Py_VISIT(st->fn_cache);
@@ -788,6 +794,11 @@ static int core_clear(PyObject *module) {
   Py_CLEAR(st->s_loading);
   Py_CLEAR(st->pickle_dumps);
   Py_CLEAR(st->pickle_loads);
+  Py_CLEAR(st->plain_types);
+  Py_CLEAR(st->copyreg_table);
+  Py_CLEAR(st->plain_classes);
+  Py_CLEAR(st->pickler);
+  Py_CLEAR(st->pickler_buf);
   Py_CLEAR(st->byvalue_dumps);
   Py_CLEAR(st->protocol);
   Py_CLEAR(st->cown_ref);

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "value/pycompat.h"
 #include "value/transport.h"
@@ -384,6 +385,7 @@ static boc_cown_t *cown_alloc(void) {
   atomic_init(&c->owner, BOC_NO_OWNER);
   atomic_init(&c->refs, 1); /* counted before anyone can see it */
   atomic_init(&c->flags, 0);
+  atomic_init(&c->home, NULL);
   c->id = atomic_fetch_add_explicit(&next_cown_id, 1, BOC_RELAXED);
   atomic_fetch_add_explicit(&live_cowns, 1, BOC_RELAXED);
   return c;
@@ -725,6 +727,7 @@ static void cown_free(boc_cown_t *c) {
    * interpreter: elsewhere it is queued for that interpreter. */
   free_live_value(c);
   boc_payload_free(c->payload);
+  free(c->evict_msg);
   free(c);
   atomic_fetch_sub_explicit(&live_cowns, 1, BOC_RELAXED);
 }
@@ -778,6 +781,581 @@ void boc_cown_decref(boc_cown_t *c) {
   }
 }
 
+/* ---- homes: values resting in a worker --------------------------------------
+ * A behavior on worker X that releases an argument cown whose value is not
+ * a cheap scalar leaves the value live in X (flag BOC_COWN_RESTING) and
+ * lists the cown in X's home, which holds a reference to it.  Everything
+ * about the list happens on X's thread under X's GIL.  Another interpreter
+ * that takes the cown (holding its 2PL lock) pushes it on X's request
+ * stack and pokes X; X encodes the value, frees the live object and parks
+ * the cown; the taker sees the owner change and decodes.  If X does not
+ * serve the request promptly (it is running a body, or waiting), the taker
+ * encodes the value itself, in X's interpreter: it drops its own GIL,
+ * takes X's GIL on a thread state of its own for X (home_take_over), and
+ * evicts there.  "Everything on X's thread" above thus reads "under X's
+ * GIL"; an eviction is claimed by BOC_COWN_EVICTING so that two never run
+ * at once on one cown.  See docs/model.md ("Values stay where they are"). */
+struct boc_home {
+  int worker;
+  boc_home_poke_fn poke;
+  void *poke_arg;
+  /* Requests: a Treiber stack through boc_cown_t.evict_next; each entry
+   * holds a reference to its cown. */
+  _Atomic(boc_cown_t *) requests;
+  struct boc_home *all_next; /* every home ever made (guarded by homes_mu) */
+  int64_t interp;            /* written once by bind, before any listing */
+  PyInterpreterState *istate; /* likewise: X's interpreter, for take-overs */
+  _Atomic int busy;           /* X is running a behavior (a hint) */
+  /* Take-overs in flight (thread states of X on other threads), and
+   * whether X's interpreter is about to end (no new take-over then). */
+  boc_mutex_t mu;
+  boc_cond_t cv;
+  int inflight, sealed; /* guarded by mu */
+  /* Under X's GIL (X's thread, or a taker holding X's GIL): */
+  boc_cown_t **live;
+  size_t nlive, cap, prune_at;
+};
+
+/* This thread's home (worker threads only).  A thread-local because a
+ * worker thread runs exactly one interpreter, the home's. */
+static _Thread_local boc_home_t *tls_home;
+
+/* Every home ever made, so that a pointer a cown still holds is never
+ * dangling and the records stay reachable (process-global: a few hundred
+ * bytes per worker interpreter ever created). */
+static boc_mutex_t homes_mu;
+static boc_once_t homes_once = BOC_ONCE_INIT;
+static boc_home_t *homes; /* guarded by homes_mu */
+
+static void homes_init(void) { boc_mutex_init(&homes_mu); }
+
+enum { HOME_PRUNE_MIN = 64 };
+
+boc_home_t *boc_home_new(int worker, boc_home_poke_fn poke, void *arg) {
+  boc_home_t *h = calloc(1, sizeof(*h));
+  if (h == NULL) {
+    return NULL;
+  }
+  h->worker = worker;
+  h->poke = poke;
+  h->poke_arg = arg;
+  atomic_init(&h->requests, NULL);
+  atomic_init(&h->busy, 0);
+  if (boc_mutex_init(&h->mu) != 0) {
+    free(h);
+    return NULL;
+  }
+  if (boc_cond_init(&h->cv) != 0) {
+    boc_mutex_destroy(&h->mu);
+    free(h);
+    return NULL;
+  }
+  h->prune_at = HOME_PRUNE_MIN;
+  boc_once(&homes_once, homes_init);
+  boc_mutex_lock(&homes_mu);
+  h->all_next = homes;
+  homes = h;
+  boc_mutex_unlock(&homes_mu);
+  return h;
+}
+
+void boc_home_bind(boc_home_t *h) {
+  tls_home = h;
+  if (h != NULL) {
+    h->interp = boc_current_interp_id();
+    h->istate = PyInterpreterState_Get();
+  }
+}
+
+void boc_home_set_busy(boc_home_t *h, int busy) {
+  if (h != NULL) {
+    /* relaxed: a hint for takers (take over at once, or spin first);
+     * correctness never depends on it. */
+    atomic_store_explicit(&h->busy, busy, BOC_RELAXED);
+  }
+}
+
+size_t boc_home_count(const boc_home_t *h) { return h != NULL ? h->nlive : 0; }
+
+int boc_cown_home_worker(const boc_cown_t *c) {
+  /* acquire: pairs with the worker's release store when it listed c. */
+  boc_home_t *h = atomic_load_explicit(&((boc_cown_t *)c)->home, BOC_ACQUIRE);
+  return h != NULL ? h->worker : -1;
+}
+
+int boc_cown_held_here(const boc_cown_t *c) {
+  /* relaxed on flags: RESTING is written only by the owner's thread, and
+   * we only care when the owner is us. */
+  return atomic_load_explicit(&((boc_cown_t *)c)->owner, BOC_ACQUIRE) ==
+             boc_current_interp_id() &&
+         !(atomic_load_explicit(&((boc_cown_t *)c)->flags, BOC_RELAXED) &
+           BOC_COWN_RESTING);
+}
+
+/* Lists c in h (h's thread): the list takes a reference.  -1 on OOM. */
+static int home_list(boc_home_t *h, boc_cown_t *c) {
+  if (h->nlive == h->cap) {
+    size_t cap = h->cap ? h->cap * 2 : 64;
+    boc_cown_t **live = realloc(h->live, cap * sizeof(*live));
+    if (live == NULL) {
+      return -1;
+    }
+    h->live = live;
+    h->cap = cap;
+  }
+  boc_cown_incref(c);
+  c->home_slot = (uint32_t)h->nlive;
+  h->live[h->nlive++] = c;
+  /* release: a taker that reads home (acquire) sees h's fields. */
+  atomic_store_explicit(&c->home, h, BOC_RELEASE);
+  return 0;
+}
+
+/* Unlists c from home `in` (under in's GIL; nothing to do if c is not
+ * listed there), dropping the list's reference: the caller must hold
+ * another one or not touch c again. */
+static void home_unlist_in(boc_home_t *in, boc_cown_t *c) {
+  boc_home_t *h = atomic_load_explicit(&c->home, BOC_RELAXED);
+  if (h == NULL || h != in) {
+    return;
+  }
+  size_t i = c->home_slot;
+  boc_cown_t *last = h->live[--h->nlive];
+  h->live[i] = last;
+  last->home_slot = (uint32_t)i;
+  /* release: pairs with boc_cown_home_worker and evict_wait. */
+  atomic_store_explicit(&c->home, NULL, BOC_RELEASE);
+  boc_cown_decref(c);
+}
+
+/* Unlists c from this thread's home (see home_unlist_in). */
+static void home_unlist(boc_cown_t *c) { home_unlist_in(tls_home, c); }
+
+static void clear_stuck(boc_cown_t *c) {
+  /* relaxed: the flag is written only by the owner's thread, which is
+   * us, and read by takers after an acquire of the flags. */
+  if (atomic_load_explicit(&c->flags, BOC_RELAXED) & BOC_COWN_STUCK) {
+    atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_STUCK,
+                              BOC_RELAXED);
+    free(c->evict_msg);
+    c->evict_msg = NULL;
+  }
+}
+
+/* The current exception (cleared) as "worker K: message", malloc'd. */
+static char *stuck_reason(const boc_home_t *h) {
+  PyObject *exc = PyErr_GetRaisedException();
+  PyObject *s = exc != NULL ? PyObject_Str(exc) : NULL;
+  const char *text = s != NULL ? PyUnicode_AsUTF8(s) : NULL;
+  if (text == NULL) {
+    PyErr_Clear();
+    text = "unknown error";
+  }
+  size_t n = strlen(text) + 64;
+  char *msg = malloc(n);
+  if (msg != NULL) {
+    snprintf(msg, n, "worker %d: %s", h->worker, text);
+  }
+  Py_XDECREF(s);
+  Py_XDECREF(exc);
+  return msg;
+}
+
+static int stuck_error(const boc_cown_t *c) {
+  PyErr_Format(PyExc_TypeError,
+               "the value of Cown #%llu cannot leave the worker interpreter "
+               "it rests in, so it cannot be used here (it stays there "
+               "unchanged; a behavior that runs there still sees it): %s",
+               (unsigned long long)c->id,
+               c->evict_msg != NULL ? c->evict_msg : "it cannot be encoded");
+  return -1;
+}
+
+/* Moves the value of c (resting in h) out: encode it here, free the live
+ * object, park the cown.  On an encoding error the value stays, c is
+ * flagged stuck (with the reason) and -1 is returned, no exception set.
+ * h's thread, GIL held; the caller holds a reference to c. */
+static int evict_one(boc_home_t *h, boc_cown_t *c) {
+  /* Claim the eviction: the encoding runs Python, which may let another
+   * thread holding h's GIL (X itself, or another taker) try the same cown.
+   * acquire: a later claimer sees the finished eviction's writes. */
+  if (atomic_fetch_or_explicit(&c->flags, BOC_COWN_EVICTING, BOC_ACQUIRE) &
+      BOC_COWN_EVICTING) {
+    return 0; /* under way elsewhere: the waiters see its outcome */
+  }
+  uint32_t f = atomic_load_explicit(&c->flags, BOC_RELAXED);
+  if (!(f & BOC_COWN_RESTING) || (f & BOC_COWN_STUCK) ||
+      atomic_load_explicit(&c->home, BOC_RELAXED) != h) {
+    /* Moved out (or taken back by a behavior here) meanwhile.
+     * release: pairs with the claim above. */
+    atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_EVICTING,
+                              BOC_RELEASE);
+    return 0;
+  }
+  PyObject *v = c->value;
+  boc_payload_t *p = NULL;
+  if (v != NULL && v != Py_None) {
+    p = boc_payload_encode(v);
+    if (p == NULL) {
+      char *msg = stuck_reason(h);
+      free(c->evict_msg);
+      c->evict_msg = msg;
+      /* release: publishes evict_msg to the taker that sees the flag. */
+      atomic_fetch_or_explicit(&c->flags, BOC_COWN_STUCK, BOC_RELEASE);
+      atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_EVICTING,
+                                BOC_RELEASE);
+      return -1;
+    }
+  }
+  boc_cown_set_payload(c, p);
+  note_payload(c, p);
+  c->value = NULL;
+  /* relaxed: the owner's own flags, published by the owner store below. */
+  atomic_fetch_and_explicit(
+      &c->flags, ~(uint32_t)(BOC_COWN_RESTING | BOC_COWN_EVICTING),
+      BOC_RELAXED);
+  home_unlist_in(h, c);
+  /* release: the taker's acquire of the owner sees the payload. */
+  atomic_store_explicit(&c->owner, BOC_NO_OWNER, BOC_RELEASE);
+  Py_XDECREF(v); /* our object: after the hand-over, to shorten the wait */
+  return 0;
+}
+
+static void home_push(boc_home_t *h, boc_cown_t *c) {
+  boc_cown_t *top = atomic_load_explicit(&h->requests, BOC_RELAXED);
+  do {
+    c->evict_next = top;
+    /* release: the worker's exchange (acquire) sees evict_next. */
+  } while (!atomic_compare_exchange_weak_explicit(&h->requests, &top, c,
+                                                  BOC_RELEASE, BOC_RELAXED));
+}
+
+void boc_home_serve(boc_home_t *h) {
+  /* relaxed: a cheap poll after every behavior; a request pushed just
+   * after it is served at the next poll (the pusher also pokes us). */
+  if (h == NULL || atomic_load_explicit(&h->requests, BOC_RELAXED) == NULL) {
+    return;
+  }
+  /* acquire: pairs with home_push's release. */
+  boc_cown_t *list = atomic_exchange_explicit(&h->requests, NULL, BOC_ACQUIRE);
+  PyObject *exc = PyErr_GetRaisedException(); /* the caller's, kept */
+  boc_cown_t *later = NULL;
+  while (list != NULL) {
+    boc_cown_t *c = list;
+    list = c->evict_next;
+    uint32_t f = atomic_load_explicit(&c->flags, BOC_RELAXED);
+    int here = atomic_load_explicit(&c->home, BOC_RELAXED) == h;
+    if (here && !(f & BOC_COWN_RESTING)) {
+      /* Held by a behavior here right now: only a taker that bypasses the
+       * 2PL locks (Cown.acquire()) can ask for it; serve it later. */
+      c->evict_next = later;
+      later = c;
+      continue;
+    }
+    if (here && !(f & BOC_COWN_STUCK)) {
+      (void)evict_one(h, c);
+    }
+    boc_cown_decref(c); /* the request's reference */
+  }
+  while (later != NULL) {
+    boc_cown_t *c = later;
+    later = c->evict_next;
+    home_push(h, c);
+  }
+  PyErr_SetRaisedException(exc);
+}
+
+/* Encodes c's value in h's interpreter from this thread, which holds no
+ * GIL: a thread state of our own for h's interpreter takes h's GIL (a
+ * running X lets it go at its next eval-breaker check, a waiting X does
+ * not hold it), evict_one runs there, and the thread state is gone again
+ * before we return.  Nothing is done once h is sealed: its interpreter is
+ * about to end, and its worker moves every value out itself first. */
+static void home_take_over(boc_home_t *h, boc_cown_t *c) {
+  boc_mutex_lock(&h->mu);
+  int ok = !h->sealed && h->istate != NULL;
+  if (ok) {
+    h->inflight++;
+  }
+  boc_mutex_unlock(&h->mu);
+  if (!ok) {
+    return;
+  }
+  PyThreadState *ts = PyThreadState_New(h->istate);
+  if (ts != NULL) {
+    PyEval_RestoreThread(ts);
+    (void)evict_one(h, c); /* an error flags c stuck, with the reason */
+    PyErr_Clear();
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent(); /* releases h's GIL */
+  }
+  boc_mutex_lock(&h->mu);
+  if (--h->inflight == 0 && h->sealed) {
+    boc_cond_broadcast(&h->cv);
+  }
+  boc_mutex_unlock(&h->mu);
+}
+
+/* Moves every value resting in h out, from this thread (which holds no
+ * GIL), in h's interpreter as home_take_over does.  Safe while behaviors
+ * run: a resting value is held by no behavior, and whoever wants it next
+ * (h's own thread, or a taker) synchronises on h's GIL and the owner. */
+static void home_evict_all(boc_home_t *h) {
+  boc_mutex_lock(&h->mu);
+  int ok = !h->sealed && h->istate != NULL;
+  if (ok) {
+    h->inflight++;
+  }
+  boc_mutex_unlock(&h->mu);
+  if (!ok) {
+    return;
+  }
+  PyThreadState *ts = PyThreadState_New(h->istate);
+  if (ts != NULL) {
+    PyEval_RestoreThread(ts);
+    for (size_t i = h->nlive; i-- > 0;) {
+      if (i >= h->nlive) {
+        continue; /* encoding ran Python that dropped some: re-check */
+      }
+      boc_cown_t *c = h->live[i];
+      uint32_t f = atomic_load_explicit(&c->flags, BOC_RELAXED);
+      if ((f & BOC_COWN_RESTING) && !(f & BOC_COWN_STUCK)) {
+        boc_cown_incref(c);
+        (void)evict_one(h, c);
+        boc_cown_decref(c);
+      }
+    }
+    PyErr_Clear();
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent();
+  }
+  boc_mutex_lock(&h->mu);
+  if (--h->inflight == 0 && h->sealed) {
+    boc_cond_broadcast(&h->cv);
+  }
+  boc_mutex_unlock(&h->mu);
+}
+
+void boc_homes_evict_all(void) {
+  boc_once(&homes_once, homes_init);
+  boc_mutex_lock(&homes_mu);
+  boc_home_t *first = homes; /* records are only ever prepended, never freed */
+  boc_mutex_unlock(&homes_mu);
+  if (first == NULL) {
+    return;
+  }
+  PyThreadState *saved = PyEval_SaveThread(); /* never two GILs at once */
+  for (boc_home_t *h = first; h != NULL; h = h->all_next) {
+    home_evict_all(h);
+  }
+  PyEval_RestoreThread(saved);
+}
+
+/* Spins before a taker encodes a value itself: when its home is idle (the
+ * home's own serve is cheaper: no thread state, no GIL hand-over), and
+ * when it is running a behavior (a short body ends, and its worker serves
+ * the request, sooner than a GIL hand-over, which can take a switch
+ * interval). */
+enum {
+  TAKE_OVER_SPINS = 4096,
+  TAKE_OVER_BUSY_SPINS = 256,
+  TAKE_OVER_RETRY = 1024
+};
+
+/* Whoever wants c while `owner` (not us) has it: if its value rests in a
+ * worker's home, ask that worker to move it out and wait until it did (0:
+ * retry the take) or could not (-1, TypeError naming the cown).  If the
+ * worker is running a behavior, or does not answer, within a short spin,
+ * move it out ourselves in its interpreter (home_take_over).  We wait
+ * without our own GIL: a thread never waits for a value holding its GIL,
+ * so a taker of a value resting here can always take ours over, and no
+ * thread ever holds two GILs -- no cycle of waits (docs/model.md). */
+static int evict_wait(boc_cown_t *c, int64_t owner) {
+  boc_home_t *h = atomic_load_explicit(&c->home, BOC_ACQUIRE);
+  if (h == NULL || h->interp != owner || h == tls_home) {
+    if (atomic_load_explicit(&c->owner, BOC_ACQUIRE) != owner) {
+      return 0; /* moved meanwhile: take it again */
+    }
+    PyErr_SetString(PyExc_RuntimeError,
+                    "cown is owned by another interpreter");
+    return -1;
+  }
+  /* acquire: the reason is read after the flag (see evict_one). */
+  if (atomic_load_explicit(&c->flags, BOC_ACQUIRE) & BOC_COWN_STUCK) {
+    return stuck_error(c);
+  }
+  boc_cown_incref(c); /* the request's reference */
+  home_push(h, c);
+  h->poke(h->poke_arg);
+  PyThreadState *saved = PyEval_SaveThread();
+  int stuck = 0;
+  unsigned next_take = TAKE_OVER_SPINS;
+  for (unsigned spins = 0;; spins++) {
+    /* acquire: pairs with evict_one's release of the owner. */
+    if (atomic_load_explicit(&c->owner, BOC_ACQUIRE) != owner) {
+      break;
+    }
+    if (atomic_load_explicit(&c->flags, BOC_ACQUIRE) & BOC_COWN_STUCK) {
+      stuck = 1;
+      break;
+    }
+    /* relaxed: busy is a hint (see boc_home_set_busy). */
+    if (spins >= next_take ||
+        (spins == TAKE_OVER_BUSY_SPINS &&
+         atomic_load_explicit(&h->busy, BOC_RELAXED))) {
+      home_take_over(h, c);
+      /* Not moved by it (an eviction under way elsewhere, a sealed home,
+       * a value a Cown.acquire() there holds): wait, try again later. */
+      next_take = spins + TAKE_OVER_SPINS + TAKE_OVER_RETRY;
+      continue;
+    }
+    if (spins < 64) {
+      boc_cpu_relax();
+    } else if (spins < 4096) {
+      boc_thread_yield();
+    } else {
+      boc_sleep_ns(20 * 1000);
+    }
+  }
+  PyEval_RestoreThread(saved);
+  return stuck ? stuck_error(c) : 0;
+}
+
+/* Drops the cowns only h's list still references (h's thread, GIL held),
+ * once the list has doubled since the last pass: amortised O(1). */
+static void home_maybe_prune(boc_home_t *h) {
+  if (h->nlive < h->prune_at) {
+    return;
+  }
+  for (size_t i = h->nlive; i-- > 0;) {
+    if (i >= h->nlive) {
+      continue;
+    }
+    boc_cown_t *c = h->live[i];
+    /* acquire: as in boc_cown_decref, the freeing thread must see every
+     * other holder's writes.  1 = only the list: nobody can take another
+     * reference any more. */
+    if (atomic_load_explicit(&c->refs, BOC_ACQUIRE) == 1 &&
+        (atomic_load_explicit(&c->flags, BOC_RELAXED) & BOC_COWN_RESTING)) {
+      PyObject *v = c->value;
+      c->value = NULL;
+      home_unlist(c); /* the last reference: frees the record */
+      Py_XDECREF(v);
+    }
+  }
+  h->prune_at = h->nlive * 2 > HOME_PRUNE_MIN ? h->nlive * 2 : HOME_PRUNE_MIN;
+}
+
+void boc_cown_release_rest(boc_cown_t *c, PyObject **error) {
+  boc_home_t *h = tls_home;
+  if (h == NULL || boc_cown_is_pinned(c) || c->value == NULL ||
+      atomic_load_explicit(&c->owner, BOC_RELAXED) != h->interp ||
+      boc_payload_cheap(c->value)) {
+    boc_cown_release_or_replace(c, error);
+    return;
+  }
+  if (atomic_load_explicit(&c->home, BOC_RELAXED) != h &&
+      home_list(h, c) < 0) {
+    boc_cown_release_or_replace(c, error); /* out of memory: as before */
+    return;
+  }
+  if (error != NULL) {
+    *error = NULL;
+  }
+  clear_stuck(c);
+  /* The live value is the truth now: the old payload is stale. */
+  boc_cown_set_payload(c, NULL);
+  /* relaxed: the owner's own flag (read by this thread, or by takers
+   * after the 2PL hand-over, which orders it). */
+  atomic_fetch_or_explicit(&c->flags, BOC_COWN_RESTING, BOC_RELAXED);
+  home_maybe_prune(h);
+}
+
+void boc_home_flush(boc_home_t *h) {
+  if (h == NULL) {
+    return;
+  }
+  boc_home_serve(h);
+  PyObject *exc = PyErr_GetRaisedException();
+  for (size_t i = h->nlive; i-- > 0;) {
+    if (i >= h->nlive) {
+      continue; /* encoding ran Python that dropped some: re-check */
+    }
+    boc_cown_t *c = h->live[i];
+    uint32_t f = atomic_load_explicit(&c->flags, BOC_RELAXED);
+    if ((f & BOC_COWN_RESTING) && !(f & BOC_COWN_STUCK)) {
+      boc_cown_incref(c);
+      (void)evict_one(h, c);
+      boc_cown_decref(c);
+    }
+  }
+  PyErr_SetRaisedException(exc);
+}
+
+void boc_home_close(boc_home_t *h) {
+  if (h == NULL) {
+    return;
+  }
+  /* Seal: no new take-over, and wait (without our GIL: a take-over in
+   * flight needs it) until the thread states of ours on other threads are
+   * gone -- Py_EndInterpreter refuses to end with any left. */
+  Py_BEGIN_ALLOW_THREADS
+  boc_mutex_lock(&h->mu);
+  h->sealed = 1;
+  while (h->inflight > 0) {
+    boc_cond_wait(&h->cv, &h->mu);
+  }
+  boc_mutex_unlock(&h->mu);
+  Py_END_ALLOW_THREADS
+  boc_home_flush(h);
+  PyObject *exc = PyErr_GetRaisedException();
+  while (h->nlive > 0) {
+    /* Stuck: the value cannot leave and its interpreter ends.  Say so in
+     * the cown instead of losing it silently. */
+    boc_cown_t *c = h->live[h->nlive - 1];
+    boc_cown_incref(c);
+    PyObject *err = PyUnicode_FromFormat(
+        "the value of Cown #%llu was lost: worker %d ended while holding it "
+        "and it could not be encoded (%s)",
+        (unsigned long long)c->id, h->worker,
+        c->evict_msg != NULL ? c->evict_msg : "unknown error");
+    PyObject *e = err != NULL ? PyObject_CallOneArg(PyExc_TypeError, err)
+                              : NULL;
+    Py_XDECREF(err);
+    boc_payload_t *p = e != NULL ? boc_payload_encode(e) : NULL;
+    Py_XDECREF(e);
+    PyErr_Clear();
+    PyObject *v = c->value;
+    c->value = NULL;
+    clear_stuck(c);
+    boc_cown_set_payload(c, p);
+    atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_RESTING,
+                              BOC_RELAXED);
+    home_unlist(c);
+    atomic_store_explicit(&c->owner, BOC_NO_OWNER, BOC_RELEASE);
+    if (p != NULL) {
+      uint32_t was = atomic_fetch_or_explicit(&c->flags, BOC_COWN_EXCEPTION,
+                                              BOC_RELAXED);
+      if (!(was & BOC_COWN_EXCEPTION)) {
+        boc_cown_note_failed(c); /* reported if nobody reads it */
+      }
+    }
+    Py_XDECREF(v);
+    boc_cown_decref(c);
+  }
+  /* Requests that arrived after the values left: drop their references. */
+  boc_cown_t *list = atomic_exchange_explicit(&h->requests, NULL, BOC_ACQUIRE);
+  while (list != NULL) {
+    boc_cown_t *c = list;
+    list = c->evict_next;
+    boc_cown_decref(c);
+  }
+  free(h->live);
+  h->live = NULL;
+  h->nlive = h->cap = 0;
+  PyErr_SetRaisedException(exc);
+}
+
 /* ---- ownership ------------------------------------------------------------ */
 
 static int not_owner_error(const boc_cown_t *c) {
@@ -789,6 +1367,8 @@ static int not_owner_error(const boc_cown_t *c) {
   return -1;
 }
 
+static int evict_wait(boc_cown_t *c, int64_t owner);
+
 int boc_cown_acquire(boc_cown_t *c) {
   int64_t me = boc_current_interp_id();
   if (boc_cown_is_pinned(c)) {
@@ -799,16 +1379,25 @@ int boc_cown_acquire(boc_cown_t *c) {
                ? boc_ntype_pinned_acquire(c->pin_ntype, c->value)
                : pinned_thread_error("acquired");
   }
-  int64_t expected = BOC_NO_OWNER;
-  /* acquire: we must see the payload written by the releasing owner. */
-  if (!atomic_compare_exchange_strong_explicit(&c->owner, &expected, me,
-                                               BOC_ACQUIRE, BOC_ACQUIRE)) {
+  for (;;) {
+    int64_t expected = BOC_NO_OWNER;
+    /* acquire: we must see the payload written by the releasing owner. */
+    if (atomic_compare_exchange_strong_explicit(&c->owner, &expected, me,
+                                                BOC_ACQUIRE, BOC_ACQUIRE)) {
+      break;
+    }
     if (expected == me) {
+      /* Held here already, or resting here: the live value is ours.
+       * relaxed: the flag is only written by this interpreter's thread. */
+      atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_RESTING,
+                                BOC_RELAXED);
       return 0;
     }
-    PyErr_SetString(PyExc_RuntimeError,
-                    "cown is owned by another interpreter");
-    return -1;
+    /* Owned elsewhere: if it rests in a worker, that worker moves it out
+     * for us (evict_wait); else it is really held by someone else. */
+    if (evict_wait(c, expected) < 0) {
+      return -1;
+    }
   }
   PyObject *v = c->payload != NULL ? boc_payload_decode(c->payload)
                                    : Py_NewRef(Py_None);
@@ -842,6 +1431,10 @@ int boc_cown_release(boc_cown_t *c) {
     return -1;
   }
   int rc = 0;
+  clear_stuck(c);
+  /* relaxed: the flag is only written by the owner's thread. */
+  atomic_fetch_and_explicit(&c->flags, ~(uint32_t)BOC_COWN_RESTING,
+                            BOC_RELAXED);
   if (c->value == Py_None) {
     boc_cown_set_payload(c, NULL); /* None needs no payload */
   } else {
@@ -854,6 +1447,7 @@ int boc_cown_release(boc_cown_t *c) {
     }
   }
   Py_CLEAR(c->value);
+  home_unlist(c); /* the caller holds a reference: c stays alive */
   /* release: the next owner's acquire-CAS must see the new payload. */
   atomic_store_explicit(&c->owner, BOC_NO_OWNER, BOC_RELEASE);
   return rc;
@@ -877,7 +1471,7 @@ void boc_cown_release_or_replace(boc_cown_t *c, PyObject **error) {
 }
 
 PyObject *boc_cown_value(boc_cown_t *c) {
-  if (atomic_load_explicit(&c->owner, BOC_ACQUIRE) != boc_current_interp_id()) {
+  if (!boc_cown_held_here(c)) {
     not_owner_error(c);
     return NULL;
   }
@@ -930,7 +1524,7 @@ static int set_pinned_value(boc_cown_t *c, PyObject *v, int destroy_old) {
 }
 
 int boc_cown_set_value(boc_cown_t *c, PyObject *v) {
-  if (atomic_load_explicit(&c->owner, BOC_ACQUIRE) != boc_current_interp_id()) {
+  if (!boc_cown_held_here(c)) {
     return not_owner_error(c);
   }
   if (boc_cown_is_pinned(c)) {

@@ -8,6 +8,10 @@
  *           interpreter (the payload of the last release is kept beside it
  *           as the last good value until the next release succeeds).
  * A pinned cown is held by the main interpreter forever and has no payload.
+ * A value may also *rest* in a worker interpreter (held, flagged
+ * BOC_COWN_RESTING, no behavior holds it): it is serialised only when
+ * another interpreter takes it, by the worker it rests in (see "homes"
+ * below and docs/model.md).
  */
 #ifndef BOCPY_CORE_COWN_H
 #define BOCPY_CORE_COWN_H
@@ -31,7 +35,12 @@ enum {
    * it starts or is cancelled: exec/behavior.c). */
   BOC_COWN_PENDING = 1u << 5,
   BOC_COWN_CANCELLED = 1u << 6, /* its behavior was cancelled (scopes) */
+  BOC_COWN_RESTING = 1u << 7, /* live in its owner, no behavior holds it */
+  BOC_COWN_STUCK = 1u << 8,   /* its value could not leave its owner */
+  BOC_COWN_EVICTING = 1u << 9, /* its resting value is being encoded */
 };
+
+struct boc_home;
 
 typedef struct boc_cown {
   boc_slot_t slot;          /* MCS queue tail (request.h) */
@@ -46,6 +55,17 @@ typedef struct boc_cown {
    * read on the main interpreter with the value; read once more by
    * whichever thread frees the record. */
   int32_t pin_ntype;
+  /* Values resting in a worker (cown.c, "homes").  home: the home listing
+   * the cown while its value lives in that worker (written by the worker
+   * under its GIL; read by takers, who hold the cown's 2PL lock).
+   * home_slot: its index in the home's list (the worker only).
+   * evict_next: link in the home's request stack (the requester writes it
+   * before pushing).  evict: 0, or EVICT_FAILED set by the worker after
+   * writing evict_msg (why the value could not leave). */
+  _Atomic(struct boc_home *) home;
+  uint32_t home_slot;
+  struct boc_cown *evict_next;
+  char *evict_msg; /* why the value could not leave (BOC_COWN_STUCK) */
 } boc_cown_t;
 
 /* A new parked cown holding `value` (encoded now), refs = 1.  NULL with an
@@ -88,6 +108,15 @@ int boc_cown_release(boc_cown_t *c);
  * (a new reference) in *error when error != NULL, else discarded. */
 void boc_cown_release_or_replace(boc_cown_t *c, PyObject **error);
 
+/* Like boc_cown_release_or_replace, for an argument cown of a behavior that
+ * ran on a worker: a value that is not a cheap scalar is not encoded but
+ * rests live in this worker's home (see "homes" below). */
+void boc_cown_release_rest(boc_cown_t *c, PyObject **error);
+
+/* Whether the current interpreter holds c (owner, and not merely resting
+ * here): only then may its value be read or written. */
+int boc_cown_held_here(const boc_cown_t *c);
+
 /* Live value (borrowed) if the current interpreter holds the cown (and, for
  * a PinnedCown, this is the pinned thread); else NULL with RuntimeError. */
 PyObject *boc_cown_value(boc_cown_t *c);
@@ -116,6 +145,47 @@ void boc_cown_note_failed(boc_cown_t *c);
 /* Reports every remembered cown whose exception is still unhandled (once
  * each, through bocpy._errors) and forgets them all.  Main, at exit. */
 void boc_cown_report_unhandled_all(void);
+
+/* ---- homes: values resting in a worker interpreter ------------------------
+ * One per worker interpreter.  The list is touched only under that
+ * interpreter's GIL (its worker's thread, or a taker that took the GIL on
+ * a thread state of its own to encode a value there); any thread may push
+ * an eviction request and poke.  A
+ * home lives as long as the process (a small record per worker ever
+ * created), so a stale pointer to one is never dangling. */
+typedef struct boc_home boc_home_t;
+typedef void (*boc_home_poke_fn)(void *arg);
+
+/* A new home for worker index `worker`; poke(arg) must make that worker
+ * call boc_home_serve soon (wake it if idle).  NULL on allocation failure. */
+boc_home_t *boc_home_new(int worker, boc_home_poke_fn poke, void *arg);
+/* This thread's interpreter is h's (NULL: none).  Worker threads bind
+ * their home once their interpreter exists, and unbind before it ends. */
+void boc_home_bind(boc_home_t *h);
+/* The home's worker, around each behavior it runs: busy (1) or not (0).
+ * A taker that finds the home busy encodes the value in the home's
+ * interpreter itself at once instead of waiting for the body to end. */
+void boc_home_set_busy(boc_home_t *h, int busy);
+/* The worker index of the home c's value rests in, or -1 (a hint for
+ * dispatch; the caller holds c's 2PL lock). */
+int boc_cown_home_worker(const boc_cown_t *c);
+/* The home's worker, GIL held, between behaviors: serve pending eviction
+ * requests (cheap when there are none). */
+void boc_home_serve(boc_home_t *h);
+/* The home's worker, GIL held, when no behavior runs (the end of a run):
+ * serve requests and move every resting value out (a value that cannot be
+ * encoded stays, flagged stuck). */
+void boc_home_flush(boc_home_t *h);
+/* The home's worker, GIL held, before its interpreter ends: flush, then
+ * replace each value that still cannot leave by a TypeError saying so
+ * (flagged as the cown's exception), and drop stale requests. */
+void boc_home_close(boc_home_t *h);
+/* Any interpreter's thread, GIL held (released meanwhile): moves every
+ * value resting in any worker out (encoded in its worker's interpreter),
+ * so that the cown cycle collector sees all of them.  Never two GILs. */
+void boc_homes_evict_all(void);
+/* Values resting in h now (tests, stats). */
+size_t boc_home_count(const boc_home_t *h);
 
 /* Cown records currently alive in the process. */
 int64_t boc_cown_live_count(void);

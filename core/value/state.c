@@ -41,24 +41,87 @@ boc_state_t *boc_state(void) {
 
 /* ---- pickle hooks for the transport ---------------------------------------- */
 
+/* The interpreter's reusable pickler: bocpy._byvalue._Pickler over a
+ * BytesIO, made once (a new Pickler per value costs more than the pickling
+ * of a small one).  0, or -1 with an exception. */
+static int make_pickler(boc_state_t *st) {
+  PyObject *mod = PyImport_ImportModule("bocpy._byvalue");
+  if (mod == NULL) {
+    return -1;
+  }
+  if (st->byvalue_dumps == NULL) {
+    st->byvalue_dumps = PyObject_GetAttrString(mod, "dumps");
+  }
+  PyObject *cls = PyObject_GetAttrString(mod, "_Pickler");
+  Py_DECREF(mod);
+  PyObject *io = cls != NULL ? PyImport_ImportModule("io") : NULL;
+  PyObject *buf = io != NULL ? PyObject_CallMethod(io, "BytesIO", NULL) : NULL;
+  Py_XDECREF(io);
+  PyObject *p = buf != NULL ? PyObject_CallFunctionObjArgs(cls, buf,
+                                                           st->protocol, NULL)
+                            : NULL;
+  Py_XDECREF(cls);
+  if (p == NULL || st->byvalue_dumps == NULL) {
+    Py_XDECREF(buf);
+    Py_XDECREF(p);
+    return -1;
+  }
+  st->pickler_buf = buf;
+  st->pickler = p;
+  return 0;
+}
+
+/* Empties the reusable pickler's buffer and memo (the memo holds the last
+ * value's objects).  -1 with an exception. */
+static int reset_pickler(boc_state_t *st) {
+  PyObject *r = PyObject_CallMethod(st->pickler, "clear_memo", NULL);
+  Py_XDECREF(r);
+  PyObject *r2 = r != NULL ? PyObject_CallMethod(st->pickler_buf, "seek",
+                                                 "i", 0)
+                           : NULL;
+  Py_XDECREF(r2);
+  PyObject *r3 = r2 != NULL ? PyObject_CallMethod(st->pickler_buf,
+                                                  "truncate", NULL)
+                            : NULL;
+  Py_XDECREF(r3);
+  return r3 != NULL ? 0 : -1;
+}
+
 int boc_pickle_dumps(PyObject *obj, PyObject **bytes_out) {
   boc_state_t *st = boc_state();
   if (st == NULL) {
     return -1;
   }
-  if (st->byvalue_dumps == NULL) {
-    PyObject *mod = PyImport_ImportModule("bocpy._byvalue");
-    if (mod == NULL) {
-      return -1;
-    }
-    st->byvalue_dumps = PyObject_GetAttrString(mod, "dumps");
-    Py_DECREF(mod);
-    if (st->byvalue_dumps == NULL) {
-      return -1;
-    }
+  if (st->pickler == NULL && make_pickler(st) < 0) {
+    return -1;
   }
-  *bytes_out = PyObject_CallFunctionObjArgs(st->byvalue_dumps, obj,
-                                            st->protocol, NULL);
+  *bytes_out = NULL;
+  if (st->pickler_busy) {
+    /* An encoding nested in a __reduce__: a pickler of its own. */
+    *bytes_out = PyObject_CallFunctionObjArgs(st->byvalue_dumps, obj,
+                                              st->protocol, NULL);
+    return *bytes_out != NULL ? 0 : -1;
+  }
+  st->pickler_busy = 1;
+  PyObject *name = PyUnicode_InternFromString("dump");
+  PyObject *r = name != NULL ? PyObject_CallMethodOneArg(st->pickler, name, obj)
+                             : NULL;
+  Py_XDECREF(name);
+  if (r != NULL) {
+    Py_DECREF(r);
+    *bytes_out = PyObject_CallMethod(st->pickler_buf, "getvalue", NULL);
+  }
+  /* Always reset: a failed dump leaves a partial pickle and memo.  After a
+   * large pickle, start afresh instead: the buffer would keep its size. */
+  PyObject *exc = PyErr_GetRaisedException();
+  if ((*bytes_out != NULL && PyBytes_GET_SIZE(*bytes_out) > (1 << 20)) ||
+      reset_pickler(st) < 0) {
+    PyErr_Clear();
+    Py_CLEAR(st->pickler); /* made again next time */
+    Py_CLEAR(st->pickler_buf);
+  }
+  PyErr_SetRaisedException(exc);
+  st->pickler_busy = 0;
   return *bytes_out != NULL ? 0 : -1;
 }
 

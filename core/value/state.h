@@ -44,6 +44,18 @@ typedef struct boc_state {
   PyObject *fn_importable;   /* bocpy._byvalue._importable (lazy) */
   PyObject *worker_dict;     /* bocpy._worker.__dict__ (lazy) */
   PyObject *s_loading;       /* interned "loading" */
+  /* The transport's per-class cache (transport.c, "plain objects"): type ->
+   * b"module\0qualname" when its instances travel natively, else None. */
+  PyObject *plain_types;
+  PyObject *copyreg_table;   /* copyreg.dispatch_table (lazy) */
+  PyObject *plain_classes;   /* decoding: b"module\0qualname" -> (type,
+                                module dict, qualname): re-checked in the
+                                module dict on every use (lazy) */
+  /* A pickler reused by every encoding of this interpreter (state.c):
+   * bocpy._byvalue._Pickler over an io.BytesIO, made on first use. */
+  PyObject *pickler;
+  PyObject *pickler_buf;
+  int pickler_busy;          /* an encoding nested in a __reduce__ */
   uint64_t g_encoded;        /* module-global values encoded here */
   uint64_t g_reused;         /* ... reused by a behavior instead */
   uint64_t g_decoded;        /* ... decoded into a namespace here */

@@ -1,6 +1,7 @@
 /* transport.c - interpreter-neutral payloads (see transport.h). */
 #include "value/transport.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,10 +24,14 @@ enum {
   TAG_COWN = 'c',
   TAG_PICKLE = 'p',
   TAG_SHARED = 'x', /* an object of a registered shareable type: slot index */
+  TAG_OBJECT = 'o', /* a plain object: class name, then its __dict__ items */
+  TAG_DICT = 'd',   /* an exact dict: key, value pairs */
 };
 
 /* Containers deeper than this are pickled as a whole. */
 #define NATIVE_MAX_DEPTH 8
+/* Plain objects and dicts nested deeper than this are pickled instead. */
+#define PLAIN_MAX_DEPTH 6
 
 /* ---- encoder ------------------------------------------------------------ */
 
@@ -243,6 +248,263 @@ static int can_native(PyObject *obj, int depth) {
   return ntype_of(obj) >= 0;
 }
 
+
+/* ---- plain objects and dicts (native, no pickle) ---------------------------
+ * The common user value -- an instance of the program's own class whose
+ * attributes are numbers, strings, small containers -- would otherwise be
+ * pickled through bocpy._byvalue's Python-level pickler on every move.  It
+ * is written natively instead when pickle itself would do nothing more
+ * than "make an instance of module.qualname without calling __init__ and
+ * put these items in its __dict__":
+ *   the class (cached per interpreter in st->plain_types) is a heap type
+ *   made by `type`, every class of its MRO but object is a heap type
+ *   defining none of __reduce_ex__, __reduce__, __getstate__, __setstate__,
+ *   __getnewargs_ex__, __getnewargs__, __slots__; its tp_new is object's;
+ *   it is not an exception; copyreg has no reducer for it; and
+ *   module.qualname finds it again;
+ * and every value in its __dict__ (and in an exact dict) is natively
+ * writable, or a list of natively writable immutables, or a plain object or
+ * exact dict, each of the last three referenced only there (refcount 1:
+ * nothing else in the value can share it, so no identity or cycle is lost;
+ * the top-level value itself may be referenced anywhere).  Anything else is
+ * pickled as before. */
+
+static const char *const plain_breakers[] = {
+    "__reduce_ex__", "__reduce__",      "__getstate__",
+    "__setstate__",  "__getnewargs_ex__", "__getnewargs__",
+    "__slots__",     NULL,
+};
+
+/* b"module\0qualname" if tp's instances are plain, else NULL; never raises. */
+static PyObject *plain_name_compute(boc_state_t *st, PyTypeObject *tp) {
+  if (Py_TYPE(tp) != &PyType_Type || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE) ||
+      tp->tp_new != PyBaseObject_Type.tp_new || tp->tp_itemsize != 0 ||
+      PyType_IsSubtype(tp, (PyTypeObject *)PyExc_BaseException)) {
+    return NULL;
+  }
+  PyObject *mro = tp->tp_mro;
+  if (mro == NULL || !PyTuple_Check(mro)) {
+    return NULL;
+  }
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); i++) {
+    PyTypeObject *base = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+    if (base == &PyBaseObject_Type) {
+      continue;
+    }
+    if (!(base->tp_flags & Py_TPFLAGS_HEAPTYPE) || base->tp_dict == NULL) {
+      return NULL;
+    }
+    for (const char *const *k = plain_breakers; *k != NULL; k++) {
+      PyObject *hit = PyDict_GetItemString(base->tp_dict, *k); /* borrowed */
+      if (hit != NULL) {
+        return NULL;
+      }
+    }
+  }
+  if (st->copyreg_table == NULL) {
+    PyObject *copyreg = PyImport_ImportModule("copyreg");
+    st->copyreg_table = copyreg != NULL
+                            ? PyObject_GetAttrString(copyreg, "dispatch_table")
+                            : NULL;
+    Py_XDECREF(copyreg);
+    if (st->copyreg_table == NULL) {
+      PyErr_Clear();
+      return NULL;
+    }
+  }
+  if (!PyDict_Check(st->copyreg_table) ||
+      PyDict_Contains(st->copyreg_table, (PyObject *)tp) != 0) {
+    PyErr_Clear();
+    return NULL;
+  }
+  PyObject *modname = PyObject_GetAttrString((PyObject *)tp, "__module__");
+  PyObject *qual = modname != NULL ? PyType_GetQualName(tp) : NULL;
+  PyObject *out = NULL;
+  if (qual != NULL && PyUnicode_Check(modname) && PyUnicode_Check(qual)) {
+    Py_ssize_t mn = 0, qn = 0;
+    const char *m = PyUnicode_AsUTF8AndSize(modname, &mn);
+    const char *q = m != NULL ? PyUnicode_AsUTF8AndSize(qual, &qn) : NULL;
+    PyObject *mod = q != NULL ? PyImport_GetModule(modname) : NULL;
+    PyObject *found = mod != NULL ? Py_NewRef(mod) : NULL;
+    /* module.qualname must find tp again (as pickle checks) */
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; found != NULL && i <= qn; i++) {
+      if (i == qn || q[i] == '.') {
+        PyObject *part = PyUnicode_FromStringAndSize(q + start, i - start);
+        PyObject *next = part != NULL ? PyObject_GetAttr(found, part) : NULL;
+        Py_XDECREF(part);
+        Py_SETREF(found, next);
+        start = i + 1;
+      }
+    }
+    if (found == (PyObject *)tp) {
+      out = PyBytes_FromStringAndSize(NULL, mn + 1 + qn);
+      if (out != NULL) {
+        char *d = PyBytes_AS_STRING(out);
+        memcpy(d, m, (size_t)mn);
+        d[mn] = '\0';
+        memcpy(d + mn + 1, q, (size_t)qn);
+      }
+    }
+    Py_XDECREF(found);
+    Py_XDECREF(mod);
+  }
+  Py_XDECREF(modname);
+  Py_XDECREF(qual);
+  PyErr_Clear();
+  return out;
+}
+
+/* The per-class cache in front of plain_name_compute (borrowed result). */
+static PyObject *plain_name(PyTypeObject *tp) {
+  boc_state_t *st = boc_state();
+  if (st == NULL) {
+    PyErr_Clear();
+    return NULL;
+  }
+  if (st->plain_types == NULL && (st->plain_types = PyDict_New()) == NULL) {
+    PyErr_Clear();
+    return NULL;
+  }
+  PyObject *hit = PyDict_GetItemWithError(st->plain_types, (PyObject *)tp);
+  if (hit != NULL) {
+    return hit == Py_None ? NULL : hit;
+  }
+  PyErr_Clear();
+  PyObject *name = plain_name_compute(st, tp);
+  if (PyDict_GET_SIZE(st->plain_types) >= 1024) {
+    PyDict_Clear(st->plain_types); /* generated classes must not grow it */
+  }
+  if (PyDict_SetItem(st->plain_types, (PyObject *)tp,
+                     name != NULL ? name : Py_None) < 0) {
+    PyErr_Clear();
+  }
+  Py_XDECREF(name); /* the cache holds it */
+  return name;
+}
+
+static int plain_dict_ok(PyObject *d, int depth);
+static int plain_object_ok(PyObject *obj, int depth);
+
+/* A value inside a plain object or dict (borrowed from its container). */
+static int plain_value_ok(PyObject *v, int depth) {
+  if (PyList_CheckExact(v)) {
+    return Py_REFCNT(v) == 1 && can_native(v, depth);
+  }
+  if (PyDict_CheckExact(v)) {
+    return Py_REFCNT(v) == 1 && depth < PLAIN_MAX_DEPTH &&
+           plain_dict_ok(v, depth + 1);
+  }
+  if (can_native(v, depth)) {
+    return 1;
+  }
+  return Py_REFCNT(v) == 1 && depth < PLAIN_MAX_DEPTH &&
+         plain_object_ok(v, depth + 1);
+}
+
+static int plain_dict_ok(PyObject *d, int depth) {
+  Py_ssize_t pos = 0;
+  PyObject *k, *v;
+  while (PyDict_Next(d, &pos, &k, &v)) {
+    if (PyList_CheckExact(k) || !can_native(k, depth) ||
+        !plain_value_ok(v, depth)) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* The instance dict of a plain object (new reference), or NULL (no
+ * exception) when obj is not a plain object. */
+static PyObject *plain_dict_of(PyObject *obj) {
+  if (plain_name(Py_TYPE(obj)) == NULL) {
+    return NULL;
+  }
+  PyObject *d = PyObject_GenericGetDict(obj, NULL);
+  if (d == NULL || !PyDict_CheckExact(d)) {
+    PyErr_Clear();
+    Py_XDECREF(d);
+    return NULL;
+  }
+  return d;
+}
+
+static int plain_object_ok(PyObject *obj, int depth) {
+  PyObject *d = plain_dict_of(obj);
+  if (d == NULL) {
+    return 0;
+  }
+  Py_ssize_t pos = 0;
+  PyObject *k, *v;
+  int ok = 1;
+  while (ok && PyDict_Next(d, &pos, &k, &v)) {
+    ok = PyUnicode_CheckExact(k) && plain_value_ok(v, depth);
+  }
+  Py_DECREF(d);
+  return ok;
+}
+
+/* Whether obj (the whole value) is written as a plain object or dict. */
+static int can_plain(PyObject *obj) {
+  if (PyDict_CheckExact(obj)) {
+    return plain_dict_ok(obj, 1);
+  }
+  return plain_object_ok(obj, 1);
+}
+
+static int enc_native(encoder_t *e, PyObject *obj);
+
+static int enc_plain_items(encoder_t *e, PyObject *d) {
+  Py_ssize_t n = PyDict_GET_SIZE(d);
+  if (enc_u64(e, (uint64_t)n) < 0) {
+    return -1;
+  }
+  Py_ssize_t pos = 0, done = 0;
+  PyObject *k, *v;
+  int rc = 0;
+  Py_INCREF(d);
+  while (rc == 0 && PyDict_Next(d, &pos, &k, &v)) {
+    Py_INCREF(k);
+    Py_INCREF(v);
+    rc = enc_native(e, k);
+    if (rc == 0) {
+      rc = enc_native(e, v);
+    }
+    Py_DECREF(k);
+    Py_DECREF(v);
+    done++;
+  }
+  if (rc == 0 && (done != n || PyDict_GET_SIZE(d) != n)) {
+    /* a registered type's share() hook changed it under us */
+    PyErr_SetString(PyExc_RuntimeError,
+                    "dict changed size while it was being sent");
+    rc = -1;
+  }
+  Py_DECREF(d);
+  return rc;
+}
+
+/* obj passed can_plain (or plain_value_ok): its tag and contents. */
+static int enc_plain(encoder_t *e, PyObject *obj) {
+  if (PyDict_CheckExact(obj)) {
+    return enc_tag(e, TAG_DICT) < 0 ? -1 : enc_plain_items(e, obj);
+  }
+  PyObject *name = plain_name(Py_TYPE(obj)); /* borrowed, cached */
+  PyObject *d = name != NULL ? plain_dict_of(obj) : NULL;
+  if (d == NULL) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "bocpy: a plain object changed while it was being sent");
+    return -1;
+  }
+  int rc = enc_blob(e, TAG_OBJECT, PyBytes_AS_STRING(name),
+                    (size_t)PyBytes_GET_SIZE(name));
+  if (rc == 0) {
+    rc = enc_plain_items(e, d);
+  }
+  Py_DECREF(d);
+  return rc;
+}
+
 /* Snapshot mode: obj (registered type idx) pickled on its own, with no
  * encoding in progress, so that its __reduce__ gives a self-contained copy
  * (reduce_shared raises TypeError there, as outside bocpy).  A type whose
@@ -301,6 +563,13 @@ static int enc_native(encoder_t *e, PyObject *obj) {
       return -1;
     }
     return enc_tag(e, TAG_COWN) < 0 ? -1 : enc_u64(e, (uint64_t)index);
+  }
+  if (PyDict_CheckExact(obj)) {
+    return enc_plain(e, obj); /* inside a plain value (plain_value_ok) */
+  }
+  if (!PyTuple_CheckExact(obj) && !PyList_CheckExact(obj) &&
+      ntype_of(obj) < 0) {
+    return enc_plain(e, obj); /* a plain object inside a plain value */
   }
   if (!PyTuple_CheckExact(obj) && !PyList_CheckExact(obj)) {
     int idx = ntype_of(obj); /* a registered type: can_native said so */
@@ -458,11 +727,19 @@ boc_payload_t *boc_payload_encode_snapshot(PyObject *obj) {
 static boc_payload_t *payload_encode(PyObject *obj, int snapshot) {
   encoder_t e = {0};
   e.snapshot = snapshot;
+  /* The buffer starts with room for the payload's header, so that it
+   * becomes the payload itself (no copy of the data at the end). */
+  if (enc_reserve(&e, offsetof(boc_payload_t, data) + 88) < 0) {
+    return NULL;
+  }
+  e.len = offsetof(boc_payload_t, data);
   e.outer = tls_encoder;
   tls_encoder = &e;
   int rc;
   if (can_native(obj, 0)) {
     rc = enc_native(&e, obj);
+  } else if (!snapshot && can_plain(obj)) {
+    rc = enc_plain(&e, obj);
   } else {
     rc = enc_pickled(&e, obj);
   }
@@ -471,22 +748,58 @@ static boc_payload_t *payload_encode(PyObject *obj, int snapshot) {
     enc_discard(&e);
     return NULL;
   }
-  boc_payload_t *p = malloc(sizeof(*p) + e.len);
-  if (p == NULL) {
-    enc_discard(&e);
-    PyErr_NoMemory();
-    return NULL;
+  /* A large buffer becomes the payload as it is (shrunk in place: no copy
+   * of the data); a small one is copied into an exact allocation, which
+   * costs less than realloc's bookkeeping. */
+  boc_payload_t *p;
+  if (e.len >= 4096) {
+    p = realloc(e.buf, e.len);
+    if (p == NULL) {
+      p = (boc_payload_t *)e.buf;
+    }
+  } else {
+    p = malloc(e.len);
+    if (p == NULL) {
+      enc_discard(&e);
+      PyErr_NoMemory();
+      return NULL;
+    }
+    memcpy(p, e.buf, e.len);
+    free(e.buf);
   }
-  p->size = e.len;
+  e.buf = NULL;
+  p->size = e.len - offsetof(boc_payload_t, data);
   p->ncowns = e.ncowns;
   p->nshared = e.nshared;
   p->pid = boc_process_id();
   p->cowns = e.cowns; /* ownership of the references moves to p */
   p->shared = e.shared; /* and of the shared payloads */
-  memcpy(p->data, e.buf, e.len);
-  free(e.buf);
   enc_release_shared(&e, 0);
   return p;
+}
+
+int boc_payload_cheap(PyObject *obj) {
+  if (obj == Py_None || PyBool_Check(obj) || PyFloat_CheckExact(obj)) {
+    return 1;
+  }
+  if (PyLong_CheckExact(obj)) {
+    int overflow = 0;
+    (void)PyLong_AsLongLongAndOverflow(obj, &overflow);
+    return overflow == 0;
+  }
+  if (PyUnicode_CheckExact(obj)) {
+    return PyUnicode_GET_LENGTH(obj) <= BOC_CHEAP_MAX;
+  }
+  if (PyBytes_CheckExact(obj)) {
+    return PyBytes_GET_SIZE(obj) <= BOC_CHEAP_MAX;
+  }
+  if ((PyTuple_CheckExact(obj) || PyList_CheckExact(obj)) &&
+      PySequence_Fast_GET_SIZE(obj) <= BOC_CHEAP_ITEMS) {
+    /* A short native container (e.g. [count, next_cown]): writing it
+     * costs less than a request to the worker it would rest in. */
+    return can_native(obj, 0);
+  }
+  return 0;
 }
 
 Py_ssize_t boc_transport_note_cown(boc_cown_t *c) {
@@ -586,6 +899,156 @@ static int dec_take(decoder_t *d, void *out, size_t n) {
   return 0;
 }
 
+static PyObject *dec_value(decoder_t *d);
+
+/* n key/value pairs into dict; intern: keys are attribute names. */
+static int dec_items(decoder_t *d, PyObject *dict, uint64_t n, int intern) {
+  for (uint64_t i = 0; i < n; i++) {
+    PyObject *k = dec_value(d);
+    if (k == NULL) {
+      return -1;
+    }
+    if (intern && PyUnicode_CheckExact(k)) {
+      PyUnicode_InternInPlace(&k);
+    }
+    PyObject *v = dec_value(d);
+    int rc = v != NULL ? PyDict_SetItem(dict, k, v) : -1;
+    Py_DECREF(k);
+    Py_XDECREF(v);
+    if (rc < 0) {
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* module.qualname in this interpreter (new reference), as pickle's
+ * find_class does it: import the module, follow the dotted name. */
+static PyObject *find_class(const char *name, size_t size) {
+  const char *sep = memchr(name, '\0', size);
+  if (sep == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "bocpy payload: bad class name");
+    return NULL;
+  }
+  PyObject *modname = PyUnicode_DecodeUTF8(name, sep - name, NULL);
+  if (modname == NULL) {
+    return NULL;
+  }
+  PyObject *obj = PyImport_GetModule(modname);
+  if (obj == NULL && !PyErr_Occurred()) {
+    obj = PyImport_Import(modname);
+  }
+  Py_DECREF(modname);
+  const char *q = sep + 1, *end = name + size;
+  while (obj != NULL && q <= end) {
+    const char *dot = memchr(q, '.', (size_t)(end - q));
+    const char *stop = dot != NULL ? dot : end;
+    PyObject *part = PyUnicode_DecodeUTF8(q, stop - q, NULL);
+    PyObject *next = part != NULL ? PyObject_GetAttr(obj, part) : NULL;
+    Py_XDECREF(part);
+    Py_SETREF(obj, next);
+    q = stop + 1;
+  }
+  return obj;
+}
+
+/* find_class behind a per-interpreter cache for classes named at the top
+ * of their module (most are): the entry is trusted only while the module's
+ * dict still maps the name to the same class (a re-run script or a reload
+ * defines a new one).  New reference, or NULL with an exception. */
+static PyObject *cached_class(const char *name, size_t size) {
+  boc_state_t *st = boc_state();
+  if (st == NULL) {
+    return NULL;
+  }
+  if (st->plain_classes == NULL && (st->plain_classes = PyDict_New()) == NULL) {
+    return NULL;
+  }
+  PyObject *key = PyBytes_FromStringAndSize(name, (Py_ssize_t)size);
+  if (key == NULL) {
+    return NULL;
+  }
+  PyObject *entry = PyDict_GetItemWithError(st->plain_classes, key);
+  if (entry != NULL) {
+    PyObject *now = PyDict_GetItemWithError(PyTuple_GET_ITEM(entry, 1),
+                                            PyTuple_GET_ITEM(entry, 2));
+    if (now == PyTuple_GET_ITEM(entry, 0)) {
+      Py_DECREF(key);
+      return Py_NewRef(now);
+    }
+  }
+  PyErr_Clear();
+  PyObject *cls = find_class(name, size);
+  const char *sep = memchr(name, '\0', size);
+  if (cls != NULL && sep != NULL &&
+      memchr(sep + 1, '.', size - (size_t)(sep + 1 - name)) == NULL) {
+    PyObject *modname = PyUnicode_DecodeUTF8(name, sep - name, NULL);
+    PyObject *mod = modname != NULL ? PyImport_GetModule(modname) : NULL;
+    PyObject *md = mod != NULL && PyModule_Check(mod) ? PyModule_GetDict(mod)
+                                                      : NULL;
+    PyObject *qual = PyUnicode_DecodeUTF8(sep + 1, name + size - (sep + 1),
+                                          NULL);
+    if (md != NULL && qual != NULL) {
+      if (PyDict_GET_SIZE(st->plain_classes) >= 1024) {
+        PyDict_Clear(st->plain_classes);
+      }
+      PyObject *t = PyTuple_Pack(3, cls, md, qual);
+      if (t == NULL || PyDict_SetItem(st->plain_classes, key, t) < 0) {
+        PyErr_Clear();
+      }
+      Py_XDECREF(t);
+    }
+    PyErr_Clear();
+    Py_XDECREF(qual);
+    Py_XDECREF(mod);
+    Py_XDECREF(modname);
+  }
+  Py_DECREF(key);
+  return cls;
+}
+
+static PyObject *dec_object(decoder_t *d) {
+  uint64_t n;
+  if (dec_take(d, &n, 8) < 0) {
+    return NULL;
+  }
+  if (n > d->p->size - d->pos) {
+    PyErr_SetString(PyExc_RuntimeError, "bocpy payload is truncated");
+    return NULL;
+  }
+  const char *name = (const char *)d->p->data + d->pos;
+  d->pos += n;
+  PyObject *cls = cached_class(name, (size_t)n);
+  if (cls == NULL) {
+    return NULL;
+  }
+  if (!PyType_Check(cls) || plain_name((PyTypeObject *)cls) == NULL) {
+    PyErr_Format(PyExc_TypeError,
+                 "cannot rebuild a value of class '%s' here: the class found "
+                 "under that name in this interpreter is not the plain class "
+                 "it was sent as",
+                 memchr(name, '\0', (size_t)n) != NULL
+                     ? (const char *)memchr(name, '\0', (size_t)n) + 1
+                     : name);
+    Py_DECREF(cls);
+    return NULL;
+  }
+  PyTypeObject *tp = (PyTypeObject *)cls;
+  PyObject *empty = PyTuple_New(0);
+  PyObject *obj = empty != NULL ? tp->tp_new(tp, empty, NULL) : NULL;
+  Py_XDECREF(empty);
+  Py_DECREF(cls);
+  PyObject *dict = obj != NULL ? PyObject_GenericGetDict(obj, NULL) : NULL;
+  int rc = dict != NULL && dec_take(d, &n, 8) == 0 ? dec_items(d, dict, n, 1)
+                                                   : -1;
+  Py_XDECREF(dict);
+  if (rc < 0) {
+    Py_XDECREF(obj);
+    return NULL;
+  }
+  return obj;
+}
+
 static PyObject *dec_value(decoder_t *d) {
   unsigned char tag;
   if (dec_take(d, &tag, 1) < 0) {
@@ -639,6 +1102,19 @@ static PyObject *dec_value(decoder_t *d) {
   }
   case TAG_SHARED:
     return dec_take(d, &n, 8) < 0 ? NULL : dec_shared(d, n);
+  case TAG_OBJECT:
+    return dec_object(d);
+  case TAG_DICT: {
+    if (dec_take(d, &n, 8) < 0) {
+      return NULL;
+    }
+    PyObject *dict = PyDict_New();
+    if (dict == NULL || dec_items(d, dict, n, 0) < 0) {
+      Py_XDECREF(dict);
+      return NULL;
+    }
+    return dict;
+  }
   case TAG_TUPLE:
   case TAG_LIST: {
     if (dec_take(d, &n, 8) < 0) {

@@ -52,6 +52,13 @@ boc_payload_t *boc_payload_encode_snapshot(PyObject *obj);
 /* Decodes a new object in the current interpreter (GIL held); the payload is
  * unchanged and may be decoded again. */
 PyObject *boc_payload_decode(const boc_payload_t *p);
+/* Whether obj is cheap to encode (None, bool, an int of 64 bits, float,
+ * str or bytes of at most BOC_CHEAP_MAX characters/bytes, or a tuple or
+ * list of at most BOC_CHEAP_ITEMS items written natively): such values are
+ * encoded at release rather than kept live in a worker.  Never raises. */
+#define BOC_CHEAP_MAX 1024
+#define BOC_CHEAP_ITEMS 16
+int boc_payload_cheap(PyObject *obj);
 /* Frees a payload and drops its cown references; any thread, no GIL. */
 void boc_payload_free(boc_payload_t *p);
 

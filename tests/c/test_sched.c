@@ -385,6 +385,52 @@ static void test_push_wakes_parked_worker(void **state) {
   boc_sched_free(s);
 }
 
+/* A poke brings a parked worker back from pop with NULL, once, though the
+ * scheduler is not stopped; a poke before the pop is not lost either. */
+static void test_poke_returns_from_pop_once(void **state) {
+  (void)state;
+  boc_sched_t *s = boc_sched_new(2);
+  popper_t p = {.s = s, .self = 1};
+  atomic_init(&p.result, NULL);
+  boc_thread_t t;
+  assert_int_equal(boc_thread_start(&t, pop_once, &p), 0);
+  wait_parked(s, 1, 1);
+  boc_sched_poke(s, 1);
+  assert_int_equal(boc_thread_join(&t), 0);
+  assert_null(atomic_load_explicit(&p.result, BOC_RELAXED));
+  assert_false(boc_sched_stopping(s));
+  /* Poked before it pops: returns at once, and only once. */
+  boc_sched_poke(s, 0);
+  assert_null(boc_sched_pop(s, 0));
+  item_t it;
+  init_items(&it, 1);
+  boc_sched_push(s, -1, &it.node); /* round robin: worker 0's queue */
+  assert_ptr_equal(boc_sched_pop(s, 0), &it.node);
+  boc_sched_free(s);
+}
+
+/* push_to puts a node in the chosen worker's queue and wakes it. */
+static void test_push_to_wakes_the_target(void **state) {
+  (void)state;
+  boc_sched_t *s = boc_sched_new(2);
+  item_t it;
+  init_items(&it, 1);
+  popper_t p = {.s = s, .self = 1};
+  atomic_init(&p.result, NULL);
+  boc_thread_t t;
+  assert_int_equal(boc_thread_start(&t, pop_once, &p), 0);
+  wait_parked(s, 1, 1);
+  assert_true(boc_sched_parked(s, 1));
+  boc_sched_push_to(s, 1, &it.node);
+  assert_int_equal(boc_thread_join(&t), 0);
+  assert_ptr_equal(atomic_load_explicit(&p.result, BOC_RELAXED), &it.node);
+  boc_sched_stats_t st;
+  boc_sched_get_stats(s, 1, &st);
+  assert_int_equal(st.pushed_remote, 1);
+  assert_int_equal(pushes_minus_pops(s), 0);
+  boc_sched_free(s);
+}
+
 /* Worker 0 (this thread) is busy and displaces a node into its queue:
  * parked worker 1 must be woken to steal it. */
 static void test_displaced_node_wakes_thief(void **state) {
@@ -612,6 +658,8 @@ int main(void) {
       cmocka_unit_test(test_drain),
       cmocka_unit_test(test_stop_wakes_parked_worker),
       cmocka_unit_test(test_push_wakes_parked_worker),
+      cmocka_unit_test(test_poke_returns_from_pop_once),
+      cmocka_unit_test(test_push_to_wakes_the_target),
       cmocka_unit_test(test_displaced_node_wakes_thief),
       cmocka_unit_test(test_remote_push_to_busy_worker_wakes_thief),
       cmocka_unit_test(test_push_to_a_worker_being_woken_wakes_another),

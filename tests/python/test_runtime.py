@@ -310,7 +310,11 @@ def test_unshareable_return_value_is_stored_as_type_error() -> None:
     assert after.value == [1, 2]  # the cown was released, not stranded
 
 
-def test_unshareable_cown_value_keeps_last_good_value() -> None:
+def test_unshareable_cown_value_stays_in_its_worker() -> None:
+    """Issue 33: a value that cannot travel stays live in the worker that
+    stored it (no value is lost); only taking it elsewhere fails, with a
+    TypeError naming the cown (see test_values_stay.py)."""
+    start(1)
     c = Cown([1, 2])
 
     @when(c)
@@ -321,11 +325,20 @@ def test_unshareable_cown_value_keeps_last_good_value() -> None:
 
     @when(c)
     def after(c):
-        return c.value
+        return type(c.value).__name__
 
     wait()
-    assert r.exception is True and isinstance(r.value, TypeError)
-    assert after.value == [1, 2]
+    assert r.exception is False
+    assert after.value == "lock"
+    with pytest.raises(TypeError, match=r"Cown #\d+ cannot leave the worker"):
+        c.value
+    start(1)
+
+    @when(c)
+    def mend(c):
+        c.value = [1, 2]
+
+    wait()
     assert c.value == [1, 2]
 
 
