@@ -195,7 +195,7 @@ def _note_skipped(exc: NameError, fn: Any) -> None:
             if hasattr(exc, "add_note"):
                 exc.add_note(note)
             else:  # CPython 3.10 (PEP 678 is 3.11): the same attribute
-                exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]
+                setattr(exc, "__notes__", [*getattr(exc, "__notes__", ()), note])
     except Exception:  # noqa: BLE001 - a note must never replace the error
         pass
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import CancelledError
-from typing import Any
+from typing import Any, Literal
 
 from . import _core
 from ._lifecycle import _interruptible
@@ -40,7 +40,7 @@ class Scope(_core.Scope):
         self._enter()
         return self
 
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> bool:
+    def __exit__(self, et: Any, ev: Any, tb: Any) -> Literal[False]:
         self._exit()
         if ev is not None and not isinstance(ev, Exception):
             # KeyboardInterrupt, SystemExit, ...: drop what has not started

@@ -111,7 +111,7 @@ def hosted(value: Any, **actor_options: Any) -> Any:
     _check_travels(value)
     actor = ray.remote(_remote.Host).options(**actor_options).remote(value)
     _actors[id(actor)] = actor
-    c = _core.Cown(None)
+    c: _core.Cown[Any] = _core.Cown(None)
     c.value = _Hosted(id(actor))
     _hosts[c] = actor
     return c
@@ -323,6 +323,7 @@ class RayExecutor:
                 if batch.host_slot < 0:
                     batch.host_slot = batch.slot(h)
                 if not isinstance(v, _Hosted):
+                    assert host is not None  # a hosted cown names its actor
                     # Set on the driver since: the actor takes it first
                     # (actor calls from here run in submission order).
                     host.set.remote(v)

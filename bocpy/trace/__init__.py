@@ -67,7 +67,7 @@ class trace:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"trace() path must be a str or os.PathLike, "
                             f"not {type(path).__name__}")
-        self.scope_id = _scope_id(scope)
+        self.scope_id: int | None = _scope_id(scope)
         self.path: str = os.fspath(path)
         self.events: list[dict[str, Any]] = []
         self._file: Any = None
