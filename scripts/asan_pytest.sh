@@ -26,8 +26,10 @@ export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export PYTHONPATH="$pkg"
 cd "$root"
-# Every suite but the ABI and packaging ones, which compile plugins and build
-# wheels with the system compiler (not meant to run with the ASan runtime
-# preloaded) and run in the uninstrumented step.
+# Every suite but the ABI, packaging, distribution and build-option ones,
+# which configure or compile plugins and build wheels with the system
+# compiler (not meant to run with the ASan runtime preloaded) and run in the
+# uninstrumented step.
 exec "$venv/bin/pytest" -p no:cacheprovider -q "${@:2}" tests/python \
-  --ignore-glob='tests/python/test_abi*.py' --ignore-glob='tests/python/test_packaging*.py'
+  --ignore-glob='tests/python/test_abi*.py' --ignore-glob='tests/python/test_packaging*.py' \
+  --ignore=tests/python/test_dists.py --ignore=tests/python/test_optional_plugins.py
