@@ -418,12 +418,14 @@ class RayExecutor:
             refs = [self.ray.put(err) for _ in out_slots] + [None]
             for h in batch.results:
                 _core._mark_exception(h)
+        # Counted before the versions are published: a reader that sees a
+        # new version also sees the batch counted.
+        _counters["batches"] += 1
+        _counters["behaviors"] += len(batch.ops)
         with _store_cv:
             for key, ref in zip(out_keys, refs):
                 _store[key] = ref
             _store_cv.notify_all()
-        _counters["batches"] += 1
-        _counters["behaviors"] += len(batch.ops)
         status = refs[-1]
         if status is None:
             _core._external_unhold()
