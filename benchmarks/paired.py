@@ -45,11 +45,13 @@ from driver_plan import REFPY, Setup, build_ours, calibrate, PY312  # noqa: E402
 from driver_run import run_one  # noqa: E402
 
 SHAPES = (  # (label, shape, size, goal of w2/w1)
-    ("2 chains x 400 steps", "chains", 2400, 1.8),
-    ("4 chains x 200 steps", "chains", 4200, 1.8),
-    ("tree of depth 9 (512 leaves)", "tree", 9, 1.8),
-    ("philosophers even-then-odd, 8 meals", "philo_evenodd", 8, 1.7),
-    ("philosophers ring order, 8 meals", "philo_ring", 8, None),
+    # Rounds of 0.15-0.25 s at one worker: long enough that one stall of
+    # the machine (a few ms) does not decide a repetition's ratio.
+    ("2 chains x 900 steps", "chains", 2900, 1.8),
+    ("4 chains x 400 steps", "chains", 4400, 1.8),
+    ("tree of depth 11 (2048 leaves)", "tree", 11, 1.8),
+    ("philosophers even-then-odd, 24 meals", "philo_evenodd", 24, 1.7),
+    ("philosophers ring order, 24 meals", "philo_ring", 24, None),
 )
 
 

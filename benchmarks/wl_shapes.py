@@ -15,6 +15,8 @@ SHAPE is one of:
   order (0, 1, 2, ...), ``evenodd`` the even ones first, then the odd ones.
 
 ITERS is the payload (spin iterations; benchmarks/run.py calibrates 100 us).
+Runs one untimed warm-up round, then ``BOCPY_SHAPES_ROUNDS`` (default 3)
+timed rounds, and reports the median round.
 Prints one JSON line (see workloads.py).  With ``BOCPY_SHAPES_TRACE=1``
 (ours only: it uses ``bocpy.trace``) the timed round is traced and the line
 also gives ``concurrency``: the behaviors' total running time divided by
@@ -121,10 +123,13 @@ def concurrency(events):
     return busy / union if union > 0 else None
 
 
-def leaves_sent():
-    """The leaves' messages (the check of the tree shape)."""
+def leaves_sent(expected):
+    """The leaves' messages (the check of the tree shape): receives up to
+    ``expected`` of them, so that no idle timeout separates the warm-up
+    from the timed round (a machine left idle for seconds runs the next
+    milliseconds slower); a missing message ends the count after 5 s."""
     n = 0
-    while receive("shapes_leaf", 5)[0] != TIMEOUT:
+    while n < expected and receive("shapes_leaf", 5)[0] != TIMEOUT:
         n += 1
     return n
 
@@ -143,35 +148,50 @@ def main():
     s0 = time.perf_counter()
     start(workers)
     startup = time.perf_counter() - s0
-    # Warm-up: load the behavior code in every worker before timing.
-    warm = {"chains": (size // 1000) * 1000 + 4, "tree": 3}.get(shape, 2)
-    run_shape(shape, warm, iters)
+    # Warm-up: one untimed round of the same size, so that every worker has
+    # imported this module and loaded the behavior code before timing (a
+    # worker's first behavior imports it: several milliseconds, which a
+    # smaller round could leave to the timed one on a worker it never
+    # reached).
+    run_shape(shape, size, iters)
     if shape == "tree":
-        leaves_sent()
-    tracer = None
-    if os.environ.get("BOCPY_SHAPES_TRACE"):
-        import tempfile
+        leaves_sent(2 ** size)
+    # ROUNDS timed rounds (default 3) in this process; the line reports the
+    # median round, so that one stall of the machine (a few milliseconds,
+    # seen on this VM now and then) does not decide the run.  Only the
+    # first round is traced (concurrency).
+    rounds = int(os.environ.get("BOCPY_SHAPES_ROUNDS", "3"))
+    times, cpus, ok, conc = [], [], True, None
+    for r in range(rounds):
+        tracer = None
+        if r == 0 and os.environ.get("BOCPY_SHAPES_TRACE"):
+            import tempfile
 
-        import bocpy
-        tracer = bocpy.trace(os.path.join(tempfile.mkdtemp(), "shapes.json"))
-        tracer.__enter__()
-    cpu0 = time.process_time()
-    t0 = time.perf_counter()
-    ops, cowns, expected = run_shape(shape, size, iters)
-    t1 = time.perf_counter()
-    cpu1 = time.process_time()
-    conc = None
-    if tracer is not None:
-        tracer.__exit__(None, None, None)
-        conc = concurrency(tracer.events)
-    ok = (leaves_sent() if shape == "tree" else total(cowns)) == expected
+            import bocpy
+            tracer = bocpy.trace(os.path.join(tempfile.mkdtemp(), "shapes.json"))
+            tracer.__enter__()
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        ops, cowns, expected = run_shape(shape, size, iters)
+        t1 = time.perf_counter()
+        cpu1 = time.process_time()
+        if tracer is not None:
+            tracer.__exit__(None, None, None)
+            conc = concurrency(tracer.events)
+        got = leaves_sent(expected) if shape == "tree" else total(cowns)
+        ok = ok and got == expected
+        times.append(t1 - t0)
+        cpus.append(cpu1 - cpu0)
     wait()
-    seconds = t1 - t0
+    order = sorted(range(rounds), key=lambda i: times[i])
+    mid = order[rounds // 2]
+    seconds = times[mid]
     print(json.dumps({
         "workload": "shapes",
         "params": {"shape": shape, "workers": workers, "size": size, "iters": iters},
         "seconds": seconds,
-        "cpu_seconds": cpu1 - cpu0,
+        "cpu_seconds": cpus[mid],
+        "rounds_seconds": times,
         "startup_seconds": startup,
         "ops": ops,
         "ops_per_s": ops / seconds,
