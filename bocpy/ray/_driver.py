@@ -207,6 +207,13 @@ class _BodyPickler(_byvalue._Pickler):
         return super().reducer_override(obj)
 
 
+#: Versions tracked before the first sweep (see RayExecutor.sweep).
+_SWEEP_MIN = 1024
+_sweep_at = _SWEEP_MIN
+#: Published version key -> a handle of its cown (see RayExecutor.sweep).
+_owners: dict[int, Any] = {}
+
+
 class RayExecutor:
     """The executor thread and the completion thread of one run."""
 
@@ -232,6 +239,11 @@ class RayExecutor:
         self.task = ray.remote(_remote.run_batch)
         self.task_options = options
         self._tasks: dict[int, Any] = {}
+        #: published version key -> a handle of the cown it is a version
+        #: of (touched by the submitter thread, or between runs): see
+        #: sweep().  Kept over runs: a cown dropped after its run is
+        #: forgotten by the next run's sweeps.
+        self.owners = _owners
         run_id = os.urandom(8).hex()
         # The run's configuration travels once per worker process: a ref
         # nested in a list is not resolved with every task (see
@@ -341,6 +353,7 @@ class RayExecutor:
                 if isinstance(v, _Ref):
                     with _store_cv:
                         ref = _store.pop(v.key, None)
+                    self.owners.pop(v.key, None)
                     batch.inputs.append(ref)
                 else:
                     batch.inputs.append(v)
@@ -373,6 +386,7 @@ class RayExecutor:
                 if isinstance(v, _Ref):
                     with _store_cv:
                         ref = _store.pop(v.key, None)
+                    self.owners.pop(v.key, None)
                     if ref is None:
                         raise RuntimeError("bocpy: a cown's value was lost")
                     try:
@@ -426,6 +440,11 @@ class RayExecutor:
             for key, ref in zip(out_keys, refs):
                 _store[key] = ref
             _store_cv.notify_all()
+        owners = self.owners
+        for s, key in zip(out_slots, out_keys):
+            owners[key] = batch.cown_of_slot[s]
+        if len(owners) >= _sweep_at:
+            self.sweep()
         status = refs[-1]
         if status is None:
             _core._external_unhold()
@@ -434,6 +453,23 @@ class RayExecutor:
         with self.pending_cv:
             self.pending[status] = batch
             self.pending_cv.notify()
+
+    def sweep(self) -> int:
+        """Forget the versions whose cown can no longer be read: the
+        program dropped it (a result it did not keep, a cown it let go) and
+        no behavior names it.  Submitter thread (or after the run).  Runs
+        when the tracked versions have doubled since the last sweep, so its
+        cost per behavior is constant; returns how many it dropped."""
+        dead = [key for key, h in self.owners.items() if False and _core._cown_unshared(h)]
+        with _store_cv:
+            for key in dead:
+                _store.pop(key, None)
+        for key in dead:
+            del self.owners[key]
+        _counters["dropped_versions"] += len(dead)
+        global _sweep_at
+        _sweep_at = max(_SWEEP_MIN, 2 * len(self.owners))
+        return len(dead)
 
     # ---- the completion thread -------------------------------------------
 
@@ -510,6 +546,7 @@ class RayExecutor:
             self.pending_cv.notify_all()
         self.submitter.join()
         self.collector.join()
+        self.sweep()
 
 
 #: The batch whose spawned behaviors are being unpickled (collector thread).

@@ -368,3 +368,33 @@ def test_local_start_while_running_on_ray():
     with pytest.raises(RuntimeError, match="running on the Ray backend: wait"):
         bocpy.start(2)
     bocpy.start(backend="ray")  # already running there: a no-op
+
+
+def test_dropped_results_are_forgotten():
+    """The driver keeps an ObjectRef per version a program can still read:
+    the results a program dropped are forgotten as the run goes (the store
+    does not grow with the number of behaviors), the kept ones stay
+    readable."""
+    from bocpy.ray import _driver
+
+    c = Cown(0)
+    kept = []
+    sizes = []
+    for rnd in range(4):
+        for i in range(1500):
+            @when(c)
+            def step(c):
+                c.value += 1
+                return c.value
+
+            if i == 0:
+                kept.append(step)
+        bocpy.quiesce(120)
+        sizes.append(len(_driver._store))
+    wait()
+    after = len(_driver._store)
+    assert max(sizes) < 2 * _driver._SWEEP_MIN + 64, sizes
+    assert after < 64, (sizes, after)
+    assert [r.value for r in kept] == [1, 1501, 3001, 4501]
+    assert c.value == 6000
+    assert bocpy.ray.stats()["dropped_versions"] >= 6000 - 64
