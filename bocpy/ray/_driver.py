@@ -286,7 +286,12 @@ class RayExecutor:
                 self._flush()
 
     def _call(self, fn: Any, args: tuple[Any, ...], nargs: int, result: Any) -> Any:
-        """The call hook of core/exec: runs (submits) one behavior."""
+        """The call hook of core/exec: runs (submits) one behavior.  With
+        ``fn`` None, a C behavior of the C ABI is about to run on this
+        thread over the cowns ``args``: make their values real here."""
+        if fn is None:
+            self._fetch_here(args)
+            return None
         if not isinstance(fn, types.FunctionType):
             raise TypeError("only Python behaviors can run on the Ray backend")
         if fn.__code__ in _driver_side():
@@ -376,25 +381,35 @@ class RayExecutor:
 
     def _run_here(self, fn: Any, args: tuple[Any, ...], nargs: int) -> Any:
         """Runs one of bocpy's own driver-side behaviors (as_completed's
-        report) here, on the cowns' current values: submits what is open,
-        fetches the values (blocking this thread until they exist), calls
-        the body."""
-        self._flush()
-        for a in args[:nargs]:
-            for h in (a if isinstance(a, list) else [a]):
-                v = h.value
-                if isinstance(v, _Ref):
-                    with _store_cv:
-                        ref = _store.pop(v.key, None)
-                    self.owners.pop(v.key, None)
-                    if ref is None:
-                        raise RuntimeError("bocpy: a cown's value was lost")
-                    try:
-                        h.value = self.ray.get(ref)
-                    except Exception as exc:
-                        h.value = RuntimeError(f"bocpy: this cown's value was lost: {exc}")
-                        h.exception = True
+        report) here, on the cowns' current values."""
+        self._fetch_here([h for a in args[:nargs]
+                          for h in (a if isinstance(a, list) else [a])])
         return fn(*args)
+
+    def _fetch_here(self, handles: Any) -> None:
+        """Make the held cowns' values real on the driver, in order: submit
+        what is open, then fetch each current version (blocking this thread
+        until it exists; a hosted cown's from its actor, after the calls
+        already made to it).  The behaviors after this one take the values
+        from the driver again (sent with their task, or to the actor)."""
+        self._flush()
+        for h in handles:
+            v = h.value
+            if isinstance(v, _Ref):
+                with _store_cv:
+                    ref = _store.pop(v.key, None)
+                self.owners.pop(v.key, None)
+                if ref is None:
+                    raise RuntimeError("bocpy: a cown's value was lost")
+            elif isinstance(v, _Hosted):
+                ref = _hosts[h].get.remote()
+            else:
+                continue
+            try:
+                h.value = self.ray.get(ref)
+            except Exception as exc:
+                h.value = RuntimeError(f"bocpy: this cown's value was lost: {exc}")
+                h.exception = True
 
     def _task(self, num_returns: int) -> Any:
         """The task with these options (made once per count of returns)."""

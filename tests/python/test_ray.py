@@ -398,3 +398,45 @@ def test_dropped_results_are_forgotten():
     assert [r.value for r in kept] == [1, 1501, 3001, 4501]
     assert c.value == 6000
     assert bocpy.ray.stats()["dropped_versions"] >= 6000 - 64
+
+
+def test_c_behaviors_see_the_real_values():
+    """C behaviors of the C ABI (schedule_call) run on the driver over the
+    cowns' current values, in order with the behaviors on Ray around them;
+    what they leave goes on to the next behaviors on Ray."""
+    from test_abi_support import add_to_path, cc_plugin, session_tmp
+    from pathlib import Path
+
+    root = session_tmp("bocpy-ray-abi-pin-")
+    cc_plugin(Path(__file__).resolve().parent / "abitest_pin.c", root,
+              "abitest_pin", [bocpy.get_include()])
+    add_to_path(root)
+    import abitest_pin as P
+
+    wait()
+    bocpy.start(backend="ray")
+    a = Cown(1)
+    b = Cown([])
+
+    @when(a, b)
+    def before(a, b):
+        a.value += 41
+        b.value.append("ray")
+
+    r = P.schedule_call((a, b), ("arg",))
+
+    @when(a, b)
+    def after(a, b):
+        a.value += 1
+        b.value.append("after")
+        return (a.value, list(b.value))
+
+    r2 = P.schedule_call((b,), None)
+    wait()
+    interp, pinned, module_ok, blob_ok, args, values = r.value
+    assert not pinned and module_ok
+    assert args == ("arg",)
+    assert values == [42, ["ray"]]
+    assert after.value == (43, ["ray", "after"])
+    assert r2.value[5] == [["ray", "after"]]
+    assert a.value == 43
