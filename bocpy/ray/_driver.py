@@ -37,6 +37,8 @@ from collections import Counter
 from typing import Any
 
 from .. import _byvalue, _core, _lifecycle, _observe, _worker
+from ..trace import record_external as _record_external
+from ..trace import tracing as _tracing
 from . import _remote
 
 _INSTALL_HINT = ("the Ray backend needs the 'ray' package: "
@@ -475,7 +477,7 @@ class RayExecutor:
         no behavior names it.  Submitter thread (or after the run).  Runs
         when the tracked versions have doubled since the last sweep, so its
         cost per behavior is constant; returns how many it dropped."""
-        dead = [key for key, h in self.owners.items() if False and _core._cown_unshared(h)]
+        dead = [key for key, h in self.owners.items() if _core._cown_unshared(h)]
         with _store_cv:
             for key in dead:
                 _store.pop(key, None)
@@ -513,7 +515,7 @@ class RayExecutor:
 
     def _complete(self, ref: Any, batch: _Batch) -> None:
         try:
-            node, raised, spawns = self.ray.get(ref)
+            node, raised, spawns, times = self.ray.get(ref)
         except Exception as exc:
             # The task was lost (retries off or exhausted), or an input it
             # needed was: its behaviors' result cowns hold a RuntimeError that
@@ -539,6 +541,8 @@ class RayExecutor:
             return
         node_counts[node] += len(batch.ops)
         _counters["node:" + node] += len(batch.ops)
+        if _tracing():
+            _trace_runs(node, batch, times)
         for index in raised:
             _core._mark_exception(batch.results[index])
         if spawns is not None:
@@ -562,6 +566,24 @@ class RayExecutor:
         self.submitter.join()
         self.collector.join()
         self.sweep()
+
+
+#: Ray node id -> its track in bocpy.trace (0, 1, ... in the order seen).
+_node_tracks: dict[str, int] = {}
+
+
+def _trace_runs(node: str, batch: _Batch, times: list[tuple[int, int]]) -> None:
+    """Report to bocpy.trace when and where each behavior of a completed
+    batch ran.  The task measured each body's start on its node's wall
+    clock and its duration there; the start is moved to this process's
+    trace clock through the wall clock (nodes' clocks are as synchronised
+    as the machines are; a duration is exact)."""
+    track = _node_tracks.setdefault(node, len(_node_tracks))
+    label = f"Ray node {track} ({node[:8]})"
+    offset = _core._now_ns() - time.time_ns()
+    for h, (started, dur) in zip(batch.results, times):
+        t0 = started + offset
+        _record_external(_core._cown_id(h), t0, t0 + dur, track, label, node)
 
 
 #: The batch whose spawned behaviors are being unpickled (collector thread).

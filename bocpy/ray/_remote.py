@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import pickle
 import sys
+import time
 import types
 from typing import Any, Callable
 
@@ -302,7 +303,8 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
     ``spec`` = (ops, input slots, output slots); an op = (function,
     shape, argument slots, output slots of the arguments, result slot,
     extras).  Returns the output slots' values, then the status
-    (node id, indices of the ops whose body raised, pickled spawns)."""
+    (node id, indices of the ops whose body raised, pickled spawns, and
+    each body's (wall-clock start ns, duration ns))."""
     global _spawned
     _configure(cfg)
     ops, in_slots, out_slots = _loads(spec)
@@ -318,6 +320,8 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
             exc_flags.extend([False] * (host_slot + 1 - nslots))
         vals[host_slot] = host.value
     raised: list[int] = []
+    #: (wall-clock start ns, duration ns) of each body, for bocpy.trace
+    times: list[tuple[int, int]] = []
     spawns: list[tuple[int, Any, Any]] = []
     for index, (fn, shape, arg_slots, arg_outs, result_slot, extras) in enumerate(ops):
         ns = getattr(fn, "__globals__", None)
@@ -342,6 +346,8 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
                 args.append(flat[k:k + n])
                 k += n
         _spawned = []
+        started = time.time_ns()
+        p0 = time.perf_counter_ns()
         try:
             result = fn(*args, *extras)
             failed = False
@@ -350,6 +356,7 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
             failed = True
         finally:
             mine, _spawned = _spawned, None
+            times.append((started, time.perf_counter_ns() - p0))
         if not failed and type(result) not in _PLAIN:
             # A result that cannot travel fails this behavior, not the batch.
             try:
@@ -378,5 +385,5 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
         blob = buf.getvalue()
     import ray
 
-    status = (ray.get_runtime_context().get_node_id(), raised, blob)
+    status = (ray.get_runtime_context().get_node_id(), raised, blob, times)
     return (*[vals[s] for s in out_slots], status)

@@ -973,14 +973,16 @@ static void set_result(boc_cown_t *result, PyObject *value, int exception) {
   }
 }
 
-/* Records the trace event of a behavior that ran from t0 until now. */
-static void trace_behavior(boc_behavior_t *b, int64_t t0, PyObject *error) {
+/* Records the trace event of a behavior that ran from t0 until now (for an
+ * external executor: that handled it, on its track BOC_TRACE_EXTERNAL). */
+static void trace_behavior(boc_behavior_t *b, int64_t t0, PyObject *error,
+                           int external) {
   boc_trace_event_t ev;
   memset(&ev, 0, sizeof(ev));
   ev.t0 = t0;
   ev.t1 = boc_now_ns();
   ev.code = b->code;
-  ev.worker = boc_sched_worker_index();
+  ev.worker = external ? BOC_TRACE_EXTERNAL : boc_sched_worker_index();
   ev.ncowns = b->ncowns;
   ev.result = b->result->id;
   ev.scope = b->scope != NULL ? b->scope->id : 0;
@@ -1263,7 +1265,7 @@ int boc_behavior_run_via(boc_behavior_t *b, PyObject *call,
   }
   Py_XDECREF(interrupt);
   if (t_start != 0) {
-    trace_behavior(b, t_start, error);
+    trace_behavior(b, t_start, error, call != NULL);
   }
   if (error != NULL || result_failed) {
     boc_counters_t *ctr = boc_observe_counters(); /* rare: a failure */

@@ -612,6 +612,17 @@ static PyObject *cown_unshared(PyObject *module, PyObject *arg) {
   return PyBool_FromLong(has);
 }
 
+/* _cown_id(handle): the cown's id (what trace events name it by). */
+static PyObject *cown_id(PyObject *module, PyObject *arg) {
+  (void)module;
+  boc_cown_t *c = boc_handle_record(arg); /* borrowed */
+  if (c == NULL) {
+    PyErr_SetString(PyExc_TypeError, "_cown_id() takes a Cown");
+    return NULL;
+  }
+  return PyLong_FromUnsignedLongLong((unsigned long long)c->id);
+}
+
 static PyMethodDef core_methods[] = {
     {"_set_executor", set_executor, METH_O,
      "_set_executor('workers' | 'external'): where the next start() hands\n"
@@ -625,6 +636,8 @@ static PyMethodDef core_methods[] = {
      "Count one piece of external work in (wait() waits for it)."},
     {"_external_unhold", external_unhold, METH_NOARGS,
      "Count one piece of external work out."},
+    {"_cown_id", cown_id, METH_O,
+     "_cown_id(cown) -> int: the cown's id (as trace events name it)."},
     {"_cown_unshared", cown_unshared, METH_O,
      "_cown_unshared(cown) -> bool: this handle is the last way to reach\n"
      "its cown (but for main's borrow of its value)."},

@@ -440,3 +440,41 @@ def test_c_behaviors_see_the_real_values():
     assert after.value == (43, ["ray", "after"])
     assert r2.value[5] == [["ray", "after"]]
     assert a.value == 43
+
+
+def test_trace_records_when_and_where_behaviors_ran(tmp_path):
+    """trace() on Ray: each behavior's slice is when its body ran in the
+    Ray task (not when the driver submitted it), on the track of its Ray
+    node, with the node id in its arguments."""
+    c = Cown(0)
+    with bocpy.trace(str(tmp_path / "ray.json")) as t:
+        @when(c)
+        def quick(c):
+            c.value += 1
+
+        @when(c)
+        def sleeps(c):
+            import time
+
+            time.sleep(0.05)
+            c.value += 1
+
+        @when(c)
+        def after(c):
+            c.value += 1
+
+        wait()
+    slices = {e["name"].rsplit(".", 1)[-1]: e for e in t.events if e.get("ph") == "X"}
+    assert set(slices) == {"quick", "sleeps", "after"}, t.events
+    nodes = ray.nodes()
+    node_ids = {n["NodeID"] for n in nodes}
+    for e in slices.values():
+        assert e["args"]["node"] in node_ids
+        assert e["tid"] > 999  # a Ray node's track
+    # A lower bound, not a latency: the body slept 50 ms.
+    assert slices["sleeps"]["dur"] >= 50_000
+    assert slices["quick"]["dur"] < 50_000  # the run, not submission to completion
+    names = {e["tid"]: e["args"]["name"] for e in t.events
+             if e.get("ph") == "M" and e["name"] == "thread_name"}
+    assert names[slices["sleeps"]["tid"]].startswith("Ray node ")
+    assert c.value == 3
