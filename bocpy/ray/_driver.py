@@ -238,7 +238,6 @@ class RayExecutor:
             options["scheduling_strategy"] = "SPREAD"
         if max_retries is not None:
             options["max_retries"] = max_retries
-        self.task = ray.remote(_remote.run_batch)
         self.task_options = options
         self._tasks: dict[int, Any] = {}
         #: published version key -> a handle of the cown it is a version
@@ -247,10 +246,13 @@ class RayExecutor:
         #: forgotten by the next run's sweeps.
         self.owners = _owners
         run_id = os.urandom(8).hex()
-        # The run's configuration travels once per worker process: a ref
-        # nested in a list is not resolved with every task (see
-        # _remote._configure).
-        self.cfg = (run_id, [ray.put((run_id, list(sys.path), _worker.main_source()))])
+        conf = (run_id, list(sys.path), _worker.main_source())
+        # The run's configuration is built into its task function (Ray
+        # exports it once; each worker loads it once: _remote.task_of_run);
+        # actor calls take it as a ref nested in a list, which is not
+        # resolved with every call (see _remote._configure).
+        self.task = ray.remote(_remote.task_of_run((run_id, conf)))
+        self.cfg = (run_id, [ray.put(conf)])
         _counters.clear()
         self.submitter = threading.Thread(target=self._submit_loop,
                                           name="bocpy-ray-submit", daemon=True)
@@ -438,8 +440,7 @@ class RayExecutor:
                 refs = batch.host.run.options(num_returns=len(out_slots) + 1).remote(
                     spec, self.cfg, batch.host_slot, *batch.inputs)
             else:
-                refs = self._task(len(out_slots) + 1).remote(
-                    spec, self.cfg, *batch.inputs)
+                refs = self._task(len(out_slots) + 1).remote(spec, *batch.inputs)
         except Exception as exc:
             # Nothing of the batch can run: every version it would have made
             # holds the error, so no cown is silently stale.
@@ -503,19 +504,27 @@ class RayExecutor:
                 waiting = list(itertools.islice(self.pending, 128))
             done, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0.02,
                                fetch_local=True)
-            for ref in done:
+            # One ray.get for every status that is ready (fewer calls into
+            # Ray); one by one if any of them holds an error.
+            statuses: list[Any] = [None] * len(done)
+            try:
+                statuses = ray.get(done)
+            except Exception:
+                pass
+            for ref, status in zip(done, statuses):
                 with self.pending_cv:
                     batch = self.pending.pop(ref)
                 try:
-                    self._complete(ref, batch)
+                    self._complete(ref, batch, status)
                 except BaseException as exc:  # report, never stop collecting
                     self.error = exc
                 finally:
                     _core._external_unhold()
 
-    def _complete(self, ref: Any, batch: _Batch) -> None:
+    def _complete(self, ref: Any, batch: _Batch, status: Any = None) -> None:
         try:
-            node, raised, spawns, times = self.ray.get(ref)
+            node, raised, spawns, times = (self.ray.get(ref) if status is None
+                                           else status)
         except Exception as exc:
             # The task was lost (retries off or exhausted), or an input it
             # needed was: its behaviors' result cowns hold a RuntimeError that

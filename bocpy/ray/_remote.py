@@ -222,13 +222,16 @@ _patched: set[int] = set()
 
 def _configure(cfg: tuple[Any, ...]) -> None:
     """Prepare this process for the driver's run ``cfg`` = (run id, [ref of
-    (run id, sys.path, main script (file, source) or None)])."""
+    the run's configuration]) or (run id, the configuration itself); the
+    configuration is (run id, sys.path, main script (file, source) or
+    None)."""
     global _configured, _whencall_orig
     if _configured == cfg[0]:
         return
     import ray
 
-    run_id, path, main_source = ray.get(cfg[1][0])
+    conf = cfg[1]
+    run_id, path, main_source = ray.get(conf[0]) if isinstance(conf, list) else conf
     for entry in path:
         if entry not in sys.path:
             sys.path.append(entry)
@@ -294,6 +297,23 @@ def _own(value: Any) -> Any:
     if flags is not None and getattr(flags, "writeable", True) is False:
         return value.copy()
     return value
+
+
+def task_of_run(cfg: tuple[Any, ...]) -> Callable[..., tuple[Any, ...]]:
+    """The function of a run's Ray tasks: :func:`run_batch` with the run's
+    configuration ``cfg`` = (run id, configuration) built in.  Ray exports a
+    remote function once and each worker process loads it once, so the
+    configuration reaches every worker without travelling with every task
+    (as an argument it cost each task a nested ObjectRef)."""
+
+    def bocpy_batch(spec: bytes, *inputs: Any) -> tuple[Any, ...]:
+        return run_batch(spec, cfg, *inputs)
+
+    return bocpy_batch
+
+
+#: This worker's Ray node id (it never changes for a process).
+_node_id: str | None = None
 
 
 def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
@@ -383,7 +403,10 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
         buf = io.BytesIO()
         _SpawnPickler(buf, 5).dump(spawns)
         blob = buf.getvalue()
-    import ray
+    global _node_id
+    if _node_id is None:
+        import ray
 
-    status = (ray.get_runtime_context().get_node_id(), raised, blob, times)
+        _node_id = ray.get_runtime_context().get_node_id()
+    status = (_node_id, raised, blob, times)
     return (*[vals[s] for s in out_slots], status)
