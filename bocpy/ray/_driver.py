@@ -164,6 +164,8 @@ class _Batch:
         #: the actor of the hosted cown this batch runs on, or None (a task)
         self.host = host
         self.host_slot = -1
+        #: unique in the process: names the batch in cown tokens
+        self.seq = next(_keys)
         self.opened = time.monotonic()
         self.ops: list[tuple[Any, ...]] = []
         self.nslots = 0
@@ -192,7 +194,7 @@ def _spec_dumps(batch: _Batch, out_slots: list[int]) -> bytes:
     buf = io.BytesIO()
     pickler = _BodyPickler(buf, 5)
     pickler.batch = batch
-    pickler.dump((batch.ops, batch.in_slots, out_slots))
+    pickler.dump((batch.seq, batch.ops, batch.in_slots, out_slots))
     return buf.getvalue()
 
 
@@ -523,8 +525,8 @@ class RayExecutor:
 
     def _complete(self, ref: Any, batch: _Batch, status: Any = None) -> None:
         try:
-            node, raised, spawns, times = (self.ray.get(ref) if status is None
-                                           else status)
+            node, raised, spawns, times, minted = (self.ray.get(ref) if status is None
+                                                   else status)
         except Exception as exc:
             # The task was lost (retries off or exhausted), or an input it
             # needed was: its behaviors' result cowns hold a RuntimeError that
@@ -548,6 +550,11 @@ class RayExecutor:
                     "behaviors hold a RuntimeError (bocpy.ray.stats() counts "
                     "lost tasks)\n")
             return
+        if minted:
+            with _store_cv:
+                for slot in minted:
+                    _travelled[(batch.seq, slot)] = batch.cown_of_slot[slot]
+                _store_cv.notify_all()
         node_counts[node] += len(batch.ops)
         _counters["node:" + node] += len(batch.ops)
         if _tracing():
@@ -640,7 +647,7 @@ def _cowns(batch: _Batch, token: Any) -> Any:
 class _TravelCheck(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, _core.Cown):
-            _cown_serializer(obj)
+            return (int, ())  # travels as a token (_cown_serializer)
         return NotImplemented
 
 
@@ -657,11 +664,39 @@ def _check_travels(value: Any) -> None:
         raise TypeError(f"a cown's value cannot be sent to a Ray worker: {exc!r}") from exc
 
 
+#: Cowns that went to Ray inside a value: token key (the cown's id when the
+#: driver sent it; (batch, slot) when a behavior on Ray stored a cown it
+#: named) -> a handle.  Kept for the life of the process (a token in Ray's
+#: object store may come back to the driver at any time).
+_travelled: dict[Any, Any] = {}
+
+
 def _cown_serializer(cown: Any) -> Any:
-    raise TypeError(
-        "a Cown inside a value or captured variable cannot travel to a Ray "
-        "worker (the Ray backend ships values, not cowns): pass it to @when "
-        "as an argument instead")
+    """Ray's serializer for a Cown inside a value sent from the driver: its
+    id, a token that means this cown wherever the value goes (see
+    _remote.token_cown)."""
+    cid: int = _core._cown_id(cown)
+    if cid not in _travelled:
+        _travelled[cid] = cown
+    return cid
+
+
+def travelled_cown(key: Any) -> Any:
+    """The driver's Cown for the token ``key`` (a cown inside a value).  A
+    token a behavior on Ray made is known once its batch's completion is
+    processed (it can be read before that, mid-run): waits for it."""
+    deadline = time.monotonic() + 60.0
+    with _store_cv:
+        while key not in _travelled:
+            ex = _executor
+            if (ex is None or not ex.alive or threading.get_ident()
+                    == getattr(ex.collector, "ident", None)
+                    or time.monotonic() > deadline):
+                raise RuntimeError(
+                    f"bocpy: a cown token ({key!r}) this driver does not know "
+                    "(its behavior's Ray task was lost)")
+            _store_cv.wait(0.05)
+        return _travelled[key]
 
 
 def start_run(*, address: str | None, num_cpus: int | None, batch_size: int,
@@ -680,7 +715,8 @@ def start_run(*, address: str | None, num_cpus: int | None, batch_size: int,
             kwargs["num_cpus"] = num_cpus
         ray.init(**kwargs)
     ray.util.register_serializer(_core.Cown, serializer=_cown_serializer,
-                                 deserializer=lambda x: x)
+                                 deserializer=_remote.token_cown)
+    _remote.on_driver = True
     global _exit_hook
     if not _exit_hook:
         # Registered after ray.init(), so it runs before Ray's own exit hook
@@ -718,4 +754,5 @@ def stop_run() -> None:
         raise RuntimeError("bocpy's Ray executor failed") from ex.error
 
 
-_remote.driver_hooks.update(new_cown=new_cown, cown_of_token=cown_of_token)
+_remote.driver_hooks.update(new_cown=new_cown, cown_of_token=cown_of_token,
+                            travelled_cown=travelled_cown)
