@@ -106,7 +106,9 @@ def after_stop() -> None:
 def stats() -> dict[str, Any]:
     """Counters of the current (or last) Ray run: ``batches`` (Ray tasks
     submitted), ``behaviors``, ``nested`` (behaviors scheduled by bodies on
-    Ray), ``lost_batches``, and ``nodes``: behaviors run per Ray node id."""
+    Ray), ``lost_batches``, ``dropped_versions`` (versions the driver
+    forgot because their cown could no longer be read: a dropped result),
+    and ``nodes``: behaviors run per Ray node id."""
 
     c = _driver._counters
     return {
@@ -114,6 +116,7 @@ def stats() -> dict[str, Any]:
         "behaviors": c["behaviors"],
         "nested": c["nested"],
         "lost_batches": c["lost_batches"],
+        "dropped_versions": c["dropped_versions"],
         "nodes": {k[5:]: v for k, v in c.items() if k.startswith("node:")},
     }
 

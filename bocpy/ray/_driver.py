@@ -37,6 +37,8 @@ from collections import Counter
 from typing import Any
 
 from .. import _byvalue, _core, _lifecycle, _observe, _worker
+from ..trace import record_external as _record_external
+from ..trace import tracing as _tracing
 from . import _remote
 
 _INSTALL_HINT = ("the Ray backend needs the 'ray' package: "
@@ -162,6 +164,8 @@ class _Batch:
         #: the actor of the hosted cown this batch runs on, or None (a task)
         self.host = host
         self.host_slot = -1
+        #: unique in the process: names the batch in cown tokens
+        self.seq = next(_keys)
         self.opened = time.monotonic()
         self.ops: list[tuple[Any, ...]] = []
         self.nslots = 0
@@ -190,7 +194,7 @@ def _spec_dumps(batch: _Batch, out_slots: list[int]) -> bytes:
     buf = io.BytesIO()
     pickler = _BodyPickler(buf, 5)
     pickler.batch = batch
-    pickler.dump((batch.ops, batch.in_slots, out_slots))
+    pickler.dump((batch.seq, batch.ops, batch.in_slots, out_slots))
     return buf.getvalue()
 
 
@@ -205,6 +209,13 @@ class _BodyPickler(_byvalue._Pickler):
             # as an argument of a nested @when (its value is not held).
             return (_remote.unheld_cown, (self.batch.slot(obj),))
         return super().reducer_override(obj)
+
+
+#: Versions tracked before the first sweep (see RayExecutor.sweep).
+_SWEEP_MIN = 1024
+_sweep_at = _SWEEP_MIN
+#: Published version key -> a handle of its cown (see RayExecutor.sweep).
+_owners: dict[int, Any] = {}
 
 
 class RayExecutor:
@@ -229,14 +240,21 @@ class RayExecutor:
             options["scheduling_strategy"] = "SPREAD"
         if max_retries is not None:
             options["max_retries"] = max_retries
-        self.task = ray.remote(_remote.run_batch)
         self.task_options = options
         self._tasks: dict[int, Any] = {}
+        #: published version key -> a handle of the cown it is a version
+        #: of (touched by the submitter thread, or between runs): see
+        #: sweep().  Kept over runs: a cown dropped after its run is
+        #: forgotten by the next run's sweeps.
+        self.owners = _owners
         run_id = os.urandom(8).hex()
-        # The run's configuration travels once per worker process: a ref
-        # nested in a list is not resolved with every task (see
-        # _remote._configure).
-        self.cfg = (run_id, [ray.put((run_id, list(sys.path), _worker.main_source()))])
+        conf = (run_id, list(sys.path), _worker.main_source())
+        # The run's configuration is built into its task function (Ray
+        # exports it once; each worker loads it once: _remote.task_of_run);
+        # actor calls take it as a ref nested in a list, which is not
+        # resolved with every call (see _remote._configure).
+        self.task = ray.remote(_remote.task_of_run((run_id, conf)))
+        self.cfg = (run_id, [ray.put(conf)])
         _counters.clear()
         self.submitter = threading.Thread(target=self._submit_loop,
                                           name="bocpy-ray-submit", daemon=True)
@@ -274,7 +292,12 @@ class RayExecutor:
                 self._flush()
 
     def _call(self, fn: Any, args: tuple[Any, ...], nargs: int, result: Any) -> Any:
-        """The call hook of core/exec: runs (submits) one behavior."""
+        """The call hook of core/exec: runs (submits) one behavior.  With
+        ``fn`` None, a C behavior of the C ABI is about to run on this
+        thread over the cowns ``args``: make their values real here."""
+        if fn is None:
+            self._fetch_here(args)
+            return None
         if not isinstance(fn, types.FunctionType):
             raise TypeError("only Python behaviors can run on the Ray backend")
         if fn.__code__ in _driver_side():
@@ -341,6 +364,7 @@ class RayExecutor:
                 if isinstance(v, _Ref):
                     with _store_cv:
                         ref = _store.pop(v.key, None)
+                    self.owners.pop(v.key, None)
                     batch.inputs.append(ref)
                 else:
                     batch.inputs.append(v)
@@ -363,24 +387,35 @@ class RayExecutor:
 
     def _run_here(self, fn: Any, args: tuple[Any, ...], nargs: int) -> Any:
         """Runs one of bocpy's own driver-side behaviors (as_completed's
-        report) here, on the cowns' current values: submits what is open,
-        fetches the values (blocking this thread until they exist), calls
-        the body."""
-        self._flush()
-        for a in args[:nargs]:
-            for h in (a if isinstance(a, list) else [a]):
-                v = h.value
-                if isinstance(v, _Ref):
-                    with _store_cv:
-                        ref = _store.pop(v.key, None)
-                    if ref is None:
-                        raise RuntimeError("bocpy: a cown's value was lost")
-                    try:
-                        h.value = self.ray.get(ref)
-                    except Exception as exc:
-                        h.value = RuntimeError(f"bocpy: this cown's value was lost: {exc}")
-                        h.exception = True
+        report) here, on the cowns' current values."""
+        self._fetch_here([h for a in args[:nargs]
+                          for h in (a if isinstance(a, list) else [a])])
         return fn(*args)
+
+    def _fetch_here(self, handles: Any) -> None:
+        """Make the held cowns' values real on the driver, in order: submit
+        what is open, then fetch each current version (blocking this thread
+        until it exists; a hosted cown's from its actor, after the calls
+        already made to it).  The behaviors after this one take the values
+        from the driver again (sent with their task, or to the actor)."""
+        self._flush()
+        for h in handles:
+            v = h.value
+            if isinstance(v, _Ref):
+                with _store_cv:
+                    ref = _store.pop(v.key, None)
+                self.owners.pop(v.key, None)
+                if ref is None:
+                    raise RuntimeError("bocpy: a cown's value was lost")
+            elif isinstance(v, _Hosted):
+                ref = _hosts[h].get.remote()
+            else:
+                continue
+            try:
+                h.value = self.ray.get(ref)
+            except Exception as exc:
+                h.value = RuntimeError(f"bocpy: this cown's value was lost: {exc}")
+                h.exception = True
 
     def _task(self, num_returns: int) -> Any:
         """The task with these options (made once per count of returns)."""
@@ -407,8 +442,7 @@ class RayExecutor:
                 refs = batch.host.run.options(num_returns=len(out_slots) + 1).remote(
                     spec, self.cfg, batch.host_slot, *batch.inputs)
             else:
-                refs = self._task(len(out_slots) + 1).remote(
-                    spec, self.cfg, *batch.inputs)
+                refs = self._task(len(out_slots) + 1).remote(spec, *batch.inputs)
         except Exception as exc:
             # Nothing of the batch can run: every version it would have made
             # holds the error, so no cown is silently stale.
@@ -426,6 +460,11 @@ class RayExecutor:
             for key, ref in zip(out_keys, refs):
                 _store[key] = ref
             _store_cv.notify_all()
+        owners = self.owners
+        for s, key in zip(out_slots, out_keys):
+            owners[key] = batch.cown_of_slot[s]
+        if len(owners) >= _sweep_at:
+            self.sweep()
         status = refs[-1]
         if status is None:
             _core._external_unhold()
@@ -434,6 +473,23 @@ class RayExecutor:
         with self.pending_cv:
             self.pending[status] = batch
             self.pending_cv.notify()
+
+    def sweep(self) -> int:
+        """Forget the versions whose cown can no longer be read: the
+        program dropped it (a result it did not keep, a cown it let go) and
+        no behavior names it.  Submitter thread (or after the run).  Runs
+        when the tracked versions have doubled since the last sweep, so its
+        cost per behavior is constant; returns how many it dropped."""
+        dead = [key for key, h in self.owners.items() if _core._cown_unshared(h)]
+        with _store_cv:
+            for key in dead:
+                _store.pop(key, None)
+        for key in dead:
+            del self.owners[key]
+        _counters["dropped_versions"] += len(dead)
+        global _sweep_at
+        _sweep_at = max(_SWEEP_MIN, 2 * len(self.owners))
+        return len(dead)
 
     # ---- the completion thread -------------------------------------------
 
@@ -450,19 +506,27 @@ class RayExecutor:
                 waiting = list(itertools.islice(self.pending, 128))
             done, _ = ray.wait(waiting, num_returns=len(waiting), timeout=0.02,
                                fetch_local=True)
-            for ref in done:
+            # One ray.get for every status that is ready (fewer calls into
+            # Ray); one by one if any of them holds an error.
+            statuses: list[Any] = [None] * len(done)
+            try:
+                statuses = ray.get(done)
+            except Exception:
+                pass
+            for ref, status in zip(done, statuses):
                 with self.pending_cv:
                     batch = self.pending.pop(ref)
                 try:
-                    self._complete(ref, batch)
+                    self._complete(ref, batch, status)
                 except BaseException as exc:  # report, never stop collecting
                     self.error = exc
                 finally:
                     _core._external_unhold()
 
-    def _complete(self, ref: Any, batch: _Batch) -> None:
+    def _complete(self, ref: Any, batch: _Batch, status: Any = None) -> None:
         try:
-            node, raised, spawns = self.ray.get(ref)
+            node, raised, spawns, times, minted = (self.ray.get(ref) if status is None
+                                                   else status)
         except Exception as exc:
             # The task was lost (retries off or exhausted), or an input it
             # needed was: its behaviors' result cowns hold a RuntimeError that
@@ -486,8 +550,15 @@ class RayExecutor:
                     "behaviors hold a RuntimeError (bocpy.ray.stats() counts "
                     "lost tasks)\n")
             return
+        if minted:
+            with _store_cv:
+                for slot in minted:
+                    _travelled[(batch.seq, slot)] = batch.cown_of_slot[slot]
+                _store_cv.notify_all()
         node_counts[node] += len(batch.ops)
         _counters["node:" + node] += len(batch.ops)
+        if _tracing():
+            _trace_runs(node, batch, times)
         for index in raised:
             _core._mark_exception(batch.results[index])
         if spawns is not None:
@@ -510,6 +581,25 @@ class RayExecutor:
             self.pending_cv.notify_all()
         self.submitter.join()
         self.collector.join()
+        self.sweep()
+
+
+#: Ray node id -> its track in bocpy.trace (0, 1, ... in the order seen).
+_node_tracks: dict[str, int] = {}
+
+
+def _trace_runs(node: str, batch: _Batch, times: list[tuple[int, int]]) -> None:
+    """Report to bocpy.trace when and where each behavior of a completed
+    batch ran.  The task measured each body's start on its node's wall
+    clock and its duration there; the start is moved to this process's
+    trace clock through the wall clock (nodes' clocks are as synchronised
+    as the machines are; a duration is exact)."""
+    track = _node_tracks.setdefault(node, len(_node_tracks))
+    label = f"Ray node {track} ({node[:8]})"
+    offset = _core._now_ns() - time.time_ns()
+    for h, (started, dur) in zip(batch.results, times):
+        t0 = started + offset
+        _record_external(_core._cown_id(h), t0, t0 + dur, track, label, node)
 
 
 #: The batch whose spawned behaviors are being unpickled (collector thread).
@@ -557,7 +647,7 @@ def _cowns(batch: _Batch, token: Any) -> Any:
 class _TravelCheck(pickle.Pickler):
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, _core.Cown):
-            _cown_serializer(obj)
+            return (int, ())  # travels as a token (_cown_serializer)
         return NotImplemented
 
 
@@ -574,11 +664,39 @@ def _check_travels(value: Any) -> None:
         raise TypeError(f"a cown's value cannot be sent to a Ray worker: {exc!r}") from exc
 
 
+#: Cowns that went to Ray inside a value: token key (the cown's id when the
+#: driver sent it; (batch, slot) when a behavior on Ray stored a cown it
+#: named) -> a handle.  Kept for the life of the process (a token in Ray's
+#: object store may come back to the driver at any time).
+_travelled: dict[Any, Any] = {}
+
+
 def _cown_serializer(cown: Any) -> Any:
-    raise TypeError(
-        "a Cown inside a value or captured variable cannot travel to a Ray "
-        "worker (the Ray backend ships values, not cowns): pass it to @when "
-        "as an argument instead")
+    """Ray's serializer for a Cown inside a value sent from the driver: its
+    id, a token that means this cown wherever the value goes (see
+    _remote.token_cown)."""
+    cid: int = _core._cown_id(cown)
+    if cid not in _travelled:
+        _travelled[cid] = cown
+    return cid
+
+
+def travelled_cown(key: Any) -> Any:
+    """The driver's Cown for the token ``key`` (a cown inside a value).  A
+    token a behavior on Ray made is known once its batch's completion is
+    processed (it can be read before that, mid-run): waits for it."""
+    deadline = time.monotonic() + 60.0
+    with _store_cv:
+        while key not in _travelled:
+            ex = _executor
+            if (ex is None or not ex.alive or threading.get_ident()
+                    == getattr(ex.collector, "ident", None)
+                    or time.monotonic() > deadline):
+                raise RuntimeError(
+                    f"bocpy: a cown token ({key!r}) this driver does not know "
+                    "(its behavior's Ray task was lost)")
+            _store_cv.wait(0.05)
+        return _travelled[key]
 
 
 def start_run(*, address: str | None, num_cpus: int | None, batch_size: int,
@@ -597,7 +715,8 @@ def start_run(*, address: str | None, num_cpus: int | None, batch_size: int,
             kwargs["num_cpus"] = num_cpus
         ray.init(**kwargs)
     ray.util.register_serializer(_core.Cown, serializer=_cown_serializer,
-                                 deserializer=lambda x: x)
+                                 deserializer=_remote.token_cown)
+    _remote.on_driver = True
     global _exit_hook
     if not _exit_hook:
         # Registered after ray.init(), so it runs before Ray's own exit hook
@@ -635,4 +754,5 @@ def stop_run() -> None:
         raise RuntimeError("bocpy's Ray executor failed") from ex.error
 
 
-_remote.driver_hooks.update(new_cown=new_cown, cown_of_token=cown_of_token)
+_remote.driver_hooks.update(new_cown=new_cown, cown_of_token=cown_of_token,
+                            travelled_cown=travelled_cown)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import pickle
 import sys
+import time
 import types
 from typing import Any, Callable
 
@@ -38,14 +39,16 @@ class RemoteCown:
     behavior holds (read and write it as in a local behavior); passing it to
     ``@when`` inside the body schedules a nested behavior on the driver."""
 
-    __slots__ = ("_value", "_token", "_exception", "_held")
+    __slots__ = ("_value", "_token", "_exception", "_held", "_batch")
 
-    def __init__(self, value: Any, token: int, exception: bool = False,
-                 held: bool = True) -> None:
+    def __init__(self, value: Any, token: Any, exception: bool = False,
+                 held: bool = True, batch: int = 0) -> None:
         self._value = value
         self._token = token
         self._exception = exception
         self._held = held
+        #: the sequence number of its batch (a cown the batch names), or 0
+        self._batch = batch
 
     def _check(self) -> None:
         if not self._held:
@@ -76,11 +79,47 @@ class RemoteCown:
         return f"RemoteCown(value={self._value!r})"
 
     def __reduce__(self) -> Any:
+        if self._batch:
+            # A cown the behavior named, stored in a value or returned: a
+            # token (its batch reports it, so that the driver maps it back).
+            return (token_cown, ((self._batch, self._token),))
         raise TypeError(
-            "a cown cannot leave a behavior running on Ray (in a return "
-            "value, a cown's value or a captured variable); pass it to @when "
-            "as an argument instead"
+            "a cown a behavior running on Ray captured without naming it "
+            "cannot leave the behavior (in a return value or a cown's "
+            "value); name it in @when, or pass it to a nested @when"
         )
+
+
+class TravelledCown(RemoteCown):
+    """A cown inside a cown's value, on Ray: not held (reading its value
+    raises, as for a cown a local behavior did not name); usable as an
+    argument of a nested ``@when``; wherever the value goes (the next
+    behavior, the driver) it stays the same cown."""
+
+    __slots__ = ()
+
+    def __init__(self, key: Any) -> None:
+        super().__init__(None, key, held=False)
+
+    def __repr__(self) -> str:
+        return f"Cown(#{self._token}, value=<not held by this behavior>)"
+
+    def __reduce__(self) -> Any:
+        return (token_cown, (self._token,))
+
+
+#: True in the driver's process (set by bocpy.ray._driver.start_run).
+on_driver = False
+
+
+def token_cown(key: Any) -> Any:
+    """Unpickles the token of a cown inside a value (``key``: its id when
+    the driver sent it, (batch, slot) when a behavior on Ray stored it):
+    the Cown itself on the driver, a :class:`TravelledCown` in a Ray
+    worker."""
+    if on_driver:
+        return driver_hooks["travelled_cown"](key)
+    return TravelledCown(key)
 
 
 def unheld_cown(token: int) -> RemoteCown:
@@ -114,6 +153,8 @@ class _SpawnPickler(_byvalue._Pickler):
     its token, which the driver turns back into its Cown."""
 
     def reducer_override(self, obj: Any) -> Any:
+        if type(obj) is TravelledCown:
+            return (token_cown, (obj._token,))
         if type(obj) is RemoteCown:
             return (_cown_of_token, (obj._token,))
         if isinstance(obj, _core.Cown):
@@ -144,6 +185,8 @@ _spawned: list[tuple[Any, Any]] | None = None
 
 
 def _token_of(arg: Any, pos: int) -> Any:
+    if isinstance(arg, TravelledCown):
+        return arg  # pickled as itself: the driver's Cown
     if isinstance(arg, RemoteCown):
         return arg._token
     if isinstance(arg, (list, tuple)):
@@ -221,13 +264,16 @@ _patched: set[int] = set()
 
 def _configure(cfg: tuple[Any, ...]) -> None:
     """Prepare this process for the driver's run ``cfg`` = (run id, [ref of
-    (run id, sys.path, main script (file, source) or None)])."""
+    the run's configuration]) or (run id, the configuration itself); the
+    configuration is (run id, sys.path, main script (file, source) or
+    None)."""
     global _configured, _whencall_orig
     if _configured == cfg[0]:
         return
     import ray
 
-    run_id, path, main_source = ray.get(cfg[1][0])
+    conf = cfg[1]
+    run_id, path, main_source = ray.get(conf[0]) if isinstance(conf, list) else conf
     for entry in path:
         if entry not in sys.path:
             sys.path.append(entry)
@@ -295,17 +341,37 @@ def _own(value: Any) -> Any:
     return value
 
 
+def task_of_run(cfg: tuple[Any, ...]) -> Callable[..., tuple[Any, ...]]:
+    """The function of a run's Ray tasks: :func:`run_batch` with the run's
+    configuration ``cfg`` = (run id, configuration) built in.  Ray exports a
+    remote function once and each worker process loads it once, so the
+    configuration reaches every worker without travelling with every task
+    (as an argument it cost each task a nested ObjectRef)."""
+
+    def bocpy_batch(spec: bytes, *inputs: Any) -> tuple[Any, ...]:
+        return run_batch(spec, cfg, *inputs)
+
+    return bocpy_batch
+
+
+#: This worker's Ray node id (it never changes for a process).
+_node_id: str | None = None
+
+
 def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
               _host: Any = None) -> tuple[Any, ...]:
     """The body of every bocpy Ray task (see the module docstring).
 
-    ``spec`` = (ops, input slots, output slots); an op = (function,
+    ``spec`` = (batch sequence number, ops, input slots, output slots); an
+    op = (function,
     shape, argument slots, output slots of the arguments, result slot,
     extras).  Returns the output slots' values, then the status
-    (node id, indices of the ops whose body raised, pickled spawns)."""
+    (node id, indices of the ops whose body raised, pickled spawns, each
+    body's (wall-clock start ns, duration ns), and the slots of the cowns
+    that may have left as tokens)."""
     global _spawned
     _configure(cfg)
-    ops, in_slots, out_slots = _loads(spec)
+    seq, ops, in_slots, out_slots = _loads(spec)
     nslots = 1 + max([*in_slots, *out_slots, 0])
     vals: list[Any] = [None] * nslots
     exc_flags: list[bool] = [False] * nslots
@@ -318,6 +384,9 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
             exc_flags.extend([False] * (host_slot + 1 - nslots))
         vals[host_slot] = host.value
     raised: list[int] = []
+    minted: list[int] = []  # slots of cowns that may leave as tokens
+    #: (wall-clock start ns, duration ns) of each body, for bocpy.trace
+    times: list[tuple[int, int]] = []
     spawns: list[tuple[int, Any, Any]] = []
     for index, (fn, shape, arg_slots, arg_outs, result_slot, extras) in enumerate(ops):
         ns = getattr(fn, "__globals__", None)
@@ -330,7 +399,7 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
         for s in arg_slots:
             c = by_slot.get(s)
             if c is None:
-                c = by_slot[s] = RemoteCown(vals[s], s, exc_flags[s])
+                c = by_slot[s] = RemoteCown(vals[s], s, exc_flags[s], batch=seq)
             flat.append(c)
         args: list[Any] = []
         k = 0
@@ -342,6 +411,8 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
                 args.append(flat[k:k + n])
                 k += n
         _spawned = []
+        started = time.time_ns()
+        p0 = time.perf_counter_ns()
         try:
             result = fn(*args, *extras)
             failed = False
@@ -350,6 +421,7 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
             failed = True
         finally:
             mine, _spawned = _spawned, None
+            times.append((started, time.perf_counter_ns() - p0))
         if not failed and type(result) not in _PLAIN:
             # A result that cannot travel fails this behavior, not the batch.
             try:
@@ -363,6 +435,16 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
             c = by_slot[s]
             vals[out] = c._value
             exc_flags[out] = c._exception
+        # A cown the body kept a reference to (stored in a value, returned,
+        # captured by a nested behavior) may travel as a token: report it,
+        # so that the driver knows the token.  Counted references: by_slot,
+        # c and getrefcount's argument; anything more is the body's.
+        del args, flat
+        for s in by_slot:
+            c = by_slot[s]
+            if sys.getrefcount(c) > 3:
+                minted.append(s)
+        c = None
         vals[result_slot] = result
         exc_flags[result_slot] = failed
         if failed:
@@ -376,7 +458,10 @@ def run_batch(spec: bytes, cfg: tuple[Any, ...], *inputs: Any,
         buf = io.BytesIO()
         _SpawnPickler(buf, 5).dump(spawns)
         blob = buf.getvalue()
-    import ray
+    global _node_id
+    if _node_id is None:
+        import ray
 
-    status = (ray.get_runtime_context().get_node_id(), raised, blob)
+        _node_id = ray.get_runtime_context().get_node_id()
+    status = (_node_id, raised, blob, times, minted)
     return (*[vals[s] for s in out_slots], status)

@@ -42,6 +42,35 @@ __all__ = ["trace", "collect", "render_png"]
 #: The process id written into the trace (one process: the bocpy program).
 _PID = 1
 _MAIN_TID = 0
+#: The worker of a behavior an external executor handled (BOC_TRACE_EXTERNAL
+#: in core/exec/observe.h): recorded when the driver's executor thread handed
+#: it on, on this track unless the executor reported when it ran.
+_EXTERNAL = -2
+_EXTERNAL_TID = 999
+#: Tracks of the places an external executor reports runs on (Ray nodes):
+#: track t (0, 1, ...) is written as tid _EXTERNAL_TID + 1 + t.
+_external_tracks: dict[int, str] = {}
+#: Run times an external executor reported while a trace is open: result
+#: cown id -> (t0_ns, t1_ns, track, node), on this process's trace clock.
+_external_runs: dict[int, tuple[int, int, int, str]] = {}
+
+
+def record_external(result_id: int, t0_ns: int, t1_ns: int, track: int,
+                    label: str, node: str) -> None:
+    """An external executor (the Ray backend) reports that the behavior
+    whose result cown is ``result_id`` ran from ``t0_ns`` to ``t1_ns``
+    (this process's trace clock, ``_core._now_ns``) on ``track`` (a small
+    number per place it runs, named ``label``) at ``node``.  Kept only
+    while a trace is open: collect() puts it in place of the submission
+    event."""
+    if trace._open:
+        _external_tracks[track] = label
+        _external_runs[result_id] = (t0_ns, t1_ns, track, node)
+
+
+def tracing() -> bool:
+    """Whether a trace is open (an executor's reports are kept)."""
+    return trace._open
 
 
 class trace:
@@ -79,6 +108,7 @@ class trace:
             raise RuntimeError("a bocpy.trace() is already open: traces do not nest")
         self._file = open(self.path, "w", encoding="utf-8")  # OSError: at once
         trace._open = True
+        _external_runs.clear()
         _core._trace_start()
         return self
 
@@ -122,11 +152,22 @@ def collect(scope: Any = None) -> list[dict[str, Any]]:
     infos = {cid: _code_info(*v) for cid, v in codes.items()}
     if not raw:
         return []
+    # Behaviors an external executor ran: when and where it reported.
+    nodes: dict[int, str] = {}
+    for i, r in enumerate(raw):
+        if r[1] >= 0 and r[2] == _EXTERNAL:
+            run = _external_runs.pop(r[5], None)
+            if run is not None:
+                t0, t1, track, node = run
+                raw[i] = (t0, t1, _EXTERNAL_TID + 1 + track, *r[3:])
+                nodes[i] = node
     origin = min(r[0] for r in raw)
     tracks: set[int] = set()
     out: list[dict[str, Any]] = []
-    for r in raw:
-        tid = _MAIN_TID if r[2] < 0 else r[2] + 1
+    for i, r in enumerate(raw):
+        tid = _MAIN_TID if r[2] == -1 else (
+            _EXTERNAL_TID if r[2] == _EXTERNAL else
+            r[2] if r[2] > _EXTERNAL_TID else r[2] + 1)
         tracks.add(r[2])
         ts = (r[0] - origin) / 1000.0  # microseconds
         if r[1] < 0:
@@ -142,6 +183,8 @@ def collect(scope: Any = None) -> list[dict[str, Any]]:
                                 "result": result}
         if scope_id:
             args["scope"] = scope_id
+        if i in nodes:
+            args["node"] = nodes[i]
         if exc:
             args["exception"] = exc
         out.append({"name": name, "cat": "behavior", "ph": "X", "ts": ts,
@@ -150,8 +193,14 @@ def collect(scope: Any = None) -> list[dict[str, Any]]:
     meta = [{"name": "process_name", "ph": "M", "pid": _PID, "tid": _MAIN_TID,
              "args": {"name": "bocpy"}}]
     for w in sorted(tracks):
-        tid = _MAIN_TID if w < 0 else w + 1
-        label = "main thread (pinned)" if w < 0 else f"worker {w}"
+        if w == _EXTERNAL:
+            tid, label = _EXTERNAL_TID, "driver (executor thread)"
+        elif w > _EXTERNAL_TID:
+            tid = w
+            label = _external_tracks.get(w - _EXTERNAL_TID - 1, f"external {w}")
+        else:
+            tid = _MAIN_TID if w < 0 else w + 1
+            label = "main thread (pinned)" if w < 0 else f"worker {w}"
         meta.append({"name": "thread_name", "ph": "M", "pid": _PID, "tid": tid,
                      "args": {"name": label}})
         meta.append({"name": "thread_sort_index", "ph": "M", "pid": _PID,

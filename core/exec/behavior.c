@@ -893,6 +893,35 @@ static int run_cfn(boc_behavior_t *b, PyObject **retval) {
   return rc;
 }
 
+/* An external executor runs a C body here, on this thread, over the cowns'
+ * live values; first its hook makes them the real current values (under the
+ * Ray backend a value is a placeholder until then): call(None, (cowns...),
+ * ncowns, result).  0, or -1 with an exception (the body does not run). */
+static PyObject *call_body(PyObject *call, PyObject *fn, PyObject *args,
+                           int32_t nargs, boc_cown_t *result);
+
+static int prepare_cfn(PyObject *call, boc_behavior_t *b) {
+  PyObject *cowns = PyTuple_New(b->ncowns);
+  if (cowns == NULL) {
+    return -1;
+  }
+  for (int32_t i = 0; i < b->ncowns; i++) {
+    PyObject *h = boc_handle_new(b->cowns[i]);
+    if (h == NULL) {
+      Py_DECREF(cowns);
+      return -1;
+    }
+    PyTuple_SET_ITEM(cowns, i, h); /* steals h */
+  }
+  PyObject *r = call_body(call, Py_None, cowns, b->ncowns, b->result);
+  Py_DECREF(cowns);
+  if (r == NULL) {
+    return -1;
+  }
+  Py_DECREF(r);
+  return 0;
+}
+
 /* Stores exc as the parked value of a result cown this behavior could not
  * hold (or will never run for), flagged as an exception. */
 static void park_error(boc_cown_t *result, PyObject *exc) {
@@ -944,14 +973,16 @@ static void set_result(boc_cown_t *result, PyObject *value, int exception) {
   }
 }
 
-/* Records the trace event of a behavior that ran from t0 until now. */
-static void trace_behavior(boc_behavior_t *b, int64_t t0, PyObject *error) {
+/* Records the trace event of a behavior that ran from t0 until now (for an
+ * external executor: that handled it, on its track BOC_TRACE_EXTERNAL). */
+static void trace_behavior(boc_behavior_t *b, int64_t t0, PyObject *error,
+                           int external) {
   boc_trace_event_t ev;
   memset(&ev, 0, sizeof(ev));
   ev.t0 = t0;
   ev.t1 = boc_now_ns();
   ev.code = b->code;
-  ev.worker = boc_sched_worker_index();
+  ev.worker = external ? BOC_TRACE_EXTERNAL : boc_sched_worker_index();
   ev.ncowns = b->ncowns;
   ev.result = b->result->id;
   ev.scope = b->scope != NULL ? b->scope->id : 0;
@@ -1125,11 +1156,15 @@ int boc_behavior_run_via(boc_behavior_t *b, PyObject *call,
   /* What the body schedules belongs to this behavior's scope. */
   boc_scope_t *outer_scope = boc_scope_swap(b->scope);
   if (error == NULL && b->cfn != NULL) { /* a C body (C ABI) */
-    tls_depth++;
-    body_raised = run_cfn(b, &retval) < 0;
-    tls_depth--;
-    if (body_raised) {
+    if (call != NULL && prepare_cfn(call, b) < 0) {
       error = PyErr_GetRaisedException();
+    } else {
+      tls_depth++;
+      body_raised = run_cfn(b, &retval) < 0;
+      tls_depth--;
+      if (body_raised) {
+        error = PyErr_GetRaisedException();
+      }
     }
   } else if (error == NULL && b->bulk != NULL) { /* a bocpy.map chunk */
     tls_depth++;
@@ -1230,7 +1265,7 @@ int boc_behavior_run_via(boc_behavior_t *b, PyObject *call,
   }
   Py_XDECREF(interrupt);
   if (t_start != 0) {
-    trace_behavior(b, t_start, error);
+    trace_behavior(b, t_start, error, call != NULL);
   }
   if (error != NULL || result_failed) {
     boc_counters_t *ctr = boc_observe_counters(); /* rare: a failure */

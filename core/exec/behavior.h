@@ -224,7 +224,10 @@ int boc_behavior_run(boc_behavior_t *b, PyObject **body_exc);
  * now, or a list of them; then the captured extras) and result the handle
  * of the result cown; what call returns is stored as the result and what it
  * leaves in the cowns is released as their values, exactly as for a body.
- * A C body runs here as with boc_behavior_run. */
+ * A C body runs here as with boc_behavior_run, after call(None, (cown
+ * handles...), ncowns, result) has made the held cowns' values real on this
+ * interpreter (its return value is ignored; if it raises, the body does not
+ * run and the exception goes to the result cown). */
 int boc_behavior_run_via(boc_behavior_t *b, PyObject *call,
                          PyObject **body_exc);
 

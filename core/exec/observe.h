@@ -61,11 +61,16 @@ static inline int boc_tracing(void) {
 }
 
 enum { BOC_TRACE_COWNS = 8, BOC_TRACE_EXC = 64 };
+/* The worker of a behavior an external executor handled (executor.h): the
+ * times are when the driver's executor thread handed it on (bocpy.trace
+ * replaces them with the run times the executor reports, if any). */
+enum { BOC_TRACE_EXTERNAL = -2 };
 
 typedef struct boc_trace_event {
   int64_t t0, t1;        /* monotonic ns; t1 < 0: a counter sample */
   struct boc_code *code; /* owned reference; NULL for a C body or a sample */
-  int32_t worker;        /* worker index, -1 for main (pinned) */
+  int32_t worker;        /* worker index, -1 for main (pinned), or
+                            BOC_TRACE_EXTERNAL */
   int32_t ncowns;        /* cowns named (ids of the first few below) */
   int64_t value;         /* sample: queue depth */
   uint64_t result;       /* result cown id */

@@ -570,6 +570,59 @@ static PyObject *mark_exception(PyObject *module, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
+/* _cown_unshared(handle): whether this handle is the last way to reach its
+ * cown (the only other holder, if any, is main's borrow of its value), so
+ * that nobody can read the cown again once the handle is dropped (the Ray
+ * executor forgets a version's ObjectRef then: bocpy/ray/_driver.py).  A
+ * hint for the caller's own handle: a cown reachable only through it cannot
+ * gain a holder behind the caller's back. */
+static PyObject *cown_unshared(PyObject *module, PyObject *arg) {
+  boc_cown_t *c = boc_handle_record(arg); /* borrowed */
+  if (c == NULL) {
+    PyErr_SetString(PyExc_TypeError, "_cown_unshared() takes a Cown");
+    return NULL;
+  }
+  if (require_main("_cown_unshared()") < 0) {
+    return NULL;
+  }
+  /* relaxed: with the count at 1 or 2 the holders are this handle and
+   * main's borrow (both only reachable from this thread, under the GIL);
+   * any other holder keeps the count above them, and a count racing down
+   * only leaves the cown for a later call. */
+  intptr_t refs = atomic_load_explicit(&c->refs, BOC_RELAXED);
+  if (refs == 1) {
+    Py_RETURN_TRUE;
+  }
+  if (refs != 2 || boc_cown_is_pinned(c)) {
+    Py_RETURN_FALSE;
+  }
+  boc_state_t *st = get_state(module);
+  if (st->borrowed == NULL) {
+    Py_RETURN_FALSE;
+  }
+  PyObject *key = PyLong_FromVoidPtr(c);
+  if (key == NULL) {
+    return NULL;
+  }
+  int has = PyDict_Contains(st->borrowed, key);
+  Py_DECREF(key);
+  if (has < 0) {
+    return NULL;
+  }
+  return PyBool_FromLong(has);
+}
+
+/* _cown_id(handle): the cown's id (what trace events name it by). */
+static PyObject *cown_id(PyObject *module, PyObject *arg) {
+  (void)module;
+  boc_cown_t *c = boc_handle_record(arg); /* borrowed */
+  if (c == NULL) {
+    PyErr_SetString(PyExc_TypeError, "_cown_id() takes a Cown");
+    return NULL;
+  }
+  return PyLong_FromUnsignedLongLong((unsigned long long)c->id);
+}
+
 static PyMethodDef core_methods[] = {
     {"_set_executor", set_executor, METH_O,
      "_set_executor('workers' | 'external'): where the next start() hands\n"
@@ -583,6 +636,11 @@ static PyMethodDef core_methods[] = {
      "Count one piece of external work in (wait() waits for it)."},
     {"_external_unhold", external_unhold, METH_NOARGS,
      "Count one piece of external work out."},
+    {"_cown_id", cown_id, METH_O,
+     "_cown_id(cown) -> int: the cown's id (as trace events name it)."},
+    {"_cown_unshared", cown_unshared, METH_O,
+     "_cown_unshared(cown) -> bool: this handle is the last way to reach\n"
+     "its cown (but for main's borrow of its value)."},
     {"_mark_exception", mark_exception, METH_O,
      "Flag a cown's value as an exception raised by a behavior."},
     {"interpreter_id", interpreter_id, METH_NOARGS, interpreter_id_doc},
