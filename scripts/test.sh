@@ -94,16 +94,26 @@ bg_finish() { # bg_finish: wait for the oldest running step, print and record it
   echo "---------------- ${bg_labels[$i]}: $((took / 60))m$((took % 60))s"
 }
 
+# A background job of a script ignores SIGINT and SIGQUIT, and so does every
+# program it starts (a shell cannot take back a signal ignored when it
+# started): bg_exec runs a program with both back to their defaults, as the
+# tests of Ctrl-C need.
+bg_exec() { # bg_exec <program> <args...>
+  "$venv/bin/python" -c 'import os, signal, sys
+for s in (signal.SIGINT, signal.SIGQUIT):
+    signal.signal(s, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' "$@"
+}
+
 bg_step() { # bg_step <label> <command...>: run_step, BOCPY_TEST_JOBS at a time
   local label="$1"; shift
   while [ $(( ${#bg_pids[@]} - bg_next )) -ge "$jobs_max" ]; do bg_finish; done
   local i=${#bg_pids[@]}
   (
-    # A background job of a script ignores SIGINT and SIGQUIT, and so would
-    # every program it starts: the tests of Ctrl-C need them back.
-    trap - INT QUIT
     t0=$SECONDS
-    if "$@" >"$bg_dir/$i.log" 2>&1 </dev/null; then r=PASS; else r=FAIL; fi
+    run=("$@")
+    declare -F "$1" >/dev/null || run=(bg_exec "$@") # a function uses bg_exec itself
+    if "${run[@]}" >"$bg_dir/$i.log" 2>&1 </dev/null; then r=PASS; else r=FAIL; fi
     echo "$r $((SECONDS - t0))" >"$bg_dir/$i.status"
   ) &
   bg_pids+=($!)
@@ -163,7 +173,7 @@ py_tests() { # py_tests <version>
     esac
   fi
   venv="$(bocpy_venv "$ver")" &&
-    (cd "$BOCPY_ROOT" && "$venv/bin/pytest" -p no:cacheprovider -q "${once[@]}")
+    (cd "$BOCPY_ROOT" && bg_exec "$venv/bin/pytest" -p no:cacheprovider -q "${once[@]}")
 }
 
 for ver in $BOCPY_PYTHONS; do
