@@ -270,6 +270,15 @@ def at_exit(sig: int | None = None, during_exit: bool = False) -> None:
     stop = bool(sig) or _signals.body_exit is not None
     if stop:
         _core.interrupt(sig or signal.SIGTERM)
+    if sig == signal.SIGINT and not during_exit and not hasattr(sys, "ps1"):
+        # The script's main thread raised KeyboardInterrupt: CPython then
+        # ends the process by SIGINT (status 130), but it forgets that if
+        # any exec()/eval() of a string runs later on any thread or
+        # interpreter (collections.namedtuple does one; a worker importing a
+        # module, or another thread racing this exit), and the status becomes
+        # 1.  End by SIGINT ourselves, once finalisation is done.  (Not in an
+        # interactive session: an old Ctrl-C there is no exit status.)
+        _core._exit_by_sigint()
     try:
         _lifecycle.take_lock("exit", None)
     except KeyboardInterrupt:

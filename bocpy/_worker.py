@@ -1,9 +1,12 @@
-"""Worker-side support: start-up and loading behavior code by value.
+"""Loading behavior code in an interpreter, and a worker's start-up.
 
-Each worker sub-interpreter imports this module.  A behavior arrives as the
-marshalled code of its body plus the name (and source file) of the module
-that defined it; :func:`load_function` turns that into a function whose
-globals are that module's namespace in this worker:
+Every interpreter imports this module (it is the package's loader layer,
+docs/development.md).  A behavior arrives as the marshalled code of its
+body plus the name (and source file) of the module that defined it;
+:func:`load_function` turns that into a function whose globals are that
+module's namespace in this interpreter (:func:`module_namespace`).  On the
+main interpreter, where pinned behaviors run and functions pickled by value
+are rebuilt too, that is the real module.  In a worker:
 
 * an importable module is imported normally (its top-level code runs once
   per worker, as any import does);
@@ -16,7 +19,14 @@ globals are that module's namespace in this worker:
   bytes are compiled as CPython compiles a file (PEP 263 coding cookie,
   UTF-8 BOM).
 
-This module runs in workers only; it must stay cheap to import.
+What runs where: a worker calls :func:`bootstrap` and :func:`shutdown`
+(from core/exec/worker.c); every interpreter calls :func:`load_function`
+and :func:`module_namespace`; only the main interpreter calls
+:func:`main_source` (the script it ships to the workers at start) and
+:func:`main_binds` (whether the workers' reduced copy binds a name, asked
+by ``@when`` in core/module/when.c).  These two stay here because they are
+about the reduced copy, which this module makes.  Every worker imports this
+module when it starts: it must stay cheap to import.
 """
 
 from __future__ import annotations
@@ -185,7 +195,8 @@ def load_function(code_bytes: bytes, module: str, file: str | None) -> types.Fun
 
 
 def module_namespace(module: str, file: str | None) -> dict[str, Any]:
-    """The globals that behaviors defined in ``module`` see in this worker."""
+    """The globals that behaviors defined in ``module`` see in this
+    interpreter (the real module on the main interpreter)."""
     key = (module, file)
     ns = _namespaces.get(key)
     if ns is not None:

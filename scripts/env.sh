@@ -59,6 +59,17 @@ bocpy_venv() {
   echo "$venv"
 }
 
+# bocpy_type_checkers <venv>: installs (once) scripts/requirements-types.txt,
+# mypy and pyright, into the venv (scripts/test.sh: the first version's).
+bocpy_type_checkers() {
+  local venv="$1"
+  if [ ! -f "$venv/.bocpy-types" ] || [ "$BOCPY_ROOT/scripts/requirements-types.txt" -nt "$venv/.bocpy-types" ]; then
+    echo "== installing the type checkers into $venv" >&2
+    "$venv/bin/python" -m pip install -q -r "$BOCPY_ROOT/scripts/requirements-types.txt" >&2 &&
+      touch "$venv/.bocpy-types"
+  fi
+}
+
 # bocpy_install_package <venv>: build bocpy and install it into the venv.
 bocpy_install_package() {
   local venv="$1"

@@ -688,3 +688,46 @@ size_t boc_sched_queued(const boc_sched_t *s, int i) {
   /* relaxed: a live statistic; len is written under the worker's mutex. */
   return atomic_load_explicit(&s->workers[i].len, BOC_RELAXED);
 }
+
+/* ---- a locked FIFO of nodes ---------------------------------------------- */
+
+int boc_fifo_init(boc_fifo_t *q) {
+  q->head = q->tail = NULL;
+  atomic_init(&q->depth, 0);
+  return boc_mutex_init(&q->mu);
+}
+
+int64_t boc_fifo_push_locked(boc_fifo_t *q, boc_sched_node_t *node) {
+  node->next = NULL;
+  if (q->tail != NULL) {
+    q->tail->next = node;
+  } else {
+    q->head = node;
+  }
+  q->tail = node;
+  /* relaxed: depth is a hint to readers without mu; the list itself is
+   * guarded by mu. */
+  return atomic_fetch_add_explicit(&q->depth, 1, BOC_RELAXED);
+}
+
+boc_sched_node_t *boc_fifo_pop_locked(boc_fifo_t *q, int64_t *left) {
+  boc_sched_node_t *node = q->head;
+  int64_t n = atomic_load_explicit(&q->depth, BOC_RELAXED);
+  if (node != NULL) {
+    q->head = node->next;
+    if (q->head == NULL) {
+      q->tail = NULL;
+    }
+    /* relaxed: as in boc_fifo_push_locked. */
+    n = atomic_fetch_sub_explicit(&q->depth, 1, BOC_RELAXED) - 1;
+  }
+  if (left != NULL) {
+    *left = n;
+  }
+  return node;
+}
+
+int64_t boc_fifo_depth(const boc_fifo_t *q) {
+  /* relaxed: a hint (see boc_fifo_t). */
+  return atomic_load_explicit(&q->depth, BOC_RELAXED);
+}

@@ -118,4 +118,27 @@ void boc_sched_get_stats(const boc_sched_t *s, int i, boc_sched_stats_t *out);
  * "next" slot is not counted). */
 size_t boc_sched_queued(const boc_sched_t *s, int i);
 
+/* ---- a locked FIFO of nodes ------------------------------------------------
+ * One queue that any thread may push to and pop from, under its mutex: the
+ * main thread's queue of pinned behaviors (exec/pinned.c) and the external
+ * executor's queue (exec/executor.c) are each one.  The caller locks mu
+ * around the _locked calls, so that it can do its own bookkeeping (a
+ * condition variable, a timestamp) under the same lock. */
+typedef struct boc_fifo {
+  boc_mutex_t mu;
+  boc_sched_node_t *head, *tail; /* guarded by mu */
+  /* Nodes queued: written under mu, readable without it as a hint. */
+  _Atomic int64_t depth;
+} boc_fifo_t;
+
+/* An empty queue; 0 on success. */
+int boc_fifo_init(boc_fifo_t *q);
+/* Appends node (mu held); returns the depth before it. */
+int64_t boc_fifo_push_locked(boc_fifo_t *q, boc_sched_node_t *node);
+/* Removes and returns the oldest node, NULL if none (mu held); *left (if
+ * not NULL) is the depth after. */
+boc_sched_node_t *boc_fifo_pop_locked(boc_fifo_t *q, int64_t *left);
+/* The depth without the lock: a hint, which may change at once. */
+int64_t boc_fifo_depth(const boc_fifo_t *q);
+
 #endif /* BOCPY_CORE_SCHED_H */

@@ -2,11 +2,9 @@
 #include "exec/executor.h"
 
 typedef struct external_queue {
-  boc_mutex_t mu;
-  boc_cond_t cv;                 /* signalled on push and on wake */
-  boc_sched_node_t *head, *tail; /* guarded by mu */
-  uint64_t wakes;                /* guarded by mu: bumped by wake */
-  _Atomic int64_t depth;
+  boc_fifo_t fifo;
+  boc_cond_t cv;  /* signalled on push and on wake, with fifo.mu */
+  uint64_t wakes; /* guarded by fifo.mu: bumped by wake */
 } external_queue_t;
 
 /* Process-global, like the runtime it belongs to: every interpreter's ready
@@ -15,9 +13,8 @@ static external_queue_t xq;
 static boc_once_t xq_once = BOC_ONCE_INIT;
 
 static void xq_init(void) {
-  boc_mutex_init(&xq.mu);
+  boc_fifo_init(&xq.fifo);
   boc_cond_init(&xq.cv);
-  atomic_init(&xq.depth, 0);
 }
 
 static external_queue_t *queue(void) {
@@ -27,27 +24,18 @@ static external_queue_t *queue(void) {
 
 void boc_external_push(boc_behavior_t *b) {
   external_queue_t *q = queue();
-  boc_sched_node_t *node = &b->hdr.node;
-  node->next = NULL;
-  boc_mutex_lock(&q->mu);
-  if (q->tail != NULL) {
-    q->tail->next = node;
-  } else {
-    q->head = node;
-  }
-  q->tail = node;
-  /* relaxed: depth is a hint; the queue itself is guarded by mu. */
-  atomic_fetch_add_explicit(&q->depth, 1, BOC_RELAXED);
+  boc_mutex_lock(&q->fifo.mu);
+  boc_fifo_push_locked(&q->fifo, &b->hdr.node);
   boc_cond_signal(&q->cv);
-  boc_mutex_unlock(&q->mu);
+  boc_mutex_unlock(&q->fifo.mu);
 }
 
 boc_behavior_t *boc_external_take(int64_t timeout_ns) {
   external_queue_t *q = queue();
   int64_t deadline = timeout_ns > 0 ? boc_now_ns() + timeout_ns : 0;
-  boc_mutex_lock(&q->mu);
+  boc_mutex_lock(&q->fifo.mu);
   uint64_t wakes = q->wakes;
-  while (q->head == NULL && timeout_ns != 0 && q->wakes == wakes) {
+  while (q->fifo.head == NULL && timeout_ns != 0 && q->wakes == wakes) {
     int64_t left = -1;
     if (timeout_ns > 0) {
       left = deadline - boc_now_ns();
@@ -55,28 +43,19 @@ boc_behavior_t *boc_external_take(int64_t timeout_ns) {
         break;
       }
     }
-    boc_cond_timedwait(&q->cv, &q->mu, left);
+    boc_cond_timedwait(&q->cv, &q->fifo.mu, left);
   }
-  boc_sched_node_t *node = q->head;
-  if (node != NULL) {
-    q->head = node->next;
-    if (q->head == NULL) {
-      q->tail = NULL;
-    }
-    atomic_fetch_sub_explicit(&q->depth, 1, BOC_RELAXED);
-  }
-  boc_mutex_unlock(&q->mu);
+  boc_sched_node_t *node = boc_fifo_pop_locked(&q->fifo, NULL);
+  boc_mutex_unlock(&q->fifo.mu);
   return node != NULL ? boc_behavior_of_node(node) : NULL;
 }
 
 void boc_external_wake(void) {
   external_queue_t *q = queue();
-  boc_mutex_lock(&q->mu);
+  boc_mutex_lock(&q->fifo.mu);
   q->wakes++;
   boc_cond_broadcast(&q->cv);
-  boc_mutex_unlock(&q->mu);
+  boc_mutex_unlock(&q->fifo.mu);
 }
 
-int64_t boc_external_depth(void) {
-  return atomic_load_explicit(&queue()->depth, BOC_RELAXED);
-}
+int64_t boc_external_depth(void) { return boc_fifo_depth(&queue()->fifo); }

@@ -10,9 +10,7 @@
 /* ---- the queue ------------------------------------------------------------- */
 
 typedef struct pinned_queue {
-  boc_mutex_t mu;
-  boc_sched_node_t *head, *tail; /* guarded by mu */
-  _Atomic int64_t depth;
+  boc_fifo_t fifo;
   _Atomic int64_t nonempty_since; /* monotonic ns, 0 while empty */
 } pinned_queue_t;
 
@@ -22,8 +20,7 @@ static pinned_queue_t pq;
 static boc_once_t pq_once = BOC_ONCE_INIT;
 
 static void pq_init(void) {
-  boc_mutex_init(&pq.mu);
-  atomic_init(&pq.depth, 0);
+  boc_fifo_init(&pq.fifo);
   atomic_init(&pq.nonempty_since, 0);
 }
 
@@ -34,52 +31,39 @@ static pinned_queue_t *queue(void) {
 
 void boc_pinned_push(boc_behavior_t *b) {
   pinned_queue_t *q = queue();
-  boc_sched_node_t *node = &b->hdr.node;
-  node->next = NULL;
-  boc_mutex_lock(&q->mu);
-  if (q->tail != NULL) {
-    q->tail->next = node;
-  } else {
-    q->head = node;
-  }
-  q->tail = node;
-  /* relaxed: read as a hint only (pump state queries, wait's poll). */
-  if (atomic_fetch_add_explicit(&q->depth, 1, BOC_RELAXED) == 0) {
+  boc_mutex_lock(&q->fifo.mu);
+  /* relaxed: nonempty_since is read as a hint only (pump state queries,
+   * wait's poll); it is written under fifo.mu, so in the queue's order. */
+  if (boc_fifo_push_locked(&q->fifo, &b->hdr.node) == 0) {
     atomic_store_explicit(&q->nonempty_since, boc_now_ns(), BOC_RELAXED);
   }
-  boc_mutex_unlock(&q->mu);
+  boc_mutex_unlock(&q->fifo.mu);
 }
 
 boc_behavior_t *boc_pinned_pop(void) {
   pinned_queue_t *q = queue();
-  /* relaxed: a hint; a push racing with this check is seen on the next
-   * pop, and pushers kick the main thread's wait() after pushing. */
-  if (atomic_load_explicit(&q->depth, BOC_RELAXED) == 0) {
+  /* A hint: a push racing with this check is seen on the next pop, and
+   * pushers kick the main thread's wait() after pushing. */
+  if (boc_fifo_depth(&q->fifo) == 0) {
     return NULL;
   }
-  boc_mutex_lock(&q->mu);
-  boc_sched_node_t *node = q->head;
-  if (node != NULL) {
-    q->head = node->next;
-    if (q->head == NULL) {
-      q->tail = NULL;
-    }
-    if (atomic_fetch_sub_explicit(&q->depth, 1, BOC_RELAXED) == 1) {
-      atomic_store_explicit(&q->nonempty_since, 0, BOC_RELAXED);
-    }
+  boc_mutex_lock(&q->fifo.mu);
+  int64_t left = 0;
+  boc_sched_node_t *node = boc_fifo_pop_locked(&q->fifo, &left);
+  if (node != NULL && left == 0) {
+    /* relaxed: as in boc_pinned_push. */
+    atomic_store_explicit(&q->nonempty_since, 0, BOC_RELAXED);
   }
-  boc_mutex_unlock(&q->mu);
+  boc_mutex_unlock(&q->fifo.mu);
   if (node != NULL && boc_tracing()) { /* a queue-depth sample (trace) */
     boc_trace_event_t ev = {.t0 = boc_now_ns(), .t1 = -1, .worker = -1};
-    ev.value = atomic_load_explicit(&q->depth, BOC_RELAXED);
+    ev.value = boc_fifo_depth(&q->fifo);
     boc_trace_record(&ev);
   }
   return node != NULL ? boc_behavior_of_node(node) : NULL;
 }
 
-int64_t boc_pinned_depth(void) {
-  return atomic_load_explicit(&queue()->depth, BOC_RELAXED);
-}
+int64_t boc_pinned_depth(void) { return boc_fifo_depth(&queue()->fifo); }
 
 int64_t boc_pinned_nonempty_since(void) {
   return atomic_load_explicit(&queue()->nonempty_since, BOC_RELAXED);

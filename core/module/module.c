@@ -7,7 +7,9 @@
 #include <Python.h>
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "module/abi_table.h"
 #include "exec/behavior.h"
@@ -253,6 +255,40 @@ static PyObject *begin_exit(PyObject *module, PyObject *Py_UNUSED(a)) {
     return NULL;
   }
   boc_runtime_begin_exit();
+  Py_RETURN_NONE;
+}
+
+/* The process ends by SIGINT at the end of finalisation (set once: a
+ * Py_AtExit function is the process's, as the exit status is). */
+static _Atomic int end_by_sigint_armed;
+
+/* A Py_AtExit function: called by Py_FinalizeEx once everything else is
+ * done (atexit hooks, threads joined, interpreters gone), where CPython's
+ * own Py_RunMain would end a program whose main thread raised
+ * KeyboardInterrupt: the same, killed by SIGINT (shell status 130). */
+static void end_by_sigint(void) {
+  (void)fflush(NULL);
+  (void)signal(SIGINT, SIG_DFL);
+  (void)kill(getpid(), SIGINT);
+  /* Still here (SIGINT blocked on this thread): CPython's exit goes on. */
+}
+
+static PyObject *exit_by_sigint(PyObject *module, PyObject *Py_UNUSED(a)) {
+  (void)module;
+  if (require_main("_exit_by_sigint()") < 0) {
+    return NULL;
+  }
+  int none = 0;
+  /* relaxed: only the main interpreter's exit sequence calls this, under
+   * the GIL; the flag only keeps Py_AtExit from taking a second slot. */
+  if (atomic_compare_exchange_strong_explicit(&end_by_sigint_armed, &none, 1,
+                                              BOC_RELAXED, BOC_RELAXED) &&
+      Py_AtExit(end_by_sigint) < 0) {
+    atomic_store_explicit(&end_by_sigint_armed, 0, BOC_RELAXED);
+    PyErr_SetString(PyExc_RuntimeError,
+                    "_exit_by_sigint(): no Py_AtExit slot left");
+    return NULL;
+  }
   Py_RETURN_NONE;
 }
 
@@ -671,6 +707,9 @@ static PyMethodDef core_methods[] = {
     {"begin_exit", begin_exit, METH_NOARGS,
      "The exit sequence began on this thread: other main-interpreter\n"
      "threads can no longer schedule."},
+    {"_exit_by_sigint", exit_by_sigint, METH_NOARGS,
+     "The exit after an uncaught KeyboardInterrupt: the process ends killed\n"
+     "by SIGINT once finalisation is done, whatever ran in between."},
     {"_fork_prepare", fork_prepare, METH_NOARGS,
      "Before fork(): end the worker interpreters (pausing a running runtime)."},
     {"_fork_parent", fork_parent, METH_NOARGS,

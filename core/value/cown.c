@@ -1065,13 +1065,33 @@ void boc_home_serve(boc_home_t *h) {
   PyErr_SetRaisedException(exc);
 }
 
-/* Encodes c's value in h's interpreter from this thread, which holds no
- * GIL: a thread state of our own for h's interpreter takes h's GIL (a
- * running X lets it go at its next eval-breaker check, a waiting X does
- * not hold it), evict_one runs there, and the thread state is gone again
- * before we return.  Nothing is done once h is sealed: its interpreter is
- * about to end, and its worker moves every value out itself first. */
-static void home_take_over(boc_home_t *h, boc_cown_t *c) {
+/* Moves every value resting in h and not stuck out (h's interpreter, h's
+ * GIL held by this thread). */
+static void evict_resting(boc_home_t *h) {
+  for (size_t i = h->nlive; i-- > 0;) {
+    if (i >= h->nlive) {
+      continue; /* encoding ran Python that dropped some: re-check */
+    }
+    boc_cown_t *c = h->live[i];
+    uint32_t f = atomic_load_explicit(&c->flags, BOC_RELAXED);
+    if ((f & BOC_COWN_RESTING) && !(f & BOC_COWN_STUCK)) {
+      boc_cown_incref(c);
+      (void)evict_one(h, c);
+      boc_cown_decref(c);
+    }
+  }
+}
+
+/* Runs fn(h, arg) in h's interpreter from this thread, which holds no GIL:
+ * a thread state of our own for h's interpreter takes h's GIL (a running X
+ * lets it go at its next eval-breaker check, a waiting X does not hold it),
+ * fn runs there, any exception it leaves is cleared, and the thread state
+ * is gone again before we return.  Nothing is done once h is sealed: its
+ * interpreter is about to end, and its worker moves every value out itself
+ * first.  The visit is counted in h->inflight meanwhile, so that
+ * boc_home_close waits for it before the interpreter ends. */
+static void home_visit(boc_home_t *h, void (*fn)(boc_home_t *, void *),
+                       void *arg) {
   boc_mutex_lock(&h->mu);
   int ok = !h->sealed && h->istate != NULL;
   if (ok) {
@@ -1084,7 +1104,7 @@ static void home_take_over(boc_home_t *h, boc_cown_t *c) {
   PyThreadState *ts = PyThreadState_New(h->istate);
   if (ts != NULL) {
     PyEval_RestoreThread(ts);
-    (void)evict_one(h, c); /* an error flags c stuck, with the reason */
+    fn(h, arg);
     PyErr_Clear();
     PyThreadState_Clear(ts);
     PyThreadState_DeleteCurrent(); /* releases h's GIL */
@@ -1096,44 +1116,27 @@ static void home_take_over(boc_home_t *h, boc_cown_t *c) {
   boc_mutex_unlock(&h->mu);
 }
 
+static void visit_evict_one(boc_home_t *h, void *c) {
+  (void)evict_one(h, c); /* an error flags c stuck, with the reason */
+}
+
+static void visit_evict_resting(boc_home_t *h, void *unused) {
+  (void)unused;
+  evict_resting(h);
+}
+
+/* Encodes c's value in h's interpreter from this thread, which holds no
+ * GIL (see home_visit). */
+static void home_take_over(boc_home_t *h, boc_cown_t *c) {
+  home_visit(h, visit_evict_one, c);
+}
+
 /* Moves every value resting in h out, from this thread (which holds no
  * GIL), in h's interpreter as home_take_over does.  Safe while behaviors
  * run: a resting value is held by no behavior, and whoever wants it next
  * (h's own thread, or a taker) synchronises on h's GIL and the owner. */
 static void home_evict_all(boc_home_t *h) {
-  boc_mutex_lock(&h->mu);
-  int ok = !h->sealed && h->istate != NULL;
-  if (ok) {
-    h->inflight++;
-  }
-  boc_mutex_unlock(&h->mu);
-  if (!ok) {
-    return;
-  }
-  PyThreadState *ts = PyThreadState_New(h->istate);
-  if (ts != NULL) {
-    PyEval_RestoreThread(ts);
-    for (size_t i = h->nlive; i-- > 0;) {
-      if (i >= h->nlive) {
-        continue; /* encoding ran Python that dropped some: re-check */
-      }
-      boc_cown_t *c = h->live[i];
-      uint32_t f = atomic_load_explicit(&c->flags, BOC_RELAXED);
-      if ((f & BOC_COWN_RESTING) && !(f & BOC_COWN_STUCK)) {
-        boc_cown_incref(c);
-        (void)evict_one(h, c);
-        boc_cown_decref(c);
-      }
-    }
-    PyErr_Clear();
-    PyThreadState_Clear(ts);
-    PyThreadState_DeleteCurrent();
-  }
-  boc_mutex_lock(&h->mu);
-  if (--h->inflight == 0 && h->sealed) {
-    boc_cond_broadcast(&h->cv);
-  }
-  boc_mutex_unlock(&h->mu);
+  home_visit(h, visit_evict_resting, NULL);
 }
 
 void boc_homes_evict_all(void) {
@@ -1277,18 +1280,7 @@ void boc_home_flush(boc_home_t *h) {
   }
   boc_home_serve(h);
   PyObject *exc = PyErr_GetRaisedException();
-  for (size_t i = h->nlive; i-- > 0;) {
-    if (i >= h->nlive) {
-      continue; /* encoding ran Python that dropped some: re-check */
-    }
-    boc_cown_t *c = h->live[i];
-    uint32_t f = atomic_load_explicit(&c->flags, BOC_RELAXED);
-    if ((f & BOC_COWN_RESTING) && !(f & BOC_COWN_STUCK)) {
-      boc_cown_incref(c);
-      (void)evict_one(h, c);
-      boc_cown_decref(c);
-    }
-  }
+  evict_resting(h);
   PyErr_SetRaisedException(exc);
 }
 

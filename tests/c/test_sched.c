@@ -646,6 +646,96 @@ static void test_stress(void **state) {
   free(st.pops);
 }
 
+/* ---- the locked FIFO (boc_fifo_t) ------------------------------------------ */
+
+static void test_locked_fifo_order_and_depth(void **state) {
+  (void)state;
+  boc_fifo_t q;
+  assert_int_equal(boc_fifo_init(&q), 0);
+  item_t items[3];
+  init_items(items, 3);
+  int64_t left = -1;
+  boc_mutex_lock(&q.mu);
+  assert_null(boc_fifo_pop_locked(&q, &left));
+  assert_int_equal(left, 0);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(boc_fifo_push_locked(&q, &items[i].node), i);
+  }
+  boc_mutex_unlock(&q.mu);
+  assert_int_equal(boc_fifo_depth(&q), 3);
+  boc_mutex_lock(&q.mu);
+  for (int i = 0; i < 3; i++) {
+    boc_sched_node_t *n = boc_fifo_pop_locked(&q, &left);
+    assert_non_null(n);
+    assert_int_equal(as_item(n)->id, i);
+    assert_int_equal(left, 2 - i);
+  }
+  assert_null(boc_fifo_pop_locked(&q, NULL));
+  /* Empty again: a push after emptying starts a new list. */
+  assert_int_equal(boc_fifo_push_locked(&q, &items[1].node), 0);
+  assert_ptr_equal(boc_fifo_pop_locked(&q, NULL), &items[1].node);
+  boc_mutex_unlock(&q.mu);
+  assert_int_equal(boc_fifo_depth(&q), 0);
+  boc_mutex_destroy(&q.mu);
+}
+
+enum { FIFO_PUSHERS = 4, FIFO_PER_PUSHER = 2000 };
+
+typedef struct fifo_pusher {
+  boc_fifo_t *q;
+  item_t *items; /* FIFO_PER_PUSHER of them, ids in push order */
+} fifo_pusher_t;
+
+static void fifo_push_all(void *arg) {
+  fifo_pusher_t *p = arg;
+  for (int i = 0; i < FIFO_PER_PUSHER; i++) {
+    boc_mutex_lock(&p->q->mu);
+    boc_fifo_push_locked(p->q, &p->items[i].node);
+    boc_mutex_unlock(&p->q->mu);
+  }
+}
+
+/* Several pushers and one popper: every node comes out once, and each
+ * pusher's nodes in the order it pushed them. */
+static void test_locked_fifo_threads(void **state) {
+  (void)state;
+  boc_fifo_t q;
+  assert_int_equal(boc_fifo_init(&q), 0);
+  item_t *items = calloc(FIFO_PUSHERS * FIFO_PER_PUSHER, sizeof(*items));
+  assert_non_null(items);
+  init_items(items, FIFO_PUSHERS * FIFO_PER_PUSHER);
+  fifo_pusher_t pushers[FIFO_PUSHERS];
+  boc_thread_t threads[FIFO_PUSHERS];
+  for (int t = 0; t < FIFO_PUSHERS; t++) {
+    pushers[t].q = &q;
+    pushers[t].items = &items[t * FIFO_PER_PUSHER];
+    assert_int_equal(boc_thread_start(&threads[t], fifo_push_all, &pushers[t]),
+                     0);
+  }
+  int next[FIFO_PUSHERS] = {0};
+  int got = 0;
+  while (got < FIFO_PUSHERS * FIFO_PER_PUSHER) {
+    boc_mutex_lock(&q.mu);
+    boc_sched_node_t *n = boc_fifo_pop_locked(&q, NULL);
+    boc_mutex_unlock(&q.mu);
+    if (n == NULL) {
+      boc_thread_yield();
+      continue;
+    }
+    int id = as_item(n)->id;
+    int t = id / FIFO_PER_PUSHER;
+    assert_int_equal(id % FIFO_PER_PUSHER, next[t]);
+    next[t]++;
+    got++;
+  }
+  for (int t = 0; t < FIFO_PUSHERS; t++) {
+    assert_int_equal(boc_thread_join(&threads[t]), 0);
+  }
+  assert_int_equal(boc_fifo_depth(&q), 0);
+  boc_mutex_destroy(&q.mu);
+  free(items);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_new_and_bad_count),
@@ -664,6 +754,8 @@ int main(void) {
       cmocka_unit_test(test_remote_push_to_busy_worker_wakes_thief),
       cmocka_unit_test(test_push_to_a_worker_being_woken_wakes_another),
       cmocka_unit_test(test_stress),
+      cmocka_unit_test(test_locked_fifo_order_and_depth),
+      cmocka_unit_test(test_locked_fifo_threads),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -200,6 +200,43 @@ def test_2_thread_wait_blocked_on_main_is_reported_then_ctrl_c_ends_it() -> None
     assert proc.returncode == -signal.SIGINT, err
     assert "interrupted by SIGINT: 1 queued behavior dropped" in err, err
 
+# ---- Ctrl-C while other threads keep scheduling: the status stays 130 -----------
+
+THREADS_SCHEDULE_THROUGH_THE_EXIT = """
+    import threading
+    from bocpy import Cown, when
+
+    cs = [Cown(0) for _ in range(4)]
+
+    def spammer(i):
+        # The first @when starts the runtime from this thread; they go on
+        # until the exit refuses them (RuntimeError in this thread).
+        while True:
+            @when(cs[i])
+            def inc(c):
+                c.value += 1
+
+    ths = [threading.Thread(target=spammer, args=(i,)) for i in range(4)]
+    for th in ths:
+        th.start()
+    print("READY", flush=True)
+    for th in ths:
+        th.join()
+"""
+
+
+def test_ctrl_c_while_threads_schedule_ends_by_sigint_every_time() -> None:
+    # Any exec()/eval() of a string after the main thread's KeyboardInterrupt
+    # (a worker importing a module that makes a namedtuple, while the other
+    # threads race the exit) made CPython forget the interrupt: status 1.
+    for run in range(5):
+        rc, took, out, err = _signalled(THREADS_SCHEDULE_THROUGH_THE_EXIT,
+                                        signal.SIGINT, delay=0.05)
+        assert rc == -signal.SIGINT, (run, rc, err[-4000:])
+        assert took < BOUND
+        assert "bocpy: interrupted by SIGINT" in err, err[-4000:]
+
+
 # ---- 3. signals while the main thread drains pinned work ------------------------
 
 
