@@ -64,6 +64,10 @@ typedef struct boc_cown {
    * writing evict_msg (why the value could not leave). */
   _Atomic(struct boc_home *) home;
   uint32_t home_slot;
+  /* Releases left that encode the value at once instead of leaving it
+   * resting (cown.c, "values that travel").  Read and written only by the
+   * cown's current owner (the 2PL hand-over orders the owners). */
+  uint32_t eager_left;
   struct boc_cown *evict_next;
   char *evict_msg; /* why the value could not leave (BOC_COWN_STUCK) */
 } boc_cown_t;

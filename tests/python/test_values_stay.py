@@ -300,3 +300,87 @@ def test_plain_values_round_trip_natively() -> None:
     assert isinstance(d["box"], Box) and d["box"].k == 5
     s = cs[2].value
     assert s["same"] == [1, 2] and s["same"] is s["again"]
+
+
+class LastSeen:
+    """Per interpreter: a weak reference to the value each cown last had
+    there (a class attribute: module-level data is sent with behaviors)."""
+
+    refs: dict[int, weakref.ref] = {}
+
+
+@pytest.mark.parametrize("size", [16, 20_000])
+def test_small_values_that_travel_are_encoded_at_release_large_ones_rest(
+        size: int) -> None:
+    """docs/model.md, "Values that travel": after a worker had to take a
+    value from the other worker, a small value is encoded at its next
+    releases (the next behavior on the same worker sees a rebuilt object:
+    no take-over wait when it moves again), while a large one (an encoding
+    over 4 KB) keeps resting (the next behavior on the same worker sees the
+    very same object).  Random pairs of 8 cowns over 2 workers, scheduled
+    from main, move values between the workers; the check looks only at
+    consecutive behaviors of a cown on the same worker."""
+    import gc
+
+    start(2)
+    rng = random.Random(7)
+    cowns = [Cown(Box(k)) for k in range(8)]
+    for c in cowns:
+        with c as box:
+            box.history = [0] * size  # the encoding's size
+    runs: dict[int, list[tuple[int, int, bool]]] = defaultdict(list)
+    results = []
+    gc_was = gc.isenabled()
+    gc.disable()  # a full collection on main moves every resting value out
+    try:
+        for bid in range(2000):
+            i, j = rng.sample(range(8), 2)
+
+            @when(cowns[i], cowns[j])
+            def step(a, b, bid=bid):
+                out = []
+                for c in (a, b):
+                    k = c.value.k
+                    ref = LastSeen.refs.get(k)
+                    out.append((k, bid, _core.interpreter_id(),
+                                ref is not None and ref() is c.value))
+                    LastSeen.refs[k] = weakref.ref(c.value)
+                return out
+
+            results.append(step)
+        wait()
+    finally:
+        if gc_was:
+            gc.enable()
+    for r in results:
+        for k, bid, interp, same in r.value:
+            runs[k].append((bid, interp, same))
+    # The rule, replayed per cown: a take that had to wait for the value to
+    # leave the other worker (it rested there) makes the next 64 releases
+    # encode it, unless it is large; a value rests at a release otherwise.
+    moves = rebuilt = kept = 0
+    for k, seq in runs.items():
+        seq.sort()
+        eager = 0  # releases left that encode
+        rested = True  # the previous behavior's release left it resting
+        for i in range(1, len(seq)):
+            _, prev_interp, _ = seq[i - 1]
+            _, interp, same = seq[i]
+            if interp == prev_interp:
+                assert same == rested, (k, i, seq[max(0, i - 4):i + 2])
+                if rested:
+                    kept += 1
+                else:
+                    rebuilt += 1
+            else:
+                moves += 1
+                if rested and size <= 4096:
+                    eager = 64  # waited for the other worker
+            rested = eager == 0
+            if eager:
+                eager -= 1
+    assert moves > 0
+    if size > 4096:
+        assert rebuilt == 0 and kept > 0
+    else:
+        assert rebuilt > 0
