@@ -62,6 +62,30 @@ def problems(root: Path) -> tuple[list[str], dict[str, set[str]]]:
     return found, graph
 
 
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each cycle the depth-first search meets, as [a, b, ..., a], found once
+    (nodes and edges visited in sorted order, so the report is stable)."""
+    out: list[list[str]] = []
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                out.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return out
+
+
 def cross_layer_cycles(graph: dict[str, set[str]]) -> list[str]:
     """Cycles between files (header -> its .c merged) that leave the value layer."""
     def unit(name: str) -> str:
@@ -70,27 +94,8 @@ def cross_layer_cycles(graph: dict[str, set[str]]) -> list[str]:
     deps: dict[str, set[str]] = {}
     for src, incs in graph.items():
         deps.setdefault(unit(src), set()).update(unit(i) for i in incs if unit(i) != unit(src))
-    out: list[str] = []
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(deps.get(node, ())):
-            if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
-                if any(not c.startswith("value/") for c in cycle):
-                    out.append("include cycle: " + " -> ".join(cycle))
-            elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
-
-    for node in sorted(deps):
-        if node not in state:
-            visit(node)
-    return out
+    return ["include cycle: " + " -> ".join(cycle) for cycle in find_cycles(deps)
+            if any(not c.startswith("value/") for c in cycle)]
 
 
 # Plugins split into files one way: each file's unit (its .c and .h) sits in
@@ -288,25 +293,7 @@ def py_problems(root: Path) -> tuple[list[str], dict[str, set[str]]]:
 
 def py_cycles(graph: dict[str, set[str]]) -> list[str]:
     """Each import cycle among the package's modules, found once."""
-    out: list[str] = []
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph.get(node, ())):
-            if state.get(nxt) == 1:
-                out.append("import cycle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
-            elif nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
-
-    for node in sorted(graph):
-        if node not in state:
-            visit(node)
-    return out
+    return ["import cycle: " + " -> ".join(cycle) for cycle in find_cycles(graph)]
 
 
 def main(argv: list[str] | None = None) -> int:
