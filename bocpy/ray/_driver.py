@@ -362,10 +362,7 @@ class RayExecutor:
                 s = batch.slot(h)
                 batch.in_slots.append(s)
                 if isinstance(v, _Ref):
-                    with _store_cv:
-                        ref = _store.pop(v.key, None)
-                    self.owners.pop(v.key, None)
-                    batch.inputs.append(ref)
+                    batch.inputs.append(self._take_version(v.key))
                 else:
                     batch.inputs.append(v)
             o = batch.slot(h)
@@ -392,6 +389,14 @@ class RayExecutor:
                           for h in (a if isinstance(a, list) else [a])])
         return fn(*args)
 
+    def _take_version(self, key: int) -> Any:
+        """The ObjectRef of the published version ``key``, which its one
+        reader now takes (None if it was lost); the sweep forgets it too."""
+        with _store_cv:
+            ref = _store.pop(key, None)
+        self.owners.pop(key, None)
+        return ref
+
     def _fetch_here(self, handles: Any) -> None:
         """Make the held cowns' values real on the driver, in order: submit
         what is open, then fetch each current version (blocking this thread
@@ -402,9 +407,7 @@ class RayExecutor:
         for h in handles:
             v = h.value
             if isinstance(v, _Ref):
-                with _store_cv:
-                    ref = _store.pop(v.key, None)
-                self.owners.pop(v.key, None)
+                ref = self._take_version(v.key)
                 if ref is None:
                     raise RuntimeError("bocpy: a cown's value was lost")
             elif isinstance(v, _Hosted):

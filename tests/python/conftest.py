@@ -36,6 +36,19 @@ def run_python(code: str, *, env: dict[str, str] | None = None,
 EXAMPLES = ROOT / "examples"
 
 
+def import_example(name: str):
+    """Import ``examples/<name>.py`` as the module ``name`` (as a program
+    that puts examples/ on its path would), for tests that call its
+    functions in this process."""
+    import importlib
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
 def run_example(name: str, timeout: float = 60, stderr_ok: str | None = None) -> list[str]:
     """Run ``examples/<name>`` with two workers, outside the source tree, and
     return its stdout lines after checking that it exited cleanly and wrote

@@ -8,7 +8,6 @@ scripts/test.sh installs ray and runs them in a step of their own).
 from __future__ import annotations
 
 import os
-import sys
 import threading
 
 import pytest
@@ -23,8 +22,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 import bocpy  # noqa: E402
 import bocpy.ray  # noqa: E402
 from bocpy import Cown, PinnedCown, wait, when  # noqa: E402
-
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,12 +53,9 @@ def runtime():
 
 
 def bank_module():
-    sys.path.insert(0, os.path.abspath(EXAMPLES))
-    try:
-        import bank_ray
-    finally:
-        sys.path.pop(0)
-    return bank_ray
+    from conftest import import_example
+
+    return import_example("bank_ray")
 
 
 def test_bank_equals_serial_replay():

@@ -8,7 +8,6 @@ Run with ``pytest -m ray`` (see test_ray.py).
 from __future__ import annotations
 
 import os
-import sys
 import time
 
 import pytest
@@ -24,16 +23,11 @@ import bocpy  # noqa: E402
 import bocpy.ray  # noqa: E402
 from bocpy import Cown, wait, when  # noqa: E402
 
-EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
-
 
 def bank_module():
-    sys.path.insert(0, os.path.abspath(EXAMPLES))
-    try:
-        import bank_ray
-    finally:
-        sys.path.pop(0)
-    return bank_ray
+    from conftest import import_example
+
+    return import_example("bank_ray")
 
 
 @pytest.fixture(scope="module")
