@@ -1368,7 +1368,8 @@ static int not_owner_error(const boc_cown_t *c) {
 
 static int evict_wait(boc_cown_t *c, int64_t owner);
 
-/* Values that travel: a value that a worker had to take from another
+/* Values that travel: a value that an interpreter (a worker, or main for
+ * a pinned behavior or a read after quiesce()) had to take from a
  * worker's home (a take-over, or a request that worker served) is
  * encoded at once by its next EAGER_RELEASES releases instead of resting,
  * as long as its encoding stays within EAGER_MAX_BYTES.  Resting saves the
